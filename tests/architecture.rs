@@ -19,8 +19,20 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Forbidden in the pure core: I/O, async runtimes, networking, databases, HTTP, clocks.
 const IMPURE: &[&str] = &[
-    "tokio", "std::fs", "std::net", "std::io::stdin", "std::process", "sqlx", "reqwest", "hyper", "axum", "rustls",
-    "SystemTime::now", "Instant::now", "OsRng", "thread_rng",
+    "tokio",
+    "std::fs",
+    "std::net",
+    "std::io::stdin",
+    "std::process",
+    "sqlx",
+    "reqwest",
+    "hyper",
+    "axum",
+    "rustls",
+    "SystemTime::now",
+    "Instant::now",
+    "OsRng",
+    "thread_rng",
 ];
 
 #[test]

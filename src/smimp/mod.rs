@@ -16,3 +16,4 @@ pub mod profile;
 pub mod timestamp;
 pub mod transcript;
 pub mod vectors;
+pub mod wire;
