@@ -29,6 +29,17 @@ impl Timestamp {
 
     /// Parses the wire form.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        // Exactly `dddd-dd-dd dd:dd:dd`: the `time` parser alone also takes a signed year.
+        let shape_ok = text.len() == 19
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b' ',
+                13 | 16 => b == b':',
+                _ => b.is_ascii_digit(),
+            });
+        if !shape_ok {
+            return Err(TimestampError(text.to_string()));
+        }
         PrimitiveDateTime::parse(text, FORMAT).map(Self).map_err(|_| TimestampError(text.to_string()))
     }
 
@@ -78,7 +89,15 @@ mod tests {
 
     #[test]
     fn refuses_other_forms() {
-        for bad in ["2014-07-16T19:20:30", "2014-07-16 19:20", "2014-13-01 00:00:00", "", "2014-07-16 19:20:30Z"] {
+        for bad in [
+            "+2014-07-16 19:20:30",
+            "-0910-10-27 20:31:47",
+            "2014-07-16T19:20:30",
+            "2014-07-16 19:20",
+            "2014-13-01 00:00:00",
+            "",
+            "2014-07-16 19:20:30Z",
+        ] {
             assert_eq!(Timestamp::parse(bad), Err(TimestampError(bad.to_string())), "{bad}");
         }
         assert_eq!(Timestamp::from_unix(i64::MAX), None);
