@@ -9,4 +9,7 @@
 //! Front-ends (SMTP, IMAP), the SMIMP client, the keystore, the gateway's store and
 //! the reference server build on this core and are added beside it.
 
+pub mod discovery;
+pub mod server;
 pub mod smimp;
+pub mod tls;

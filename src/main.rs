@@ -9,6 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use rand_core::OsRng;
 
+use std::path::PathBuf;
+
+use smimp_gateway::server::admin;
+use smimp_gateway::server::config::ServerConfig;
+use smimp_gateway::server::store::ServerStore;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::crypto::{BoxNonce, MasterKey};
 use smimp_gateway::smimp::encoding::Id32;
@@ -39,11 +44,132 @@ enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=40))]
         zero_bits: u32,
     },
+    /// The reference SMIMP server: serves HTTPS with `--config FILE`, or administers it.
+    Server {
+        /// The server's configuration file (see config/server.example.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<ServerAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServerAction {
+    /// Create an uninitialised account and print its one-time initialisation password.
+    AddAccount {
+        /// The account's address (alice#example.org or alice@example.org).
+        address: String,
+    },
+    /// List the accounts and whether each is initialised.
+    ListAccounts,
+    /// Delete an account and everything stored for it.
+    RemoveAccount {
+        /// The account's address.
+        address: String,
+    },
+    /// Print the development CA certificate (PEM) that clients must trust.
+    ExportCa,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo { zero_bits } => demo(zero_bits),
+        Command::Server { config, action } => {
+            let config = config.context("--config FILE is required: the server's configuration file")?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(server(config, action))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn server(path: PathBuf, action: Option<ServerAction>) -> Result<()> {
+    init_tracing();
+    let config = ServerConfig::load(&path)?;
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())?;
+    match action {
+        None => serve(config).await,
+        Some(ServerAction::ExportCa) => {
+            let (_, ca) = admin::tls_for(&config)?;
+            let ca = ca.ok_or(admin::AdminError::NoDevCa)?;
+            print!("{}", std::fs::read_to_string(&ca).with_context(|| format!("cannot read {}", ca.display()))?);
+            Ok(())
+        }
+        Some(other) => {
+            let store = ServerStore::open(&config.server.database).await?;
+            match other {
+                ServerAction::AddAccount { address } => {
+                    let (address, password) = admin::add_account(&config, &store, &address, now).await?;
+                    println!("created {address}");
+                    println!("one-time initialisation password: {password}");
+                }
+                ServerAction::ListAccounts => {
+                    for account in admin::list_accounts(&store).await? {
+                        let state = if account.initialized { "initialised" } else { "waiting for initialisation" };
+                        println!("{}\t{state}", account.address);
+                    }
+                }
+                ServerAction::RemoveAccount { address } => {
+                    let address = admin::remove_account(&config, &store, &address).await?;
+                    println!("removed {address} and all its data");
+                }
+                ServerAction::ExportCa => unreachable!("handled above"),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<()> {
+    let listen = config.server.listen;
+    let prepared = admin::prepare(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let state = prepared.state.clone();
+    tracing::info!(
+        address = %listener.local_addr()?,
+        domain = %state.config.server.domain,
+        ca = ?prepared.dev_ca_file,
+        "SMIMP server listening (HTTPS only)"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let purge = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(smimp_gateway::server::purge_loop(state.clone(), async move {
+            let _ = rx.changed().await;
+        }))
+    };
+    let app = smimp_gateway::server::app(state);
+    let mut rx = stop_rx;
+    let served = smimp_gateway::server::run(listener, prepared.tls, app, async move {
+        let _ = rx.changed().await;
+    });
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = &mut served => result,
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+            served.await
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = purge.await;
+    Ok(result?)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -74,6 +74,13 @@ impl std::fmt::Display for MessageType {
     }
 }
 
+impl std::str::FromStr for MessageType {
+    type Err = MessageError;
+    fn from_str(name: &str) -> Result<Self, MessageError> {
+        Self::parse(name)
+    }
+}
+
 impl Serialize for MessageType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

@@ -1,0 +1,157 @@
+//! Finding an SMIMP server for a domain, fail closed (spec "Finding Mail Servers",
+//! "HTTPS Transport"; docs/protocol.md §8.0): `https://{domain}/.well-known/smimp.txt`,
+//! first line only, `https://` added when missing, `http://` refused, redirects only
+//! to HTTPS, certificates always verified (public roots plus configured private CAs).
+//!
+//! Leaf utility shared by the gateway's client and the reference server (which looks
+//! up remote users' keys); depends only on `tls`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a server could not be found or reached. No request data is sent after any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("the TLS configuration could not be built: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("the HTTPS client could not be built: {0}")]
+    Client(String),
+    #[error("{url}: the server's certificate is not trusted ({reason})")]
+    Certificate { url: String, reason: String },
+    #[error("{url}: cannot connect ({reason})")]
+    Unreachable { url: String, reason: String },
+    #[error("{url}: answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{domain}: /.well-known/smimp.txt names a plain http:// server, which must never be used")]
+    InsecureRecord { domain: String },
+    #[error("{domain}: /.well-known/smimp.txt is empty or not a server address ({record:?})")]
+    BadRecord { domain: String, record: String },
+}
+
+/// An HTTPS client that only speaks to verified servers, and the domain resolution
+/// overrides of a private deployment.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    client: reqwest::Client,
+    resolve: BTreeMap<String, SocketAddr>,
+}
+
+impl Discovery {
+    /// A client trusting the public roots plus `extra_ca_files`; `resolve` maps
+    /// domains to socket addresses in place of DNS (its port is used for discovery).
+    pub fn new(
+        extra_ca_files: &[PathBuf],
+        resolve: BTreeMap<String, SocketAddr>,
+        timeout: Duration,
+    ) -> Result<Self, DiscoveryError> {
+        let tls = crate::tls::client_config(extra_ca_files)?;
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.url().scheme() != "https" {
+                attempt.error("a redirect to a non-HTTPS address was refused")
+            } else if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .https_only(true)
+            .redirect(redirects)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)));
+        for (domain, addr) in &resolve {
+            builder = builder.resolve(domain, *addr);
+        }
+        let client = builder.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
+        Ok(Self { client, resolve })
+    }
+
+    /// The verified HTTPS client, for calls to a discovered server.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The well-known URL for `domain` (with the override port, when one is configured).
+    pub fn well_known_url(&self, domain: &str) -> String {
+        match self.resolve.get(domain) {
+            Some(addr) if addr.port() != 443 => format!("https://{domain}:{}/.well-known/smimp.txt", addr.port()),
+            _ => format!("https://{domain}/.well-known/smimp.txt"),
+        }
+    }
+
+    /// The API base URL of `domain`'s SMIMP server, without a trailing slash.
+    pub async fn base_url(&self, domain: &str) -> Result<String, DiscoveryError> {
+        let url = self.well_known_url(domain);
+        let response = self.client.get(&url).send().await.map_err(|e| describe(&url, &e))?;
+        if !response.status().is_success() {
+            return Err(DiscoveryError::Status { url, status: response.status().as_u16() });
+        }
+        let text = response.text().await.map_err(|e| describe(&url, &e))?;
+        parse_record(domain, &text)
+    }
+}
+
+/// Reads the first line of a smimp.txt file into an HTTPS base URL.
+pub fn parse_record(domain: &str, text: &str) -> Result<String, DiscoveryError> {
+    let first = text.lines().next().unwrap_or_default().trim();
+    let bad = || DiscoveryError::BadRecord { domain: domain.into(), record: first.into() };
+    if first.to_ascii_lowercase().starts_with("http://") {
+        return Err(DiscoveryError::InsecureRecord { domain: domain.into() });
+    }
+    let with_scheme =
+        if first.to_ascii_lowercase().starts_with("https://") { first.to_string() } else { format!("https://{first}") };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|_| bad())?;
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) || url.query().is_some() || first.is_empty()
+    {
+        return Err(bad());
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+/// Turns a transport error into a reason a user can act on.
+pub fn describe(url: &str, error: &reqwest::Error) -> DiscoveryError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return DiscoveryError::Certificate { url: url.into(), reason: tls.to_string() };
+        }
+        source = err.source();
+    }
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(err) = source {
+        reason = format!("{reason}: {err}");
+        source = err.source();
+    }
+    DiscoveryError::Unreachable { url: url.into(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_read_fail_closed() {
+        assert_eq!(
+            parse_record("example.org", "smimp.example.org\nother.example\n").unwrap(),
+            "https://smimp.example.org"
+        );
+        assert_eq!(
+            parse_record("example.org", "https://example.org:8443/smimp/\n").unwrap(),
+            "https://example.org:8443/smimp"
+        );
+        assert!(matches!(
+            parse_record("example.org", "http://smimp.example.org"),
+            Err(DiscoveryError::InsecureRecord { .. })
+        ));
+        assert!(matches!(
+            parse_record("example.org", "HTTP://smimp.example.org"),
+            Err(DiscoveryError::InsecureRecord { .. })
+        ));
+        assert!(matches!(parse_record("example.org", ""), Err(DiscoveryError::BadRecord { .. })));
+        assert!(matches!(parse_record("example.org", "ftp://x"), Err(DiscoveryError::BadRecord { .. })));
+    }
+}

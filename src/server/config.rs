@@ -1,0 +1,273 @@
+//! The reference server's configuration file (config/server.example.toml documents
+//! every key): a pure TOML parse with `deny_unknown_fields`, then `validate()`.
+//! Relative paths are resolved against the configuration file's directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::smimp::address::normalise_domain;
+use crate::smimp::message::MessageType;
+
+/// Why a configuration cannot be used; names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub pow: PowSection,
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+}
+
+/// `[server]`: what is served, where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The mail domain whose accounts this server holds.
+    pub domain: String,
+    /// What `/.well-known/smimp.txt` names: `host[:port][/path]` of this server.
+    pub public_base: String,
+    /// Path prefix under which the API is served (e.g. `/smimp`), empty for none.
+    #[serde(default)]
+    pub base_path: String,
+    /// SQLite database file.
+    pub database: PathBuf,
+}
+
+/// `[tls]`: a real certificate, or a development CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Where a development CA and server certificate are kept when no certificate is set.
+    #[serde(default = "default_dev_ca_dir")]
+    pub dev_ca_dir: PathBuf,
+    /// Names the development certificate is issued for (the domain and `localhost`,
+    /// `127.0.0.1`, `::1` when empty).
+    #[serde(default)]
+    pub dev_names: Vec<String>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        Self { cert_file: None, key_file: None, dev_ca_dir: default_dev_ca_dir(), dev_names: Vec::new() }
+    }
+}
+
+fn default_dev_ca_dir() -> PathBuf {
+    PathBuf::from("tls")
+}
+
+/// `[limits]`: abuse limits and lifetimes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Logins (both steps) per client IP per minute.
+    pub create_session_per_minute: u32,
+    /// `get_message_key` calls per session per minute (ephemeral-key depletion).
+    pub message_key_per_minute: u32,
+    /// `send_message` calls per session per minute.
+    pub send_message_per_minute: u32,
+    /// Bytes of stored envelopes per account; -1 for unlimited.
+    pub quota_bytes: i64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            session_lifetime: Duration::from_secs(3600),
+            create_session_per_minute: 60,
+            message_key_per_minute: 120,
+            send_message_per_minute: 120,
+            quota_bytes: -1,
+        }
+    }
+}
+
+/// `[pow]`: difficulty per message type; whitelisted senders always get 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowSection {
+    pub default_zero_bits: u32,
+    /// Per message type (`email`, `short-message`, …) overrides.
+    pub zero_bits: BTreeMap<String, u32>,
+}
+
+impl Default for PowSection {
+    fn default() -> Self {
+        Self { default_zero_bits: 20, zero_bits: BTreeMap::new() }
+    }
+}
+
+impl PowSection {
+    /// The difficulty for a type of message from a sender not on the whitelist.
+    pub fn zero_bits_for(&self, message_type: &MessageType) -> u32 {
+        self.zero_bits.get(message_type.as_str()).copied().unwrap_or(self.default_zero_bits)
+    }
+}
+
+/// `[discovery]`: how this server finds other servers (remote users' keys).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// CA certificates to trust in addition to the public ones (private deployments).
+    pub trusted_ca_files: Vec<PathBuf>,
+    /// Domain → `ip:port` to connect to instead of DNS (private deployments, tests).
+    pub resolve: BTreeMap<String, SocketAddr>,
+}
+
+impl ServerConfig {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut config = Self::parse(&text, path)?;
+        config.validate(path)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Parses TOML text; errors carry the line and key from the TOML parser.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.into(), key: key.into(), message };
+        self.server.domain =
+            normalise_domain(&self.server.domain).map_err(|e| invalid("server.domain", e.to_string()))?;
+        if self.server.public_base.contains("://") {
+            return Err(invalid(
+                "server.public_base",
+                "give host[:port][/path] without a scheme; https is implied".into(),
+            ));
+        }
+        if !self.server.base_path.is_empty() && !self.server.base_path.starts_with('/') {
+            return Err(invalid("server.base_path", "must start with '/' (or be empty)".into()));
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(invalid("tls.cert_file", "cert_file and key_file must be set together".into()));
+        }
+        for kind in self.pow.zero_bits.keys() {
+            MessageType::parse(kind).map_err(|e| invalid(&format!("pow.zero_bits.{kind}"), e.to_string()))?;
+        }
+        for (key, bits) in std::iter::once(("pow.default_zero_bits".to_string(), self.pow.default_zero_bits))
+            .chain(self.pow.zero_bits.iter().map(|(k, v)| (format!("pow.zero_bits.{k}"), *v)))
+        {
+            if bits > 40 {
+                return Err(invalid(&key, format!("{bits} zero bits would take senders days; use at most 40")));
+            }
+        }
+        for (name, value) in [
+            ("limits.create_session_per_minute", self.limits.create_session_per_minute),
+            ("limits.message_key_per_minute", self.limits.message_key_per_minute),
+            ("limits.send_message_per_minute", self.limits.send_message_per_minute),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1".into()));
+            }
+        }
+        if self.limits.quota_bytes < -1 {
+            return Err(invalid("limits.quota_bytes", "use -1 for unlimited or a number of bytes".into()));
+        }
+        let resolve = std::mem::take(&mut self.discovery.resolve);
+        for (domain, addr) in resolve {
+            let normal = normalise_domain(&domain)
+                .map_err(|e| invalid(&format!("discovery.resolve.{domain}"), e.to_string()))?;
+            self.discovery.resolve.insert(normal, addr);
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.server.database);
+        join(&mut self.tls.dev_ca_dir);
+        if let Some(p) = self.tls.cert_file.as_mut() {
+            join(p);
+        }
+        if let Some(p) = self.tls.key_file.as_mut() {
+            join(p);
+        }
+        self.discovery.trusted_ca_files.iter_mut().for_each(join);
+    }
+
+    /// The names a development certificate covers.
+    pub fn dev_names(&self) -> Vec<String> {
+        if self.tls.dev_names.is_empty() {
+            vec![self.server.domain.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()]
+        } else {
+            self.tls.dev_names.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8443"
+domain = "Example.ORG"
+public_base = "example.org:8443"
+database = "server.sqlite"
+"#;
+
+    #[test]
+    fn a_minimal_file_gets_defaults_and_normalised_values() {
+        let mut config = ServerConfig::parse(MINIMAL, Path::new("s.toml")).unwrap();
+        config.validate(Path::new("s.toml")).unwrap();
+        assert_eq!(config.server.domain, "example.org");
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.pow.zero_bits_for(&MessageType::Email), 20);
+        assert_eq!(config.dev_names()[0], "example.org");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let unknown = format!("{MINIMAL}\n[limits]\nmax_body = 3\n");
+        let err = ServerConfig::parse(&unknown, Path::new("s.toml")).unwrap_err().to_string();
+        assert!(err.contains("s.toml") && err.contains("max_body"), "{err}");
+        let bad_type = format!("{MINIMAL}\n[pow.zero_bits]\nsms = 3\n");
+        let mut config = ServerConfig::parse(&bad_type, Path::new("s.toml")).unwrap();
+        let err = config.validate(Path::new("s.toml")).unwrap_err().to_string();
+        assert!(err.contains("pow.zero_bits.sms"), "{err}");
+        let scheme = MINIMAL.replace("example.org:8443\"", "https://example.org\"");
+        let mut config = ServerConfig::parse(&scheme, Path::new("s.toml")).unwrap();
+        assert!(config.validate(Path::new("s.toml")).unwrap_err().to_string().contains("server.public_base"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The reference SMIMP server (`smimp-gateway server`): the whole API of the spec
+//! over HTTPS only (docs/protocol.md §8), on axum and rustls, with its own SQLite
+//! store. Shares only the protocol core (`smimp`) and leaf utilities (`tls`,
+//! `discovery`) with the gateway.
+//!
+//! `run(listener, tls, app, shutdown)` serves until `shutdown` resolves; the caller
+//! binds the socket (port 0 in tests) and owns shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod remote;
+mod routes;
+pub mod state;
+pub mod store;
+
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+use crate::smimp::wire::{ErrorCode, VERSION};
+
+pub use routes::session::ClientIp;
+
+/// The complete application: the well-known file, the API under the base path, JSON
+/// errors for unknown endpoints and methods, body limit, timeout and request logs.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limits = &state.config.limits;
+    let base = state.config.server.base_path.trim_end_matches('/').to_string();
+    let api = routes::router();
+    let app = Router::new().route("/.well-known/smimp.txt", get(well_known));
+    let app = if base.is_empty() { app.merge(api) } else { app.nest(&base, api) };
+    app.fallback(unknown_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .with_state(state)
+}
+
+async fn well_known(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", state.config.server.public_base))
+}
+
+async fn unknown_endpoint(uri: Uri) -> ApiError {
+    let version =
+        uri.path().trim_start_matches('/').split('/').find(|s| s.chars().next().is_some_and(|c| c.is_ascii_digit()));
+    match version {
+        Some(v) if v != VERSION && v.contains('.') => ApiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {v} is not supported; this server speaks {VERSION}"),
+        ),
+        _ => ApiError::new(ErrorCode::NotFound, format!("there is no endpoint {}", uri.path())),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// One log line per request: method, endpoint template, status, latency. Never
+/// bodies, addresses in paths, or the session header.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let endpoint =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "(unknown)".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(%method, endpoint, status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    response
+}
+
+/// Serves HTTPS on `listener` until `shutdown` resolves, then lets open requests
+/// finish (up to 10 seconds). Plain HTTP is never served: a connection that does
+/// not complete a TLS handshake is closed.
+pub async fn run(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ClientIp(peer.ip()));
+                        app.clone().oneshot(request.map(axum::body::Body::new))
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(err) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("open connections did not finish within 10 seconds");
+    }
+    Ok(())
+}
+
+/// Deletes expired sessions, tokens and nonces every minute until `shutdown`.
+pub async fn purge_loop(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(err) = state.store.purge_expired(state.clock.now()).await {
+                    tracing::warn!(error = %err, "purging expired sessions failed");
+                }
+            }
+            () = &mut shutdown => return,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Sending a message (spec "Get Message Key", "Get Proof of Work Parameters", "Send
+//! Message"): keys handed out once per sender session, PoW nonces bound to session,
+//! recipient and type, and every check of docs/protocol.md §8.9 before a message is
+//! stored.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use rand_core::OsRng;
+
+use crate::server::auth::Session;
+use crate::server::error::{ApiError, ApiResult, Json};
+use crate::server::routes::{address, message_type, no_such_user};
+use crate::server::state::AppState;
+use crate::server::store::{NewMessage, SessionRow, Write};
+use crate::smimp::address::Address;
+use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
+use crate::smimp::encoding::Id32;
+use crate::smimp::envelope::{EnvelopeError, HashContext, ReceivedVia, ServerFields, StoredEnvelope, PROTOCOL_VERSION};
+use crate::smimp::keys::is_master_key;
+use crate::smimp::pow::PowParams;
+use crate::smimp::timestamp::Timestamp;
+use crate::smimp::wire::{
+    list_entry_hash, ErrorCode, ListKind, MessageKeyRequest, MessageKeyResponse, MessageSent, SendMessageRequest,
+};
+
+/// How the recipient's lists treat a sender (docs/protocol.md §8.27: address entries
+/// before domain entries, whitelist before blacklist at the same level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Whitelisted,
+    Blacklisted,
+    Unlisted,
+}
+
+async fn standing(state: &AppState, recipient: &Address, sender: &Address) -> ApiResult<Standing> {
+    for entry in [sender.as_str(), sender.domain()] {
+        let hash = list_entry_hash(entry);
+        if state.store.is_listed(recipient, ListKind::Whitelist, &hash).await? {
+            return Ok(Standing::Whitelisted);
+        }
+        if state.store.is_listed(recipient, ListKind::Blacklist, &hash).await? {
+            return Ok(Standing::Blacklisted);
+        }
+    }
+    Ok(Standing::Unlisted)
+}
+
+fn blacklisted(recipient: &Address) -> ApiError {
+    ApiError::new(ErrorCode::Blacklisted, format!("{recipient} does not accept messages from this sender"))
+}
+
+/// The recipient's current key, if it is a local, initialised account.
+async fn recipient_key(state: &AppState, recipient: &Address) -> ApiResult<MasterPublicKey> {
+    if !state.is_local(recipient) {
+        return Err(no_such_user(recipient));
+    }
+    state.store.current_key(recipient).await?.ok_or_else(|| no_such_user(recipient))
+}
+
+fn rate_limited(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::RateLimited, format!("too many {what} in this session; wait a minute and try again"))
+}
+
+/// `POST get_message_key`: one key of the recipient, issued to this session.
+pub async fn get_message_key(
+    State(state): State<Arc<AppState>>,
+    Session(session): Session,
+    Json(request): Json<MessageKeyRequest>,
+) -> ApiResult<Json<MessageKeyResponse>> {
+    state
+        .limits
+        .message_key
+        .check_key(&session.session_hash.to_hex())
+        .map_err(|_| rate_limited("message key requests"))?;
+    let recipient = request.address;
+    let public_key = recipient_key(&state, &recipient).await?;
+    if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
+        return Err(blacklisted(&recipient));
+    }
+    let (message_key, nonephemeral) = state
+        .store
+        .issue_message_key(&recipient, &session.session_hash, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("{recipient} has no message key to hand out")))?;
+    Ok(Json(MessageKeyResponse { address: recipient, public_key, message_key, nonephemeral }))
+}
+
+/// `GET get_pow_params/{address}/{message_type}`: a single-use nonce and the difficulty.
+pub async fn get_pow_params(
+    State(state): State<Arc<AppState>>,
+    Session(session): Session,
+    Path((recipient, kind)): Path<(String, String)>,
+) -> ApiResult<Json<PowParams>> {
+    let recipient = address(&recipient)?;
+    let kind = message_type(&kind)?;
+    recipient_key(&state, &recipient).await?;
+    let zero_bits = match standing(&state, &recipient, &session.address).await? {
+        Standing::Blacklisted => return Err(blacklisted(&recipient)),
+        Standing::Whitelisted => 0,
+        Standing::Unlisted => state.config.pow.zero_bits_for(&kind),
+    };
+    let nonce = Id32::random(&mut OsRng);
+    state.store.add_pow_nonce(&nonce, &session.session_hash, &recipient, &kind, zero_bits).await?;
+    Ok(Json(PowParams { zero_bits, nonce }))
+}
+
+/// `POST send_message/{address}`: every check, then the sealed envelope is stored.
+pub async fn send_message(
+    State(state): State<Arc<AppState>>,
+    Session(session): Session,
+    Path(recipient): Path<String>,
+    Json(SendMessageRequest(sent)): Json<SendMessageRequest>,
+) -> ApiResult<Json<MessageSent>> {
+    state.limits.send_message.check_key(&session.session_hash.to_hex()).map_err(|_| rate_limited("messages"))?;
+    let recipient = address(&recipient)?;
+    let recipient_master = recipient_key(&state, &recipient).await?;
+    if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
+        return Err(blacklisted(&recipient));
+    }
+    if is_master_key(&sent.message_public_key, &recipient_master) {
+        return Err(ApiError::new(
+            ErrorCode::MasterKeyRefused,
+            "the message is encrypted to the recipient's master key, which is for signing only",
+        ));
+    }
+    let issued =
+        state.store.key_was_issued(&session.session_hash, &recipient, &sent.message_public_key.to_hex()).await?;
+    if !issued {
+        return Err(ApiError::new(
+            ErrorCode::KeyNotIssued,
+            "the message key was not issued to this session for this recipient (ask get_message_key first)",
+        ));
+    }
+    let context =
+        HashContext { sender: &session.address, recipient: &recipient, login_token_hash: &session.login_token_hash };
+    let field_hash = sent.verify_signature(&session.public_key, &context).map_err(|e| match e {
+        EnvelopeError::UnknownAlgorithm(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+        other => ApiError::new(
+            ErrorCode::InvalidSignature,
+            format!("{other} (the hash binds sender, recipient and this session)"),
+        ),
+    })?;
+    let params = check_pow(&state, &session, &recipient, &sent, &field_hash, &context).await?;
+    let now = state.clock.now();
+    let stored = StoredEnvelope {
+        server: ServerFields {
+            recipient: recipient.clone(),
+            sender: session.address.clone(),
+            sender_public_key: session.public_key,
+            received_at: Timestamp::from_unix(now)
+                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the server's clock is out of range"))?,
+            pow_params: Some(params),
+            message_id: Id32(blake2b_256(Id32::random(&mut OsRng).as_bytes()).0),
+            login_token_hash: session.login_token_hash,
+            received_via: ReceivedVia::SmimpClient,
+            read: false,
+            extensions_data: None,
+            protocol_version: PROTOCOL_VERSION.into(),
+        },
+        sent,
+    };
+    let envelope = serde_json::to_string(&stored).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    check_quota(&state, &recipient, envelope.len() as u64).await?;
+    let message_id = stored.server.message_id;
+    let written = state
+        .store
+        .deliver(&NewMessage {
+            message_id,
+            recipient: &recipient,
+            sender: &session.address,
+            message_type: &stored.sent.message_type,
+            received_at: now,
+            envelope: &envelope,
+            pow_nonce: Some(&params.nonce),
+        })
+        .await?;
+    if written != Write::Done {
+        return Err(nonce_unknown());
+    }
+    tracing::info!(recipient = %recipient, sender = %session.address, bytes = envelope.len(), zero_bits = params.zero_bits, "message stored");
+    Ok(Json(MessageSent { message_id }))
+}
+
+fn nonce_unknown() -> ApiError {
+    ApiError::new(
+        ErrorCode::NonceUnknown,
+        "the proof of work's nonce was not issued in this session for this recipient and message type, or was already used",
+    )
+}
+
+async fn check_pow(
+    state: &AppState,
+    session: &SessionRow,
+    recipient: &Address,
+    sent: &crate::smimp::envelope::SentEnvelope,
+    field_hash: &crate::smimp::crypto::Hash,
+    context: &HashContext<'_>,
+) -> ApiResult<PowParams> {
+    let solution = sent.proof_of_work.ok_or_else(|| {
+        ApiError::new(ErrorCode::PowRequired, "this server requires a proof of work (ask get_pow_params first)")
+    })?;
+    let zero_bits = state
+        .store
+        .pow_nonce(&solution.nonce, &session.session_hash, recipient, &sent.message_type)
+        .await?
+        .ok_or_else(nonce_unknown)?;
+    let params = PowParams { zero_bits, nonce: solution.nonce };
+    sent.verify_pow(field_hash, context, &params).map_err(|e| ApiError::new(ErrorCode::PowInvalid, e.to_string()))?;
+    Ok(params)
+}
+
+async fn check_quota(state: &AppState, recipient: &Address, size: u64) -> ApiResult<()> {
+    let limit = state.config.limits.quota_bytes;
+    if limit >= 0 && state.store.quota_used(recipient).await? + size > limit as u64 {
+        return Err(ApiError::new(ErrorCode::QuotaExceeded, format!("{recipient}'s mailbox is full")));
+    }
+    Ok(())
+}

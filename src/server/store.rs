@@ -1,0 +1,1062 @@
+//! The reference server's storage: every table and query behind one type, so that
+//! another database (PostgreSQL) can be added here without touching a handler.
+//! SQLite through sqlx with embedded migrations (migrations/server/); runtime
+//! queries only, so builds need no database.
+//!
+//! Sessions, login tokens, PoW nonces and issued keys live here with their expiry,
+//! not in process memory. Envelopes are stored sealed, as received.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::smimp::address::Address;
+use crate::smimp::crypto::{Hash, MasterPublicKey};
+use crate::smimp::encoding::Id32;
+use crate::smimp::envelope::SealedData;
+use crate::smimp::keys::{KeyKind, SignedMessageKey};
+use crate::smimp::message::MessageType;
+use crate::smimp::profile::ProfileRecord;
+use crate::smimp::wire::{Folder, FolderName, ListEntry, ListKind, MessageSummary};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An account as the administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub address: Address,
+    pub initialized: bool,
+    pub created_at: i64,
+    pub password_check: Option<Hash>,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session_hash: Hash,
+    pub address: Address,
+    pub local: bool,
+    pub public_key: MasterPublicKey,
+    pub login_token_hash: Hash,
+    pub expires_at: i64,
+}
+
+/// A stored message with its mutable fields.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub envelope: String,
+    pub read: bool,
+    pub extensions: Option<SealedData>,
+    pub message_type: MessageType,
+}
+
+/// What happened to a guarded write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Done,
+    /// The row it needed is missing.
+    NotFound,
+    /// A unique row already exists, or a guard did not hold.
+    Conflict,
+}
+
+/// The server's database.
+#[derive(Debug, Clone)]
+pub struct ServerStore {
+    pool: SqlitePool,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn parse<T: FromStr>(text: &str, what: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| corrupt(format!("{what} {text:?}: {e}")))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn kind_str(kind: KeyKind) -> &'static str {
+    kind.as_str()
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SignedMessageKey, StoreError> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "ephemeral" => KeyKind::Ephemeral,
+        "nonephemeral" => KeyKind::Nonephemeral,
+        other => return Err(corrupt(format!("key kind {other:?}"))),
+    };
+    Ok(SignedMessageKey {
+        public_key: parse(&row.try_get::<String, _>("public_key")?, "message key")?,
+        kind,
+        signature: parse(&row.try_get::<String, _>("signature")?, "key signature")?,
+    })
+}
+
+impl ServerStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        sqlx::migrate!("./migrations/server").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    // ---- accounts -------------------------------------------------------------------
+
+    /// Creates an uninitialised account; `Conflict` if it exists.
+    pub async fn add_account(&self, address: &Address, password_check: &Hash, now: i64) -> Result<Write, StoreError> {
+        let result =
+            sqlx::query("INSERT INTO accounts (address, password_check, initialized, created_at) VALUES (?, ?, 0, ?)")
+                .bind(address.as_str())
+                .bind(password_check.to_hex())
+                .bind(now)
+                .execute(&self.pool)
+                .await;
+        match result {
+            Ok(_) => Ok(Write::Done),
+            Err(e) if is_unique_violation(&e) => Ok(Write::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One account.
+    pub async fn account(&self, address: &Address) -> Result<Option<AccountRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT address, initialized, created_at, password_check FROM accounts WHERE address = ?")
+                .bind(address.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| account_from_row(&r)).transpose()
+    }
+
+    /// Every account, by address.
+    pub async fn accounts(&self) -> Result<Vec<AccountRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT address, initialized, created_at, password_check FROM accounts ORDER BY address")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Deletes an account and everything stored for it; false if there was none.
+    pub async fn remove_account(&self, address: &Address) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM sessions WHERE address = ? AND local = 1",
+            "DELETE FROM login_tokens WHERE address = ?",
+            "DELETE FROM issued_keys WHERE recipient = ?",
+            "DELETE FROM pow_nonces WHERE recipient = ?",
+        ] {
+            sqlx::query(sql).bind(address.as_str()).execute(&mut *tx).await?;
+        }
+        let removed =
+            sqlx::query("DELETE FROM accounts WHERE address = ?").bind(address.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
+    /// Initialises an account once: the first record, the non-ephemeral key and the
+    /// first ephemeral keys, atomically. `Conflict` when already initialised.
+    pub async fn initialize(
+        &self,
+        address: &Address,
+        record: &ProfileRecord,
+        public_key: &MasterPublicKey,
+        nonephemeral: &SignedMessageKey,
+        ephemeral: &[SignedMessageKey],
+        now: i64,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE accounts SET initialized = 1, password_check = NULL WHERE address = ? AND initialized = 0",
+        )
+        .bind(address.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(Write::Conflict);
+        }
+        insert_record(&mut tx, address, 0, record, public_key).await?;
+        insert_key(&mut tx, address, nonephemeral, "current", now).await?;
+        for key in ephemeral {
+            insert_key(&mut tx, address, key, "available", now).await?;
+        }
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    // ---- profile history ------------------------------------------------------------
+
+    /// The history, oldest first (empty for an unknown or uninitialised account).
+    pub async fn history(&self, address: &Address) -> Result<Vec<ProfileRecord>, StoreError> {
+        let rows = sqlx::query("SELECT data, signed_hash FROM profile_records WHERE address = ? ORDER BY seq")
+            .bind(address.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProfileRecord {
+                    data: r.try_get("data")?,
+                    signed_hash: parse(&r.try_get::<String, _>("signed_hash")?, "signed hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The current master key of a local, initialised account.
+    pub async fn current_key(&self, address: &Address) -> Result<Option<MasterPublicKey>, StoreError> {
+        let row = sqlx::query("SELECT public_key FROM profile_records WHERE address = ? ORDER BY seq DESC LIMIT 1")
+            .bind(address.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse(&r.try_get::<String, _>("public_key")?, "public key")).transpose()
+    }
+
+    /// Appends a record at position `seq`; `Conflict` if another write got there first.
+    pub async fn append_record(
+        &self,
+        address: &Address,
+        seq: i64,
+        record: &ProfileRecord,
+        public_key: &MasterPublicKey,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match insert_record(&mut tx, address, seq, record, public_key).await {
+            Ok(()) => {}
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => return Ok(Write::Conflict),
+            Err(e) => return Err(e),
+        }
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    // ---- login and sessions ---------------------------------------------------------
+
+    /// Records a login token for `address`.
+    pub async fn add_login_token(&self, token: &Id32, address: &Address, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO login_tokens (token, address, expires_at) VALUES (?, ?, ?)")
+            .bind(token.to_hex())
+            .bind(address.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a login token: true once, if it was issued for `address` and is unexpired.
+    pub async fn take_login_token(&self, token: &Id32, address: &Address, now: i64) -> Result<bool, StoreError> {
+        let taken = sqlx::query("DELETE FROM login_tokens WHERE token = ? AND address = ? AND expires_at > ?")
+            .bind(token.to_hex())
+            .bind(address.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Whether a login token exists for `address` and is unexpired (without consuming it).
+    pub async fn login_token_valid(&self, token: &Id32, address: &Address, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM login_tokens WHERE token = ? AND address = ? AND expires_at > ?")
+            .bind(token.to_hex())
+            .bind(address.as_str())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Stores a new session.
+    pub async fn add_session(&self, session: &SessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (session_hash, address, local, public_key, login_token_hash, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.session_hash.to_hex())
+        .bind(session.address.as_str())
+        .bind(session.local)
+        .bind(session.public_key.to_hex())
+        .bind(session.login_token_hash.to_hex())
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A session by the hash of its id, if it exists and has not expired.
+    pub async fn session(&self, session_hash: &Hash, now: i64) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT address, local, public_key, login_token_hash, expires_at FROM sessions \
+             WHERE session_hash = ? AND expires_at > ?",
+        )
+        .bind(session_hash.to_hex())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SessionRow {
+                session_hash: *session_hash,
+                address: parse(&r.try_get::<String, _>("address")?, "address")?,
+                local: r.try_get("local")?,
+                public_key: parse(&r.try_get::<String, _>("public_key")?, "public key")?,
+                login_token_hash: parse(&r.try_get::<String, _>("login_token_hash")?, "login token hash")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session and invalidates its unused PoW nonces (spec "Get Proof of Work Parameters").
+    pub async fn end_session(&self, session_hash: &Hash) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM pow_nonces WHERE session_hash = ?")
+            .bind(session_hash.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE session_hash = ?")
+            .bind(session_hash.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ended.rows_affected() == 1)
+    }
+
+    /// Deletes expired login tokens, sessions and the nonces and key grants of ended sessions.
+    pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM login_tokens WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+        for sql in [
+            "DELETE FROM pow_nonces WHERE session_hash NOT IN (SELECT session_hash FROM sessions)",
+            "DELETE FROM issued_keys WHERE session_hash NOT IN (SELECT session_hash FROM sessions)",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- message keys ---------------------------------------------------------------
+
+    /// The current non-ephemeral key.
+    pub async fn nonephemeral_key(&self, address: &Address) -> Result<Option<SignedMessageKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT public_key, kind, signature FROM message_keys WHERE address = ? AND state = 'current' LIMIT 1",
+        )
+        .bind(address.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| key_from_row(&r)).transpose()
+    }
+
+    /// Replaces the non-ephemeral key (the old one is retired, never deleted, so a
+    /// message already encrypted to it can still be accepted).
+    pub async fn set_nonephemeral_key(
+        &self,
+        address: &Address,
+        key: &SignedMessageKey,
+        now: i64,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE message_keys SET state = 'retired' WHERE address = ? AND state = 'current'")
+            .bind(address.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO message_keys (address, public_key, kind, signature, state, added_at) VALUES (?, ?, ?, ?, 'current', ?) \
+             ON CONFLICT (address, public_key) DO NOTHING",
+        )
+        .bind(address.as_str())
+        .bind(key.public_key.to_hex())
+        .bind(kind_str(key.kind))
+        .bind(key.signature.to_hex())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Ok(Write::Conflict);
+        }
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    /// The ephemeral keys not yet issued.
+    pub async fn available_ephemeral_keys(&self, address: &Address) -> Result<Vec<SignedMessageKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT public_key, kind, signature FROM message_keys WHERE address = ? AND state = 'available' ORDER BY added_at, public_key",
+        )
+        .bind(address.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Replaces every unissued ephemeral key with `keys`. A key that was ever issued
+    /// or used as the non-ephemeral key is never made available again.
+    pub async fn replace_ephemeral_keys(
+        &self,
+        address: &Address,
+        keys: &[SignedMessageKey],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE message_keys SET state = 'retired' WHERE address = ? AND state = 'available'")
+            .bind(address.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let mut count = 0;
+        for key in keys {
+            let result = sqlx::query(
+                "INSERT INTO message_keys (address, public_key, kind, signature, state, added_at) \
+                 VALUES (?, ?, 'ephemeral', ?, 'available', ?) \
+                 ON CONFLICT (address, public_key) DO UPDATE SET state = 'available' \
+                 WHERE message_keys.state = 'retired' AND message_keys.kind = 'ephemeral'",
+            )
+            .bind(address.as_str())
+            .bind(key.public_key.to_hex())
+            .bind(key.signature.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            count += result.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Hands one key of `address` to a session: an unissued ephemeral key (marked
+    /// issued at once, so no two senders get it), else the non-ephemeral key.
+    /// Returns the key and whether it is the non-ephemeral one.
+    pub async fn issue_message_key(
+        &self,
+        address: &Address,
+        session_hash: &Hash,
+        now: i64,
+    ) -> Result<Option<(SignedMessageKey, bool)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ephemeral = sqlx::query(
+            "UPDATE message_keys SET state = 'issued' WHERE rowid = (SELECT rowid FROM message_keys \
+             WHERE address = ? AND state = 'available' ORDER BY added_at, public_key LIMIT 1) \
+             RETURNING public_key, kind, signature",
+        )
+        .bind(address.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let issued = match ephemeral {
+            Some(row) => Some((key_from_row(&row)?, false)),
+            None => sqlx::query(
+                "SELECT public_key, kind, signature FROM message_keys WHERE address = ? AND state = 'current' LIMIT 1",
+            )
+            .bind(address.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| key_from_row(&row).map(|k| (k, true)))
+            .transpose()?,
+        };
+        if let Some((key, _)) = &issued {
+            sqlx::query(
+                "INSERT OR IGNORE INTO issued_keys (session_hash, recipient, public_key, issued_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(session_hash.to_hex())
+            .bind(address.as_str())
+            .bind(key.public_key.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Whether `public_key` was issued to this session for `recipient`.
+    pub async fn key_was_issued(
+        &self,
+        session_hash: &Hash,
+        recipient: &Address,
+        public_key: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM issued_keys WHERE session_hash = ? AND recipient = ? AND public_key = ?")
+            .bind(session_hash.to_hex())
+            .bind(recipient.as_str())
+            .bind(public_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    // ---- proof of work --------------------------------------------------------------
+
+    /// Records a PoW nonce issued to a session for one recipient and message type.
+    pub async fn add_pow_nonce(
+        &self,
+        nonce: &Id32,
+        session_hash: &Hash,
+        recipient: &Address,
+        message_type: &MessageType,
+        zero_bits: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pow_nonces (nonce, session_hash, recipient, message_type, zero_bits) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(nonce.to_hex())
+        .bind(session_hash.to_hex())
+        .bind(recipient.as_str())
+        .bind(message_type.as_str())
+        .bind(zero_bits)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The difficulty of an unused nonce issued to this session for this recipient
+    /// and type; `None` when it is unknown, foreign, for another recipient or used.
+    pub async fn pow_nonce(
+        &self,
+        nonce: &Id32,
+        session_hash: &Hash,
+        recipient: &Address,
+        message_type: &MessageType,
+    ) -> Result<Option<u32>, StoreError> {
+        let row = sqlx::query(
+            "SELECT zero_bits FROM pow_nonces WHERE nonce = ? AND session_hash = ? AND recipient = ? \
+             AND message_type = ? AND used = 0",
+        )
+        .bind(nonce.to_hex())
+        .bind(session_hash.to_hex())
+        .bind(recipient.as_str())
+        .bind(message_type.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<u32, _>("zero_bits").map_err(StoreError::from)).transpose()
+    }
+
+    // ---- messages -------------------------------------------------------------------
+
+    /// Stores a message and marks its PoW nonce used, atomically; `Conflict` when the
+    /// nonce was used meanwhile (a replay racing the first send).
+    pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(nonce) = message.pow_nonce {
+            let used = sqlx::query("UPDATE pow_nonces SET used = 1 WHERE nonce = ? AND used = 0")
+                .bind(nonce.to_hex())
+                .execute(&mut *tx)
+                .await?;
+            if used.rows_affected() != 1 {
+                return Ok(Write::Conflict);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope) \
+             VALUES (?, ?, ?, NULL, ?, ?, 0, ?, ?)",
+        )
+        .bind(message.message_id.to_hex())
+        .bind(message.recipient.as_str())
+        .bind(message.message_type.as_str())
+        .bind(message.sender.as_str())
+        .bind(message.received_at)
+        .bind(message.envelope.len() as i64)
+        .bind(message.envelope)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    /// Total size of an account's stored envelopes.
+    pub async fn quota_used(&self, address: &Address) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(SUM(size), 0) AS used FROM messages WHERE recipient = ?")
+            .bind(address.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("used")?.max(0) as u64)
+    }
+
+    /// Summaries of the messages in one folder (`None` = the type's root folder), oldest first.
+    pub async fn list_messages(
+        &self,
+        address: &Address,
+        message_type: &MessageType,
+        folder: Option<&FolderName>,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_id, received_at, read, sender, size FROM messages WHERE recipient = ? AND message_type = ? \
+             AND folder_name IS ? ORDER BY received_at, message_id",
+        )
+        .bind(address.as_str())
+        .bind(message_type.as_str())
+        .bind(folder.map(FolderName::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let received_at: i64 = r.try_get("received_at")?;
+                Ok(MessageSummary {
+                    message_id: parse(&r.try_get::<String, _>("message_id")?, "message id")?,
+                    received_at: crate::smimp::timestamp::Timestamp::from_unix(received_at)
+                        .ok_or_else(|| corrupt(format!("time {received_at}")))?,
+                    read: r.try_get("read")?,
+                    sender: parse(&r.try_get::<String, _>("sender")?, "sender")?,
+                    size: r.try_get::<i64, _>("size")?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// One message of `address`, optionally marking it read in the same step.
+    pub async fn message(
+        &self,
+        address: &Address,
+        id: &Id32,
+        mark_read: bool,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if mark_read {
+            sqlx::query("UPDATE messages SET read = 1 WHERE message_id = ? AND recipient = ?")
+                .bind(id.to_hex())
+                .bind(address.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = sqlx::query(
+            "SELECT envelope, read, extensions, message_type FROM messages WHERE message_id = ? AND recipient = ?",
+        )
+        .bind(id.to_hex())
+        .bind(address.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            let extensions: Option<String> = r.try_get("extensions")?;
+            Ok(MessageRow {
+                envelope: r.try_get("envelope")?,
+                read: r.try_get("read")?,
+                extensions: extensions
+                    .map(|text| serde_json::from_str(&text).map_err(|e| corrupt(format!("extensions: {e}"))))
+                    .transpose()?,
+                message_type: parse(&r.try_get::<String, _>("message_type")?, "message type")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets the read flag; `NotFound` for a message the account does not have.
+    pub async fn set_read(&self, address: &Address, id: &Id32, read: bool) -> Result<Write, StoreError> {
+        self.update_message("UPDATE messages SET read = ? WHERE message_id = ? AND recipient = ?", read, address, id)
+            .await
+    }
+
+    /// Replaces the envelope-level extensions data.
+    pub async fn set_extensions(
+        &self,
+        address: &Address,
+        id: &Id32,
+        data: Option<&SealedData>,
+    ) -> Result<Write, StoreError> {
+        let text = data.map(|d| serde_json::to_string(d).expect("sealed data serialises"));
+        self.update_message(
+            "UPDATE messages SET extensions = ? WHERE message_id = ? AND recipient = ?",
+            text,
+            address,
+            id,
+        )
+        .await
+    }
+
+    /// Moves a message to a folder of its own type (`None` = root); `Conflict` when the folder is missing.
+    pub async fn move_message(
+        &self,
+        address: &Address,
+        id: &Id32,
+        folder: Option<&FolderName>,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT message_type FROM messages WHERE message_id = ? AND recipient = ?")
+            .bind(id.to_hex())
+            .bind(address.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Write::NotFound);
+        };
+        let message_type: String = row.try_get("message_type")?;
+        if let Some(folder) = folder {
+            let exists =
+                sqlx::query("SELECT 1 FROM folders WHERE address = ? AND message_type = ? AND folder_name = ?")
+                    .bind(address.as_str())
+                    .bind(&message_type)
+                    .bind(folder.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if exists.is_none() {
+                return Ok(Write::Conflict);
+            }
+        }
+        sqlx::query("UPDATE messages SET folder_name = ? WHERE message_id = ? AND recipient = ?")
+            .bind(folder.map(FolderName::as_str))
+            .bind(id.to_hex())
+            .bind(address.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    /// Deletes a message for good (spec "No Trash on Deletion").
+    pub async fn delete_message(&self, address: &Address, id: &Id32) -> Result<Write, StoreError> {
+        let deleted = sqlx::query("DELETE FROM messages WHERE message_id = ? AND recipient = ?")
+            .bind(id.to_hex())
+            .bind(address.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(if deleted.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+    }
+
+    async fn update_message<T>(&self, sql: &str, value: T, address: &Address, id: &Id32) -> Result<Write, StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+    {
+        let updated = sqlx::query(sql).bind(value).bind(id.to_hex()).bind(address.as_str()).execute(&self.pool).await?;
+        Ok(if updated.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+    }
+
+    // ---- folders --------------------------------------------------------------------
+
+    /// The account's folders, of one type or all, by type then name.
+    pub async fn folders(
+        &self,
+        address: &Address,
+        message_type: Option<&MessageType>,
+    ) -> Result<Vec<Folder>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_type, folder_name, display_name, parent FROM folders WHERE address = ? \
+             AND (? IS NULL OR message_type = ?) ORDER BY message_type, folder_name",
+        )
+        .bind(address.as_str())
+        .bind(message_type.map(MessageType::as_str))
+        .bind(message_type.map(MessageType::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let parent: Option<String> = r.try_get("parent")?;
+                Ok(Folder {
+                    display_name: r.try_get("display_name")?,
+                    folder_name: parse(&r.try_get::<String, _>("folder_name")?, "folder name")?,
+                    parent: parent.map(|p| parse(&p, "parent folder")).transpose()?,
+                    message_type: parse(&r.try_get::<String, _>("message_type")?, "message type")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a folder exists.
+    pub async fn folder_exists(
+        &self,
+        address: &Address,
+        message_type: &MessageType,
+        name: &FolderName,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM folders WHERE address = ? AND message_type = ? AND folder_name = ?")
+            .bind(address.as_str())
+            .bind(message_type.as_str())
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Creates a folder; `Conflict` if the name is taken for the type.
+    pub async fn create_folder(&self, address: &Address, folder: &Folder) -> Result<Write, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO folders (address, message_type, folder_name, display_name, parent) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(address.as_str())
+        .bind(folder.message_type.as_str())
+        .bind(folder.folder_name.as_str())
+        .bind(&folder.display_name)
+        .bind(folder.parent.as_ref().map(FolderName::as_str))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(Write::Done),
+            Err(e) if is_unique_violation(&e) => Ok(Write::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames or moves `old` to the state `folder`, carrying its messages and children along.
+    pub async fn update_folder(
+        &self,
+        address: &Address,
+        old: &FolderName,
+        folder: &Folder,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let kind = folder.message_type.as_str();
+        let updated = sqlx::query(
+            "UPDATE folders SET folder_name = ?, display_name = ?, parent = ? WHERE address = ? AND message_type = ? AND folder_name = ?",
+        )
+        .bind(folder.folder_name.as_str())
+        .bind(&folder.display_name)
+        .bind(folder.parent.as_ref().map(FolderName::as_str))
+        .bind(address.as_str())
+        .bind(kind)
+        .bind(old.as_str())
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(r) if r.rows_affected() == 0 => return Ok(Write::NotFound),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(Write::Conflict),
+            Err(e) => return Err(e.into()),
+        }
+        for sql in [
+            "UPDATE messages SET folder_name = ? WHERE recipient = ? AND message_type = ? AND folder_name = ?",
+            "UPDATE folders SET parent = ? WHERE address = ? AND message_type = ? AND parent = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(folder.folder_name.as_str())
+                .bind(address.as_str())
+                .bind(kind)
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Write::Done)
+    }
+
+    /// Deletes an empty folder without children; `Conflict` if it is not empty.
+    pub async fn delete_folder(
+        &self,
+        address: &Address,
+        message_type: &MessageType,
+        name: &FolderName,
+    ) -> Result<Write, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let busy = sqlx::query(
+            "SELECT 1 FROM messages WHERE recipient = ?1 AND message_type = ?2 AND folder_name = ?3 \
+             UNION ALL SELECT 1 FROM folders WHERE address = ?1 AND message_type = ?2 AND parent = ?3 LIMIT 1",
+        )
+        .bind(address.as_str())
+        .bind(message_type.as_str())
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if busy.is_some() {
+            return Ok(Write::Conflict);
+        }
+        let deleted = sqlx::query("DELETE FROM folders WHERE address = ? AND message_type = ? AND folder_name = ?")
+            .bind(address.as_str())
+            .bind(message_type.as_str())
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if deleted.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+    }
+
+    // ---- whitelist / blacklist ------------------------------------------------------
+
+    /// Adds an entry; `Conflict` if the hash is already listed.
+    pub async fn add_list_entry(
+        &self,
+        address: &Address,
+        list: ListKind,
+        entry: &ListEntry,
+    ) -> Result<Write, StoreError> {
+        let result = sqlx::query("INSERT INTO list_entries (address, list, hash, entry) VALUES (?, ?, ?, ?)")
+            .bind(address.as_str())
+            .bind(list_name(list))
+            .bind(entry.hash.to_hex())
+            .bind(serde_json::to_string(&entry.entry).expect("sealed data serialises"))
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(Write::Done),
+            Err(e) if is_unique_violation(&e) => Ok(Write::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes an entry by hash.
+    pub async fn remove_list_entry(&self, address: &Address, list: ListKind, hash: &Hash) -> Result<Write, StoreError> {
+        let removed = sqlx::query("DELETE FROM list_entries WHERE address = ? AND list = ? AND hash = ?")
+            .bind(address.as_str())
+            .bind(list_name(list))
+            .bind(hash.to_hex())
+            .execute(&self.pool)
+            .await?;
+        Ok(if removed.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+    }
+
+    /// Every entry of one list.
+    pub async fn list_entries(&self, address: &Address, list: ListKind) -> Result<Vec<ListEntry>, StoreError> {
+        let rows = sqlx::query("SELECT hash, entry FROM list_entries WHERE address = ? AND list = ? ORDER BY hash")
+            .bind(address.as_str())
+            .bind(list_name(list))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ListEntry {
+                    hash: parse(&r.try_get::<String, _>("hash")?, "list hash")?,
+                    entry: serde_json::from_str(&r.try_get::<String, _>("entry")?)
+                        .map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `hash` is on `list` of `address`.
+    pub async fn is_listed(&self, address: &Address, list: ListKind, hash: &Hash) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM list_entries WHERE address = ? AND list = ? AND hash = ?")
+            .bind(address.as_str())
+            .bind(list_name(list))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    // ---- avatars --------------------------------------------------------------------
+
+    /// Stores (replaces) the avatar.
+    pub async fn set_avatar(&self, address: &Address, avatar: &StoredAvatar) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO avatars (address, content_type, image, hash, signature) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (address) DO UPDATE SET content_type = excluded.content_type, image = excluded.image, \
+             hash = excluded.hash, signature = excluded.signature",
+        )
+        .bind(address.as_str())
+        .bind(&avatar.content_type)
+        .bind(&avatar.image)
+        .bind(avatar.hash.to_hex())
+        .bind(avatar.signature.to_hex())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The avatar, if one was set.
+    pub async fn avatar(&self, address: &Address) -> Result<Option<StoredAvatar>, StoreError> {
+        let row = sqlx::query("SELECT content_type, image, hash, signature FROM avatars WHERE address = ?")
+            .bind(address.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredAvatar {
+                content_type: r.try_get("content_type")?,
+                image: r.try_get("image")?,
+                hash: parse(&r.try_get::<String, _>("hash")?, "avatar hash")?,
+                signature: parse(&r.try_get::<String, _>("signature")?, "avatar signature")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// A message to store, with its PoW nonce to consume.
+#[derive(Debug)]
+pub struct NewMessage<'a> {
+    pub message_id: Id32,
+    pub recipient: &'a Address,
+    pub sender: &'a Address,
+    pub message_type: &'a MessageType,
+    pub received_at: i64,
+    pub envelope: &'a str,
+    pub pow_nonce: Option<&'a Id32>,
+}
+
+/// An avatar as stored.
+#[derive(Debug, Clone)]
+pub struct StoredAvatar {
+    pub content_type: String,
+    pub image: Vec<u8>,
+    pub hash: Hash,
+    pub signature: crate::smimp::crypto::Signature,
+}
+
+fn list_name(list: ListKind) -> &'static str {
+    match list {
+        ListKind::Whitelist => "whitelist",
+        ListKind::Blacklist => "blacklist",
+    }
+}
+
+fn account_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow, StoreError> {
+    let check: Option<String> = r.try_get("password_check")?;
+    Ok(AccountRow {
+        address: parse(&r.try_get::<String, _>("address")?, "address")?,
+        initialized: r.try_get("initialized")?,
+        created_at: r.try_get("created_at")?,
+        password_check: check.map(|c| parse(&c, "password check")).transpose()?,
+    })
+}
+
+async fn insert_record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    address: &Address,
+    seq: i64,
+    record: &ProfileRecord,
+    public_key: &MasterPublicKey,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO profile_records (address, seq, data, signed_hash, public_key) VALUES (?, ?, ?, ?, ?)")
+        .bind(address.as_str())
+        .bind(seq)
+        .bind(&record.data)
+        .bind(record.signed_hash.to_hex())
+        .bind(public_key.to_hex())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    address: &Address,
+    key: &SignedMessageKey,
+    state: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO message_keys (address, public_key, kind, signature, state, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(address.as_str())
+    .bind(key.public_key.to_hex())
+    .bind(kind_str(key.kind))
+    .bind(key.signature.to_hex())
+    .bind(state)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
