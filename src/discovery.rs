@@ -101,8 +101,13 @@ pub fn parse_record(domain: &str, text: &str) -> Result<String, DiscoveryError> 
     if first.to_ascii_lowercase().starts_with("http://") {
         return Err(DiscoveryError::InsecureRecord { domain: domain.into() });
     }
-    let with_scheme =
-        if first.to_ascii_lowercase().starts_with("https://") { first.to_string() } else { format!("https://{first}") };
+    let with_scheme = if first.to_ascii_lowercase().starts_with("https://") {
+        first.to_string()
+    } else if first.contains("://") {
+        return Err(bad());
+    } else {
+        format!("https://{first}")
+    };
     let url = reqwest::Url::parse(&with_scheme).map_err(|_| bad())?;
     if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) || url.query().is_some() || first.is_empty()
     {
