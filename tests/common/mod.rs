@@ -1,0 +1,365 @@
+//! Test harness for the reference server: real instances on loopback over real TLS,
+//! two domains whose servers trust each other's private CA and resolve each other's
+//! domain through configuration (as a private deployment does), and a client that
+//! speaks the API with reqwest. Certificate verification is never disabled.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand_core::OsRng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use smimp_gateway::server::admin;
+use smimp_gateway::server::config::ServerConfig;
+use smimp_gateway::server::state::AppState;
+use smimp_gateway::smimp::address::Address;
+use smimp_gateway::smimp::crypto::{BoxNonce, BoxSecretKey, MasterKey};
+use smimp_gateway::smimp::encoding::Id32;
+use smimp_gateway::smimp::envelope::{login_token_hash, Ciphertext, HashContext, SentEnvelope};
+use smimp_gateway::smimp::keys::{KeyKind, SignedMessageKey};
+use smimp_gateway::smimp::message::MessageType;
+use smimp_gateway::smimp::pow::{PowParams, Preimage, SolveControl};
+use smimp_gateway::smimp::profile::{ProfileFields, ProfileRecord};
+use smimp_gateway::smimp::timestamp::Timestamp;
+use smimp_gateway::smimp::wire::{
+    create_session_hash, init_password_hash, InitializeAccountRequest, LoginChallenge, MessageKeyResponse, Route,
+    SessionCreated, AUTH_HEADER,
+};
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "smimp-test-{name}-{}-{}",
+            std::process::id(),
+            Id32::random(&mut OsRng).to_hex()[..8].to_string()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One running server.
+pub struct TestServer {
+    pub domain: String,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub ca_file: PathBuf,
+    pub config: ServerConfig,
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Options for the test servers.
+#[derive(Clone)]
+pub struct Options {
+    pub zero_bits: u32,
+    pub extra: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { zero_bits: 6, extra: String::new() }
+    }
+}
+
+struct Planned {
+    domain: String,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    dir: TempDir,
+    ca_file: PathBuf,
+}
+
+async fn plan(domain: &str) -> Planned {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = TempDir::new(domain);
+    let names = vec![domain.to_string(), "localhost".into(), "127.0.0.1".into()];
+    let dev = smimp_gateway::tls::ensure_dev_certificates(&dir.0.join("tls"), &names).unwrap();
+    Planned { domain: domain.into(), listener, addr, dir, ca_file: dev.ca_file }
+}
+
+fn config_text(me: &Planned, others: &[&Planned], options: &Options) -> String {
+    let mut resolve = String::new();
+    let mut cas = Vec::new();
+    for other in others {
+        resolve.push_str(&format!("\"{}\" = \"{}\"\n", other.domain, other.addr));
+        cas.push(format!("\"{}\"", other.ca_file.display()));
+    }
+    format!(
+        r#"
+[server]
+listen = "{addr}"
+domain = "{domain}"
+public_base = "{domain}:{port}"
+database = "server.sqlite"
+
+[tls]
+dev_ca_dir = "tls"
+dev_names = ["{domain}", "localhost", "127.0.0.1"]
+
+[pow]
+default_zero_bits = {zero_bits}
+
+[discovery]
+trusted_ca_files = [{cas}]
+
+[discovery.resolve]
+{resolve}
+{extra}
+"#,
+        addr = me.addr,
+        domain = me.domain,
+        port = me.addr.port(),
+        zero_bits = options.zero_bits,
+        cas = cas.join(", "),
+        extra = options.extra,
+    )
+}
+
+async fn launch(planned: Planned, text: String) -> TestServer {
+    let path = planned.dir.0.join("server.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = ServerConfig::load(&path).unwrap();
+    let prepared = admin::prepare(config.clone()).await.unwrap();
+    let state = prepared.state.clone();
+    let app = smimp_gateway::server::app(prepared.state);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(smimp_gateway::server::run(planned.listener, prepared.tls, app, async move {
+        let _ = stopped.await;
+    }));
+    TestServer {
+        base: format!("https://{}:{}", planned.domain, planned.addr.port()),
+        domain: planned.domain,
+        addr: planned.addr,
+        ca_file: planned.ca_file,
+        config,
+        state,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: planned.dir,
+    }
+}
+
+/// Two servers, `example.org` and `example.net`, that can find and trust each other.
+pub async fn start_pair(options: Options) -> (TestServer, TestServer) {
+    let a = plan("example.org").await;
+    let b = plan("example.net").await;
+    let text_a = config_text(&a, &[&b], &options);
+    let text_b = config_text(&b, &[&a], &options);
+    (launch(a, text_a).await, launch(b, text_b).await)
+}
+
+/// One server for `example.org`.
+pub async fn start_one(options: Options) -> TestServer {
+    let a = plan("example.org").await;
+    let text = config_text(&a, &[], &options);
+    launch(a, text).await
+}
+
+/// An HTTP client that trusts the servers' CAs and resolves their domains to loopback.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(servers: &[&TestServer]) -> Self {
+        let cas: Vec<PathBuf> = servers.iter().map(|s| s.ca_file.clone()).collect();
+        let tls = smimp_gateway::tls::client_config(&cas).unwrap();
+        let mut builder = reqwest::Client::builder().use_preconfigured_tls(tls).https_only(true);
+        for server in servers {
+            builder = builder.resolve(&server.domain, server.addr);
+        }
+        Self { http: builder.build().unwrap() }
+    }
+
+    /// Sends a request and returns the status and JSON body (Null when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        session: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, url);
+        if let Some(session) = session {
+            request = request.header(AUTH_HEADER, session);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, url: &str, session: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, url, session, None).await
+    }
+
+    pub async fn post(&self, url: &str, session: Option<&str>, body: &impl Serialize) -> (u16, Value) {
+        let body = serde_json::to_value(body).unwrap();
+        self.call(reqwest::Method::POST, url, session, Some(&body)).await
+    }
+
+    pub async fn delete(&self, url: &str, session: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, url, session, None).await
+    }
+}
+
+/// The URL of a route on a server.
+pub fn url(server: &TestServer, route: &Route) -> String {
+    format!("{}/{}", server.base, route.path())
+}
+
+/// Asserts an error response: status, code, and that the message is not empty.
+pub fn assert_error(response: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(response.0, status, "unexpected status, body {}", response.1);
+    assert_eq!(response.1["error"]["code"], code, "unexpected error body {}", response.1);
+    assert!(response.1["error"]["message"].as_str().is_some_and(|m| m.len() > 5), "{}", response.1);
+}
+
+/// Parses a successful response.
+pub fn ok<T: DeserializeOwned>(response: (u16, Value)) -> T {
+    assert_eq!(response.0, 200, "expected success, got {}", response.1);
+    serde_json::from_value(response.1).unwrap()
+}
+
+/// An initialised account with its secrets.
+pub struct Account {
+    pub address: Address,
+    pub key: MasterKey,
+    pub nonephemeral: BoxSecretKey,
+    pub ephemeral: Vec<BoxSecretKey>,
+}
+
+impl Account {
+    /// The secret for a message key this account issued.
+    pub fn secret_for(&self, public: &smimp_gateway::smimp::crypto::BoxPublicKey) -> &BoxSecretKey {
+        std::iter::once(&self.nonephemeral).chain(&self.ephemeral).find(|s| &s.public() == public).expect("own key")
+    }
+}
+
+pub fn now() -> Timestamp {
+    Timestamp::from_unix(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64)
+        .unwrap()
+}
+
+/// Creates the account with the admin command and initialises it over the API.
+pub async fn create_account(client: &Client, server: &TestServer, local: &str, ephemeral: usize) -> Account {
+    let (address, password) =
+        admin::add_account(&server.config, &server.state.store, &format!("{local}#{}", server.domain), 0)
+            .await
+            .unwrap();
+    let key = MasterKey::generate(&mut OsRng);
+    let (nonephemeral, ne_key) = SignedMessageKey::generate(&key, &address, KeyKind::Nonephemeral, &mut OsRng);
+    let mut ephemeral_secrets = Vec::new();
+    let mut ephemeral_keys = Vec::new();
+    for _ in 0..ephemeral {
+        let (secret, signed) = SignedMessageKey::generate(&key, &address, KeyKind::Ephemeral, &mut OsRng);
+        ephemeral_secrets.push(secret);
+        ephemeral_keys.push(signed);
+    }
+    let request = InitializeAccountRequest {
+        address: address.clone(),
+        password_hash: init_password_hash(&password),
+        record: ProfileRecord::initial(&key, &address, ProfileFields::default(), now()),
+        nonephemeral_key: ne_key,
+        ephemeral_keys: Some(ephemeral_keys),
+    };
+    let response = client.post(&url(server, &Route::InitializeAccount), None, &request).await;
+    assert_eq!(response.0, 200, "initialize_account: {}", response.1);
+    Account { address, key, nonephemeral, ephemeral: ephemeral_secrets }
+}
+
+/// A session at `server` for `account` (local or remote), with its login token.
+pub struct Session {
+    pub id: String,
+    pub token: Id32,
+}
+
+/// Logs in with the two create_session calls.
+pub async fn login(client: &Client, server: &TestServer, account: &Account) -> Session {
+    let challenge: LoginChallenge =
+        ok(client.get(&url(server, &Route::GetLoginToken { address: account.address.clone() }), None).await);
+    let signature = account.key.sign(&create_session_hash(&account.address, &challenge.token));
+    let body = serde_json::json!({ "token": challenge.token, "signature": signature });
+    let created: SessionCreated =
+        ok(client.post(&url(server, &Route::CreateSession { address: account.address.clone() }), None, &body).await);
+    Session { id: created.session.to_hex(), token: challenge.token }
+}
+
+/// Asks for a message key and PoW parameters, seals `payload`, solves and signs:
+/// the envelope ready for `send_message`, and the key it was sealed to.
+pub async fn prepare_message(
+    client: &Client,
+    server: &TestServer,
+    session: &Session,
+    sender: &Account,
+    recipient: &Address,
+    payload: &[u8],
+) -> (SentEnvelope, MessageKeyResponse, PowParams) {
+    let key: MessageKeyResponse = ok(client
+        .post(&url(server, &Route::GetMessageKey), Some(&session.id), &serde_json::json!({ "address": recipient }))
+        .await);
+    let params: PowParams = ok(client
+        .get(
+            &url(server, &Route::GetPowParams { address: recipient.clone(), message_type: MessageType::Email }),
+            Some(&session.id),
+        )
+        .await);
+    let envelope = seal(sender, recipient, &session.token, &key.message_key.public_key, &params, payload);
+    (envelope, key, params)
+}
+
+/// Seals, solves and signs one message.
+pub fn seal(
+    sender: &Account,
+    recipient: &Address,
+    token: &Id32,
+    message_key: &smimp_gateway::smimp::crypto::BoxPublicKey,
+    params: &PowParams,
+    payload: &[u8],
+) -> SentEnvelope {
+    let token_hash = login_token_hash(token);
+    let context = HashContext { sender: &sender.address, recipient, login_token_hash: &token_hash };
+    let sealed = Ciphertext::seal(payload, MessageType::Email, BoxNonce::random(&mut OsRng), message_key, &sender.key);
+    let pow = Preimage::new(&sealed.pow_input(&context), &params.nonce)
+        .solve(params.zero_bits, &Id32::random(&mut OsRng), NonZeroUsize::new(2).unwrap(), &SolveControl::default())
+        .unwrap();
+    sealed.into_envelope(&sender.key, &context, Some(pow))
+}
+
+/// The directory of a path, for messages.
+pub fn show(path: &Path) -> String {
+    path.display().to_string()
+}
