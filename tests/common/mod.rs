@@ -38,7 +38,7 @@ impl TempDir {
         let path = std::env::temp_dir().join(format!(
             "smimp-test-{name}-{}-{}",
             std::process::id(),
-            Id32::random(&mut OsRng).to_hex()[..8].to_string()
+            &Id32::random(&mut OsRng).to_hex()[..8]
         ));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
