@@ -102,6 +102,12 @@ pub fn ensure_dev_certificates(dir: &Path, names: &[String]) -> Result<DevCertif
         cert_file: dir.join("server.pem"),
         key_file: dir.join("server-key.pem"),
     };
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
+    // Two processes (a server starting, `export-ca`) must not make two different CAs.
+    let lock_path = dir.join(".lock");
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|source| TlsError::Write { path: lock_path.clone(), source })?;
+    lock.lock().map_err(|source| TlsError::Write { path: lock_path, source })?;
     let names_file = dir.join("server-names.txt");
     let wanted = names.join("\n");
     let current = std::fs::read_to_string(&names_file).ok();
@@ -112,7 +118,6 @@ pub fn ensure_dev_certificates(dir: &Path, names: &[String]) -> Result<DevCertif
     {
         return Ok(files);
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
     let ca_key_file = dir.join("ca-key.pem");
     let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
     // The CA certificate on disk stays as it is; re-signing the same parameters with

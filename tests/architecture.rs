@@ -71,3 +71,32 @@ fn every_module_opens_with_a_doc_comment() {
         .collect();
     assert!(missing.is_empty(), "modules without a //! doc: {missing:?}");
 }
+
+/// The modules each part may reach with `use crate::…` (docs/architecture.md, rule 4).
+fn check_reach(dir: &str, allowed: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+    let files = if root.is_dir() { rust_files(&root) } else { vec![root.with_extension("rs")] };
+    let mut violations = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (at, _) in code.match_indices("crate::") {
+                let module: String =
+                    code[at + "crate::".len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !allowed.contains(&module.as_str()) {
+                    violations.push(format!("{}:{}: reaches crate::{module}", file.display(), number + 1));
+                }
+            }
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_server_shares_only_the_core_and_leaf_utilities() {
+    let mut violations = check_reach("server", &["server", "smimp", "tls", "discovery"]);
+    violations.extend(check_reach("tls", &[]));
+    violations.extend(check_reach("discovery", &["tls"]));
+    assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The README's server steps, run for real: the release or debug binary, a config made
+# from config/server.example.toml, `server add-account`, the server on a loopback port
+# with its development CA, and curl (Debian's) querying it over verified TLS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=${SMIMP_BIN:-target/debug/smimp-gateway}
+[ -x "$bin" ] || { echo "server_curl: $bin is missing: run cargo build first" >&2; exit 1; }
+
+dir=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+
+passed=0 failed=0
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
+  else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" \
+    -e "s/^public_base = .*/public_base = \"example.org:$port\"/" \
+    config/server.example.toml > "$dir/server.toml"
+
+out=$("$bin" server add-account --config "$dir/server.toml" alice@example.org)
+password=$(printf '%s\n' "$out" | sed -n 's/^one-time initialisation password: //p')
+check "add-account prints a 32-hex-digit one-time password" 32 "$(printf '%s' "$password" | tr -cd '0-9a-f' | wc -c)"
+check "add-account again is refused" "1" "$("$bin" server add-account --config "$dir/server.toml" alice@example.org >/dev/null 2>&1; echo $?)"
+
+"$bin" server --config "$dir/server.toml" 2>"$dir/server.log" &
+pid=$!
+for _ in $(seq 1 100); do # wait (at most 10 s) until the port accepts connections
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+"$bin" server export-ca --config "$dir/server.toml" > "$dir/ca.pem"
+check "export-ca prints a PEM certificate" "-----BEGIN CERTIFICATE-----" "$(head -n 1 "$dir/ca.pem")"
+
+curl_tls=(curl -sS --max-time 10 --cacert "$dir/ca.pem" --resolve "example.org:$port:127.0.0.1")
+base="https://example.org:$port"
+
+check "GET /version" '{"versions":["0.1"]}' "$("${curl_tls[@]}" "$base/version")"
+check "GET /.well-known/smimp.txt" "example.org:$port" "$("${curl_tls[@]}" "$base/.well-known/smimp.txt")"
+check "server_information lists get_user" "yes" "$("${curl_tls[@]}" "$base/0.1/server_information" | grep -q '"get_user"' && echo yes)"
+check "get_user of an uninitialised account is 404 with a JSON error" \
+  '404 {"error":{"code":"not_found","message":"there is no initialised account alice#example.org on this server"}}' \
+  "$("${curl_tls[@]}" -w '%{http_code} ' -o "$dir/body" "$base/0.1/get_user/alice%23example.org/history"; cat "$dir/body")"
+check "an unknown version is refused" "404 unsupported_version" \
+  "$("${curl_tls[@]}" -w '%{http_code} ' -o "$dir/body" "$base/0.9/version"; python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"]["code"])' "$dir/body")"
+check "an authenticated call without a session is 401" "401" \
+  "$("${curl_tls[@]}" -w '%{http_code}' -o /dev/null "$base/0.1/quota")"
+check "curl without the CA refuses the certificate (exit 60)" "60" \
+  "$(curl -sS --max-time 10 --resolve "example.org:$port:127.0.0.1" -o /dev/null "$base/version" 2>/dev/null; echo $?)"
+check "plain HTTP gets no HTTP answer" "no" \
+  "$(curl -sS --max-time 10 -o /dev/null "http://127.0.0.1:$port/version" 2>/dev/null && echo yes || echo no)"
+check "list-accounts shows the account" "alice#example.org	waiting for initialisation" \
+  "$("$bin" server list-accounts --config "$dir/server.toml")"
+check "remove-account" "removed alice#example.org and all its data" \
+  "$("$bin" server remove-account --config "$dir/server.toml" alice@example.org)"
+check "the server logged one line per request" "yes" \
+  "$(sed 's/\x1b\[[0-9;]*m//g' "$dir/server.log" | grep -q 'endpoint="/version" status=200' && echo yes || echo no)"
+
+echo "server_curl: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
