@@ -118,12 +118,8 @@ pub fn parse_record(domain: &str, text: &str) -> Result<String, DiscoveryError> 
 
 /// Turns a transport error into a reason a user can act on.
 pub fn describe(url: &str, error: &reqwest::Error) -> DiscoveryError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = source {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return DiscoveryError::Certificate { url: url.into(), reason: tls.to_string() };
-        }
-        source = err.source();
+    if let Some(tls) = find_tls_error(error) {
+        return DiscoveryError::Certificate { url: url.into(), reason: tls.to_string() };
     }
     let mut reason = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -132,6 +128,20 @@ pub fn describe(url: &str, error: &reqwest::Error) -> DiscoveryError {
         source = err.source();
     }
     DiscoveryError::Unreachable { url: url.into(), reason }
+}
+
+/// The TLS error inside a transport error, looking through `io::Error` wrappers,
+/// whose `source()` skips the error they wrap.
+fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        if let Some(tls) = find_tls_error(inner) {
+            return Some(tls);
+        }
+    }
+    error.source().and_then(find_tls_error)
 }
 
 #[cfg(test)]

@@ -9,7 +9,12 @@
 //! Front-ends (SMTP, IMAP), the SMIMP client, the keystore, the gateway's store and
 //! the reference server build on this core and are added beside it.
 
+pub mod client;
+pub mod config;
 pub mod discovery;
+pub mod enroll;
+pub mod keystore;
 pub mod server;
 pub mod smimp;
+pub mod store;
 pub mod tls;

@@ -11,6 +11,7 @@ use rand_core::OsRng;
 
 use std::path::PathBuf;
 
+use smimp_gateway::enroll;
 use smimp_gateway::server::admin;
 use smimp_gateway::server::config::ServerConfig;
 use smimp_gateway::server::store::ServerStore;
@@ -44,6 +45,30 @@ enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=40))]
         zero_bits: u32,
     },
+    /// Create this gateway's identity for an account: keys, initialisation at the
+    /// account's SMIMP server, the encrypted keystore, and the local mail-client login.
+    Init {
+        /// The gateway's configuration file (see config/gateway.example.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The account, as alice@example.org.
+        #[arg(long)]
+        address: String,
+        /// A file holding the one-time initialisation password the server's administrator
+        /// gave (prompted for when absent; never given on the command line).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Manage an account's keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Manage an account's public profile.
+    Profile {
+        #[command(subcommand)]
+        action: ProfileAction,
+    },
     /// The reference SMIMP server: serves HTTPS with `--config FILE`, or administers it.
     Server {
         /// The server's configuration file (see config/server.example.toml).
@@ -51,6 +76,52 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<ServerAction>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AccountArgs {
+    /// The gateway's configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// The account, as alice@example.org.
+    #[arg(long)]
+    address: String,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Replace the non-ephemeral message key, or (with --master) the master key by a
+    /// signed profile update that everyone who pinned the old key will accept.
+    Rotate {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Rotate the master key instead of the non-ephemeral key.
+        #[arg(long)]
+        master: bool,
+    },
+    /// Top the server's supply of ephemeral keys up to keys.ephemeral_target.
+    Replenish {
+        #[command(flatten)]
+        account: AccountArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileAction {
+    /// Publish new profile fields as the next signed record of the history.
+    Update {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Web site (https://…).
+        #[arg(long)]
+        website: Option<String>,
+        /// Other profiles the user claims (repeat for several).
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
     },
 }
 
@@ -75,12 +146,79 @@ enum ServerAction {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo { zero_bits } => demo(zero_bits),
+        Command::Init { config, address, password_file } => {
+            let password = match password_file {
+                Some(file) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read the one-time password from {}", file.display()))?,
+                None => prompt("One-time initialisation password (from the server's administrator): ")?,
+            };
+            block_on(async move {
+                let ctx = enroll::Context::open(&config).await?;
+                let done = enroll::init(&ctx, &address, &password, unix_now()?).await?;
+                println!("initialised {} (keystore {})", done.address.to_email(), done.keystore.display());
+                println!("mail client login for this gateway:");
+                println!("  username: {}", done.username);
+                println!("  password: {}", done.password);
+                println!("keep the password: it is stored only as a hash in the keystore");
+                Ok(())
+            })
+        }
+        Command::Keys { action } => block_on(async move {
+            match action {
+                KeysAction::Rotate { account, master } => {
+                    let ctx = enroll::Context::open(&account.config).await?;
+                    let which = if master { enroll::Rotate::Master } else { enroll::Rotate::Nonephemeral };
+                    let key = enroll::rotate(&ctx, &account.address, which, unix_now()?).await?;
+                    let what = if master { "master key" } else { "non-ephemeral key" };
+                    println!("new {what} of {}: {key}", account.address);
+                }
+                KeysAction::Replenish { account } => {
+                    let ctx = enroll::Context::open(&account.config).await?;
+                    let added = enroll::replenish(&ctx, &account.address, unix_now()?).await?;
+                    println!("added {added} ephemeral keys for {}", account.address);
+                }
+            }
+            Ok(())
+        }),
+        Command::Profile { action: ProfileAction::Update { account, name, website, profiles } } => {
+            block_on(async move {
+                let ctx = enroll::Context::open(&account.config).await?;
+                let fields = ProfileFields { name, website, profiles, additional_data: None };
+                let length = enroll::update_profile(&ctx, &account.address, fields, unix_now()?).await?;
+                println!("profile of {} updated: the history has {length} records", account.address);
+                Ok(())
+            })
+        }
         Command::Server { config, action } => {
             let config = config.context("--config FILE is required: the server's configuration file")?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(server(config, action))
         }
     }
+}
+
+fn block_on(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    init_tracing();
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")?.block_on(work)
+}
+
+fn unix_now() -> Result<i64> {
+    Ok(i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())?)
+}
+
+/// Reads one line from standard input, prompting on standard error when it is a terminal.
+fn prompt(question: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        eprint!("{question}");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    if line.trim().is_empty() {
+        bail!("no password was given: type it at the prompt or use --password-file FILE");
+    }
+    Ok(line.trim().to_string())
 }
 
 fn init_tracing() {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use smimp_gateway::config::GatewayConfig;
 use smimp_gateway::server::config::ServerConfig;
 
 #[test]
@@ -21,9 +22,15 @@ fn every_config_file_parses_and_validates() {
                 assert_eq!(config.server.domain, "example.org");
                 assert!(config.server.database.is_absolute(), "relative paths resolve against the file's directory");
             }
+            "gateway.example.toml" => {
+                let config = GatewayConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(config.keys.ephemeral_target, 20);
+                assert!(config.gateway.data_dir.is_absolute(), "relative paths resolve against the file's directory");
+                assert!(config.keystore.passphrase_file.as_ref().is_some_and(|p| p.is_absolute()));
+            }
             other => panic!("config/{other} has no parser test: add one here"),
         }
         checked += 1;
     }
-    assert!(checked >= 1, "no configuration files found in {}", dir.display());
+    assert!(checked >= 2, "no configuration files found in {}", dir.display());
 }

@@ -40,10 +40,17 @@ impl FromRequestParts<Arc<AppState>> for Session {
         let id: Id32 = header.to_str().ok().and_then(|text| text.trim().parse().ok()).ok_or_else(|| {
             ApiError::new(ErrorCode::NotAuthenticated, format!("{AUTH_HEADER} is not a session id (64 hex digits)"))
         })?;
-        let row = state.store.session(&session_hash(&id), state.clock.now()).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::SessionExpired, "the session has expired or was ended; log in again")
-        })?;
-        Ok(Session(row))
+        let hash = session_hash(&id);
+        if let Some(row) = state.store.session(&hash, state.clock.now()).await? {
+            return Ok(Session(row));
+        }
+        if state.store.session_known(&hash).await? {
+            return Err(ApiError::new(ErrorCode::SessionExpired, "the session has expired or was ended; log in again"));
+        }
+        Err(ApiError::new(
+            ErrorCode::NotAuthenticated,
+            format!("{AUTH_HEADER} names no session of this server; log in"),
+        ))
     }
 }
 

@@ -144,7 +144,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Deletes expired sessions, tokens and nonces every minute until `shutdown`.
+/// Deletes expired sessions, tokens and nonces, and forgets idle rate-limit keys,
+/// every minute until `shutdown`.
 pub async fn purge_loop(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
@@ -154,6 +155,9 @@ pub async fn purge_loop(state: Arc<AppState>, shutdown: impl Future<Output = ()>
                 if let Err(err) = state.store.purge_expired(state.clock.now()).await {
                     tracing::warn!(error = %err, "purging expired sessions failed");
                 }
+                state.limits.create_session.retain_recent();
+                state.limits.message_key.retain_recent();
+                state.limits.send_message.retain_recent();
             }
             () = &mut shutdown => return,
         }

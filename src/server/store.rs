@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::smimp::address::Address;
-use crate::smimp::crypto::{Hash, MasterPublicKey};
+use crate::smimp::crypto::{BoxPublicKey, Hash, MasterPublicKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::SealedData;
 use crate::smimp::keys::{KeyKind, SignedMessageKey};
@@ -72,6 +72,10 @@ pub enum Write {
     /// A unique row already exists, or a guard did not hold.
     Conflict,
 }
+
+/// How long an ended or expired session is remembered, so that its id answers
+/// `session_expired` rather than `not_authenticated`.
+pub const ENDED_SESSION_MEMORY_SECS: i64 = 24 * 60 * 60;
 
 /// The server's database.
 #[derive(Debug, Clone)]
@@ -272,26 +276,16 @@ impl ServerStore {
         Ok(())
     }
 
-    /// Consumes a login token: true once, if it was issued for `address` and is unexpired.
+    /// Consumes a login token, whoever presents it: true once, if it was issued for
+    /// `address` and is unexpired. A token presented for another address, or after
+    /// its expiry, is gone all the same (docs/protocol.md §9).
     pub async fn take_login_token(&self, token: &Id32, address: &Address, now: i64) -> Result<bool, StoreError> {
-        let taken = sqlx::query("DELETE FROM login_tokens WHERE token = ? AND address = ? AND expires_at > ?")
+        let taken = sqlx::query("DELETE FROM login_tokens WHERE token = ? RETURNING address, expires_at")
             .bind(token.to_hex())
-            .bind(address.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(taken.rows_affected() == 1)
-    }
-
-    /// Whether a login token exists for `address` and is unexpired (without consuming it).
-    pub async fn login_token_valid(&self, token: &Id32, address: &Address, now: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM login_tokens WHERE token = ? AND address = ? AND expires_at > ?")
-            .bind(token.to_hex())
-            .bind(address.as_str())
-            .bind(now)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.is_some())
+        let Some(row) = taken else { return Ok(false) };
+        Ok(row.try_get::<String, _>("address")? == address.as_str() && row.try_get::<i64, _>("expires_at")? > now)
     }
 
     /// Stores a new session.
@@ -334,31 +328,49 @@ impl ServerStore {
         .transpose()
     }
 
-    /// Ends a session and invalidates its unused PoW nonces (spec "Get Proof of Work Parameters").
-    pub async fn end_session(&self, session_hash: &Hash) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM pow_nonces WHERE session_hash = ?")
+    /// Whether a session with this hash was ever created and is still remembered,
+    /// live or not: an ended id answers `session_expired`, an unknown one
+    /// `not_authenticated` (docs/protocol.md §9).
+    pub async fn session_known(&self, session_hash: &Hash) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM sessions WHERE session_hash = ?")
             .bind(session_hash.to_hex())
-            .execute(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?;
-        let ended = sqlx::query("DELETE FROM sessions WHERE session_hash = ?")
+        Ok(row.is_some())
+    }
+
+    /// Ends a session at `now` and invalidates its unused PoW nonces and its record of
+    /// issued keys (spec "Get Proof of Work Parameters"). The row stays, expired, so
+    /// its id is still recognised as ended until the purge forgets it.
+    pub async fn end_session(&self, session_hash: &Hash, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in ["DELETE FROM pow_nonces WHERE session_hash = ?", "DELETE FROM issued_keys WHERE session_hash = ?"] {
+            sqlx::query(sql).bind(session_hash.to_hex()).execute(&mut *tx).await?;
+        }
+        let ended = sqlx::query("UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ?")
+            .bind(now)
             .bind(session_hash.to_hex())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(ended.rows_affected() == 1)
     }
 
-    /// Deletes expired login tokens, sessions and the nonces and key grants of ended sessions.
+    /// Deletes expired login tokens, the nonces and key grants of ended sessions, and
+    /// sessions that ended more than [`ENDED_SESSION_MEMORY_SECS`] ago.
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_tokens WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now - ENDED_SESSION_MEMORY_SECS)
+            .execute(&mut *tx)
+            .await?;
         for sql in [
-            "DELETE FROM pow_nonces WHERE session_hash NOT IN (SELECT session_hash FROM sessions)",
-            "DELETE FROM issued_keys WHERE session_hash NOT IN (SELECT session_hash FROM sessions)",
+            "DELETE FROM pow_nonces WHERE session_hash NOT IN (SELECT session_hash FROM sessions WHERE expires_at > ?)",
+            "DELETE FROM issued_keys WHERE session_hash NOT IN (SELECT session_hash FROM sessions WHERE expires_at > ?)",
         ] {
-            sqlx::query(sql).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(now).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -496,19 +508,24 @@ impl ServerStore {
         Ok(issued)
     }
 
-    /// Whether `public_key` was issued to this session for `recipient`.
+    /// Whether `public_key` was issued to this session for `recipient` and, if it is
+    /// an ephemeral key, has not carried a message yet (state `used`).
     pub async fn key_was_issued(
         &self,
         session_hash: &Hash,
         recipient: &Address,
         public_key: &str,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM issued_keys WHERE session_hash = ? AND recipient = ? AND public_key = ?")
-            .bind(session_hash.to_hex())
-            .bind(recipient.as_str())
-            .bind(public_key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM issued_keys i WHERE i.session_hash = ? AND i.recipient = ? AND i.public_key = ? \
+             AND NOT EXISTS (SELECT 1 FROM message_keys k WHERE k.address = i.recipient \
+             AND k.public_key = i.public_key AND k.kind = 'ephemeral' AND k.state = 'used')",
+        )
+        .bind(session_hash.to_hex())
+        .bind(recipient.as_str())
+        .bind(public_key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 
@@ -560,10 +577,32 @@ impl ServerStore {
 
     // ---- messages -------------------------------------------------------------------
 
-    /// Stores a message and marks its PoW nonce used, atomically; `Conflict` when the
-    /// nonce was used meanwhile (a replay racing the first send).
+    /// Stores a message, marks its PoW nonce used and an ephemeral message key used
+    /// (state `used`: it carries one message only), atomically; `NotFound` when the
+    /// ephemeral key was used meanwhile, `Conflict` when the nonce was (a replay
+    /// racing the first send).
     pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Write, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The write comes first, so the transaction holds the write lock from its start.
+        let claimed = sqlx::query(
+            "UPDATE message_keys SET state = 'used' WHERE address = ? AND public_key = ? AND kind = 'ephemeral' \
+             AND state = 'issued'",
+        )
+        .bind(message.recipient.as_str())
+        .bind(message.message_key.to_hex())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            let ephemeral =
+                sqlx::query("SELECT 1 FROM message_keys WHERE address = ? AND public_key = ? AND kind = 'ephemeral'")
+                    .bind(message.recipient.as_str())
+                    .bind(message.message_key.to_hex())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ephemeral.is_some() {
+                return Ok(Write::NotFound);
+            }
+        }
         if let Some(nonce) = message.pow_nonce {
             let used = sqlx::query("UPDATE pow_nonces SET used = 1 WHERE nonce = ? AND used = 0")
                 .bind(nonce.to_hex())
@@ -994,6 +1033,8 @@ pub struct NewMessage<'a> {
     pub received_at: i64,
     pub envelope: &'a str,
     pub pow_nonce: Option<&'a Id32>,
+    /// The message key it is encrypted to; an ephemeral one is used up by it.
+    pub message_key: &'a BoxPublicKey,
 }
 
 /// An avatar as stored.

@@ -25,9 +25,11 @@ use crate::smimp::wire::{
 fn profile_refusal(err: ProfileError) -> ApiError {
     let code = match err {
         ProfileError::BadSignature { .. } | ProfileError::WrongSigner => ErrorCode::InvalidSignature,
-        ProfileError::BrokenChain { .. } | ProfileError::MissingPrevious { .. } | ProfileError::FirstHasPrevious => {
-            ErrorCode::ChainBroken
-        }
+        ProfileError::BrokenChain { .. }
+        | ProfileError::MissingPrevious { .. }
+        | ProfileError::FirstHasPrevious
+        | ProfileError::TimeWentBackwards { .. }
+        | ProfileError::AddressMismatch { .. } => ErrorCode::ChainBroken,
         _ => ErrorCode::BadRequest,
     };
     ApiError::new(code, format!("the profile record is refused: {err}"))
@@ -132,8 +134,12 @@ pub async fn set_ephemeral_keys(
     Json(request): Json<EphemeralKeys>,
 ) -> ApiResult<Json<KeyCount>> {
     let owner_key = current_key(&state, &s.address).await?;
+    let mut seen = std::collections::HashSet::new();
     for key in &request.keys {
         check_key(key, KeyKind::Ephemeral, &s.address, &owner_key)?;
+        if !seen.insert(key.public_key) {
+            return Err(ApiError::new(ErrorCode::BadRequest, format!("the key {} is listed twice", key.public_key)));
+        }
     }
     let count = state.store.replace_ephemeral_keys(&s.address, &request.keys, state.clock.now()).await?;
     Ok(Json(KeyCount { count: count as u64 }))
@@ -149,7 +155,12 @@ pub async fn update_profile(
     let history = verify_history(&s.address, &stored)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the stored history does not verify: {e}")))?;
     let seq = stored.len() as i64;
-    let extended = history.extend(record.clone()).map_err(profile_refusal)?;
+    let extended = history.extend(record.clone()).map_err(|e| match e {
+        ProfileError::AddressMismatch { .. } => {
+            ApiError::new(ErrorCode::Forbidden, format!("the profile record is refused: {e}"))
+        }
+        other => profile_refusal(other),
+    })?;
     let key = extended.current_key();
     match state.store.append_record(&s.address, seq, &record, &key).await? {
         Write::Done => Ok(Json(ProfileLength { length: extended.records().len() as u64 })),

@@ -52,6 +52,14 @@ pub async fn list_folders(
     Ok(Json(FolderList { folders: state.store.folders(&s.address, Some(&kind)).await? }))
 }
 
+/// Refuses an empty display name (docs/protocol.md §8.11).
+fn check_display_name(folder: &Folder) -> ApiResult<()> {
+    if folder.display_name.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "a folder's display_name must not be empty"));
+    }
+    Ok(())
+}
+
 /// Refuses a parent that is missing, or that would make the folder its own ancestor.
 async fn check_parent(
     state: &AppState,
@@ -88,6 +96,7 @@ pub async fn create_folder(
     OwnerSession(s): OwnerSession,
     Json(folder): Json<Folder>,
 ) -> ApiResult<Json<Folder>> {
+    check_display_name(&folder)?;
     check_parent(&state, &s.address, &folder, None).await?;
     match state.store.create_folder(&s.address, &folder).await? {
         Write::Done => Ok(Json(folder)),
@@ -106,6 +115,7 @@ pub async fn update_folder(
     Json(folder): Json<Folder>,
 ) -> ApiResult<Json<Folder>> {
     let old = folder_name(&old)?;
+    check_display_name(&folder)?;
     if !state.store.folder_exists(&s.address, &folder.message_type, &old).await? {
         return Err(no_folder(&folder.message_type, &old));
     }

@@ -16,7 +16,10 @@ use crate::server::store::{NewMessage, SessionRow, Write};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
 use crate::smimp::encoding::Id32;
-use crate::smimp::envelope::{EnvelopeError, HashContext, ReceivedVia, ServerFields, StoredEnvelope, PROTOCOL_VERSION};
+use crate::smimp::envelope::{
+    message_field_hash, EnvelopeError, HashContext, ReceivedVia, ServerFields, StoredEnvelope, ALGORITHM,
+    PROTOCOL_VERSION,
+};
 use crate::smimp::keys::is_master_key;
 use crate::smimp::pow::PowParams;
 use crate::smimp::timestamp::Timestamp;
@@ -118,6 +121,12 @@ pub async fn send_message(
     if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
+    if sent.algorithm != ALGORITHM {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            EnvelopeError::UnknownAlgorithm(sent.algorithm.clone()).to_string(),
+        ));
+    }
     if is_master_key(&sent.message_public_key, &recipient_master) {
         return Err(ApiError::new(
             ErrorCode::MasterKeyRefused,
@@ -129,19 +138,18 @@ pub async fn send_message(
     if !issued {
         return Err(ApiError::new(
             ErrorCode::KeyNotIssued,
-            "the message key was not issued to this session for this recipient (ask get_message_key first)",
+            "the message key was not issued to this session for this recipient, or is an ephemeral key already \
+             used (ask get_message_key first)",
         ));
     }
     let context =
         HashContext { sender: &session.address, recipient: &recipient, login_token_hash: &session.login_token_hash };
-    let field_hash = sent.verify_signature(&session.public_key, &context).map_err(|e| match e {
-        EnvelopeError::UnknownAlgorithm(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
-        other => ApiError::new(
-            ErrorCode::InvalidSignature,
-            format!("{other} (the hash binds sender, recipient and this session)"),
-        ),
-    })?;
+    // The proof of work (one hash) before the signature (§8.9 steps 7 and 8).
+    let field_hash = message_field_hash(&sent.message);
     let params = check_pow(&state, &session, &recipient, &sent, &field_hash, &context).await?;
+    sent.verify_signature(&session.public_key, &context).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidSignature, format!("{e} (the hash binds sender, recipient and this session)"))
+    })?;
     let now = state.clock.now();
     let stored = StoredEnvelope {
         server: ServerFields {
@@ -173,13 +181,23 @@ pub async fn send_message(
             received_at: now,
             envelope: &envelope,
             pow_nonce: Some(&params.nonce),
+            message_key: &stored.sent.message_public_key,
         })
         .await?;
-    if written != Write::Done {
-        return Err(nonce_unknown());
+    match written {
+        Write::Done => {}
+        Write::NotFound => return Err(ephemeral_key_used()),
+        Write::Conflict => return Err(nonce_unknown()),
     }
     tracing::info!(recipient = %recipient, sender = %session.address, bytes = envelope.len(), zero_bits = params.zero_bits, "message stored");
     Ok(Json(MessageSent { message_id }))
+}
+
+fn ephemeral_key_used() -> ApiError {
+    ApiError::new(
+        ErrorCode::KeyNotIssued,
+        "the ephemeral message key already carried a message; ask get_message_key again",
+    )
 }
 
 fn nonce_unknown() -> ApiError {

@@ -83,16 +83,14 @@ pub async fn create_session(
             "the login token is unknown, expired, already used or for another address",
         )
     };
-    if !state.store.login_token_valid(&request.token, &user, now).await? {
+    // Single use (§9): the first POST naming a token consumes it, whatever the outcome.
+    if !state.store.take_login_token(&request.token, &user, now).await? {
         return Err(refused());
     }
     let key = login_key(&state, &user).await?;
     key.verify(&create_session_hash(&user, &request.token), &request.signature).map_err(|_| {
         ApiError::new(ErrorCode::LoginFailed, format!("the login token is not signed by {user}'s current master key"))
     })?;
-    if !state.store.take_login_token(&request.token, &user, now).await? {
-        return Err(refused());
-    }
     let session = Id32::random(&mut OsRng);
     let expires_at = now + state.config.limits.session_lifetime.as_secs() as i64;
     state
@@ -114,6 +112,6 @@ pub async fn destroy_session(
     State(state): State<Arc<AppState>>,
     Session(session): Session,
 ) -> ApiResult<Json<SessionEnded>> {
-    let ended = state.store.end_session(&session.session_hash).await?;
+    let ended = state.store.end_session(&session.session_hash, state.clock.now()).await?;
     Ok(Json(SessionEnded { ended }))
 }

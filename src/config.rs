@@ -1,0 +1,167 @@
+//! The gateway's configuration file (config/gateway.example.toml documents every
+//! key): a pure TOML parse with `deny_unknown_fields`, then `validate()`; errors name
+//! the file and the key. Relative paths are taken from the file's directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keystore::{KdfParams, PassphraseConfig, PassphraseSource};
+use crate::smimp::address::normalise_domain;
+
+/// Why the gateway's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub gateway: GatewaySection,
+    pub keystore: KeystoreSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+}
+
+/// `[gateway]`: where its state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Directory of the gateway's database and keystores.
+    pub data_dir: PathBuf,
+}
+
+/// `[keystore]`: how keystores are unlocked and how hard the passphrase is stretched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoreSection {
+    /// The passphrase's first line is read from this file.
+    pub passphrase_file: Option<PathBuf>,
+    /// The passphrase is this environment variable's value.
+    pub passphrase_env: Option<String>,
+    /// The passphrase is this systemd credential (`LoadCredential=`).
+    pub passphrase_credential: Option<String>,
+    /// Argon2id memory in KiB (default 65536).
+    #[serde(default = "default_m_cost")]
+    pub kdf_memory_kib: u32,
+    /// Argon2id passes (default 3).
+    #[serde(default = "default_t_cost")]
+    pub kdf_passes: u32,
+}
+
+fn default_m_cost() -> u32 {
+    KdfParams::default().m_cost_kib
+}
+
+fn default_t_cost() -> u32 {
+    KdfParams::default().t_cost
+}
+
+impl KeystoreSection {
+    /// The passphrase settings as one value.
+    pub fn passphrase(&self) -> PassphraseConfig {
+        PassphraseConfig {
+            passphrase_file: self.passphrase_file.clone(),
+            passphrase_env: self.passphrase_env.clone(),
+            passphrase_credential: self.passphrase_credential.clone(),
+        }
+    }
+
+    /// The KDF parameters new keystores are written with.
+    pub fn kdf(&self) -> KdfParams {
+        KdfParams { m_cost_kib: self.kdf_memory_kib, t_cost: self.kdf_passes, ..KdfParams::default() }
+    }
+}
+
+/// `[keys]`: the supply of message keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysSection {
+    /// Unissued ephemeral keys the gateway keeps on the server.
+    pub ephemeral_target: usize,
+    /// How long secrets of discarded message keys are kept (messages sealed to them may still arrive).
+    #[serde(with = "humantime_serde")]
+    pub retain_discarded: Duration,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        Self { ephemeral_target: 20, retain_discarded: Duration::from_secs(30 * 24 * 3600) }
+    }
+}
+
+/// `[discovery]`: private CAs and domain overrides (private deployments, tests).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    pub trusted_ca_files: Vec<PathBuf>,
+    pub resolve: BTreeMap<String, SocketAddr>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl GatewayConfig {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut config: Self =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        config.validate(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut config.gateway.data_dir);
+        config.discovery.trusted_ca_files.iter_mut().for_each(join);
+        if let Some(file) = config.keystore.passphrase_file.as_mut() {
+            join(file);
+        }
+        Ok(config)
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.into(), key: key.into(), message };
+        self.keystore.passphrase().source().map_err(|e| invalid("keystore.passphrase_*", e.to_string()))?;
+        self.keystore.kdf().validate().map_err(|e| invalid("keystore.kdf_memory_kib", e.to_string()))?;
+        if self.keys.ephemeral_target > 1000 {
+            return Err(invalid("keys.ephemeral_target", "at most 1000 keys".into()));
+        }
+        let resolve = std::mem::take(&mut self.discovery.resolve);
+        for (domain, addr) in resolve {
+            let normal = normalise_domain(&domain)
+                .map_err(|e| invalid(&format!("discovery.resolve.{domain}"), e.to_string()))?;
+            self.discovery.resolve.insert(normal, addr);
+        }
+        Ok(())
+    }
+
+    /// Where the passphrase comes from.
+    pub fn passphrase_source(&self) -> PassphraseSource {
+        self.keystore.passphrase().source().expect("validated on load")
+    }
+
+    /// The gateway's database file.
+    pub fn database(&self) -> PathBuf {
+        self.gateway.data_dir.join("gateway.sqlite")
+    }
+
+    /// The keystore file of an account.
+    pub fn keystore_path(&self, address: &crate::smimp::address::Address) -> PathBuf {
+        self.gateway.data_dir.join("keystores").join(format!("{}.keystore", address.to_email()))
+    }
+}

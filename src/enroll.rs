@@ -1,0 +1,259 @@
+//! The account commands of the gateway: `init` (create an identity at its server),
+//! `keys rotate` and `profile update`. Each error says what to do next, naming the
+//! configuration file and key concerned.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore};
+
+use crate::client::account::{self, AccountError};
+use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::config::{ConfigError, GatewayConfig};
+use crate::discovery::{Discovery, DiscoveryError};
+use crate::keystore::{Keystore, KeystoreError, Passphrase};
+use crate::smimp::address::{Address, AddressError};
+use crate::smimp::crypto::{MasterKey, SecretBoxKey};
+use crate::smimp::profile::ProfileFields;
+use crate::smimp::wire::ErrorCode;
+use crate::store::{AccountRecord, GatewayStore, StoreError};
+
+/// Why an account command failed, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Keystore(#[from] KeystoreError),
+    #[error("{0:?} is not an address SMIMP can use: {1}")]
+    Address(String, AddressError),
+    #[error("cannot reach the SMIMP server of {domain}: {reason}. Check the network, or map the domain with [discovery] resolve in {config}")]
+    Unreachable { domain: String, reason: String, config: String },
+    #[error("the SMIMP server of {domain} presented a certificate this gateway does not trust ({reason}). If it uses a private CA, add that CA's file to [discovery] trusted_ca_files in {config} (now: {cas:?})")]
+    Untrusted { domain: String, reason: String, config: String, cas: Vec<PathBuf> },
+    #[error("{address} is already initialised at its server; an account is initialised once. Use the keystore made then, or ask the server's administrator for a new account")]
+    AlreadyInitialised { address: String },
+    #[error("{address} is already set up on this gateway (keystore {keystore})")]
+    AlreadyHere { address: String, keystore: String },
+    #[error("the server refused the one-time initialisation password for {address}: check it with the server's administrator")]
+    WrongPassword { address: String },
+    #[error(
+        "{address} is not set up on this gateway: run `smimp-gateway init --config {config} --address {address}` first"
+    )]
+    NotHere { address: String, config: String },
+    #[error("the SMIMP server refused: {0}")]
+    Server(ClientError),
+    #[error("{0}")]
+    Account(AccountError),
+}
+
+/// Everything an account command needs.
+pub struct Context {
+    pub config_path: PathBuf,
+    pub config: GatewayConfig,
+    pub store: GatewayStore,
+    pub discovery: Discovery,
+    pub passphrase: Passphrase,
+}
+
+impl Context {
+    /// Loads the configuration, opens the database, reads the passphrase.
+    pub async fn open(config_path: &Path) -> Result<Self, CommandError> {
+        let config = GatewayConfig::load(config_path)?;
+        let passphrase = Passphrase::from_source(&config.passphrase_source())?;
+        let store = GatewayStore::open(&config.database()).await?;
+        let discovery = Discovery::new(
+            &config.discovery.trusted_ca_files,
+            config.discovery.resolve.clone(),
+            config.discovery.timeout.unwrap_or(Duration::from_secs(30)),
+        )
+        .map_err(|e| CommandError::Unreachable {
+            domain: "-".into(),
+            reason: e.to_string(),
+            config: config_path.display().to_string(),
+        })?;
+        Ok(Self { config_path: config_path.into(), config, store, discovery, passphrase })
+    }
+
+    fn explain(&self, domain: &str, err: ClientError) -> CommandError {
+        let config = self.config_path.display().to_string();
+        match err {
+            ClientError::Discovery(DiscoveryError::Certificate { reason, .. }) => CommandError::Untrusted {
+                domain: domain.into(),
+                reason,
+                config,
+                cas: self.config.discovery.trusted_ca_files.clone(),
+            },
+            ClientError::Discovery(DiscoveryError::Unreachable { reason, .. }) => {
+                CommandError::Unreachable { domain: domain.into(), reason, config }
+            }
+            other => CommandError::Server(other),
+        }
+    }
+
+    /// The account's server, found and version-checked.
+    pub async fn server(&self, domain: &str) -> Result<ServerClient, CommandError> {
+        ServerClient::connect(&self.discovery, domain).await.map_err(|e| self.explain(domain, e))
+    }
+
+    fn save(&self, path: &Path) -> impl Fn(&Keystore) -> Result<(), KeystoreError> + '_ {
+        let path = path.to_path_buf();
+        move |keystore: &Keystore| keystore.save(&path, &self.passphrase, self.config.keystore.kdf())
+    }
+
+    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore), CommandError> {
+        let address = parse_address(text)?;
+        let accounts = self.store.accounts().await?;
+        let record = accounts.iter().find(|a| a.address == address).ok_or_else(|| CommandError::NotHere {
+            address: address.to_email(),
+            config: self.config_path.display().to_string(),
+        })?;
+        let path = PathBuf::from(&record.keystore_path);
+        let keystore = Keystore::load(&path, &self.passphrase)?;
+        Ok((address, path, keystore))
+    }
+}
+
+fn parse_address(text: &str) -> Result<Address, CommandError> {
+    Address::from_email(text).or_else(|_| Address::parse(text)).map_err(|e| CommandError::Address(text.into(), e))
+}
+
+/// What `init` made.
+#[derive(Debug)]
+pub struct Initialised {
+    pub address: Address,
+    pub username: String,
+    pub password: String,
+    pub keystore: PathBuf,
+}
+
+/// Creates the identity: keys, the keystore (saved before anything is uploaded),
+/// `initialize_account`, the local credentials, and the account's registration.
+pub async fn init(
+    ctx: &Context,
+    address_text: &str,
+    one_time_password: &str,
+    now: i64,
+) -> Result<Initialised, CommandError> {
+    let address = parse_address(address_text)?;
+    let path = ctx.config.keystore_path(&address);
+    if path.exists() {
+        return Err(CommandError::AlreadyHere { address: address.to_email(), keystore: path.display().to_string() });
+    }
+    let server = ctx.server(address.domain()).await?;
+    let mut keystore =
+        Keystore::new(address.clone(), MasterKey::generate(&mut OsRng), SecretBoxKey::generate(&mut OsRng));
+    let request = account::prepare_initialization(
+        &mut keystore,
+        one_time_password.trim(),
+        ctx.config.keys.ephemeral_target,
+        ProfileFields::default(),
+        now,
+    )
+    .map_err(CommandError::Account)?;
+    let mut secret = [0u8; 18];
+    OsRng.fill_bytes(&mut secret);
+    let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+    keystore.set_local_password(&password)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io {
+            action: "create",
+            path: dir.into(),
+            source,
+        })?;
+    }
+    (ctx.save(&path))(&keystore)?;
+    if let Err(err) = account::send_initialization(&server, &request).await {
+        // Nothing was accepted: leave no keystore behind for an identity that does not exist.
+        let _ = std::fs::remove_file(&path);
+        return Err(match err.code() {
+            Some(ErrorCode::AlreadyInitialized) => CommandError::AlreadyInitialised { address: address.to_email() },
+            Some(ErrorCode::LoginFailed) => CommandError::WrongPassword { address: address.to_email() },
+            _ => ctx.explain(address.domain(), err),
+        });
+    }
+    let username = address.to_email();
+    ctx.store
+        .add_account(&AccountRecord {
+            address: address.clone(),
+            keystore_path: path.display().to_string(),
+            username: username.clone(),
+            created_at: now,
+        })
+        .await?;
+    Ok(Initialised { address, username, password, keystore: path })
+}
+
+/// Which key `keys rotate` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotate {
+    /// The non-ephemeral message key.
+    Nonephemeral,
+    /// The master key itself, by a signed profile update.
+    Master,
+}
+
+async fn owner(ctx: &Context, address: &Address, keystore: &Keystore) -> Result<SessionClient, CommandError> {
+    let server = ctx.server(address.domain()).await?;
+    Ok(SessionClient::new(server, address.clone(), Arc::new(MasterKey::from_seed(&keystore.master().seed()))))
+}
+
+/// `keys rotate`: returns the new public key (hex).
+pub async fn rotate(ctx: &Context, address_text: &str, which: Rotate, now: i64) -> Result<String, CommandError> {
+    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let owner = owner(ctx, &address, &keystore).await?;
+    let new_key = match which {
+        Rotate::Nonephemeral => {
+            let key = account::rotate_nonephemeral_key(&owner, &mut keystore, now, ctx.save(&path))
+                .await
+                .map_err(CommandError::Account)?;
+            key.public_key.to_hex()
+        }
+        Rotate::Master => {
+            let new_master = MasterKey::generate(&mut OsRng);
+            let public = new_master.public();
+            account::update_profile(&owner, &mut keystore, None, Some(new_master), now, ctx.save(&path))
+                .await
+                .map_err(CommandError::Account)?;
+            public.to_hex()
+        }
+    };
+    let _ = owner.logout().await;
+    Ok(new_key)
+}
+
+/// `profile update`: the new history length.
+pub async fn update_profile(
+    ctx: &Context,
+    address_text: &str,
+    fields: ProfileFields,
+    now: i64,
+) -> Result<u64, CommandError> {
+    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let owner = owner(ctx, &address, &keystore).await?;
+    let length = account::update_profile(&owner, &mut keystore, Some(fields), None, now, ctx.save(&path))
+        .await
+        .map_err(CommandError::Account)?;
+    let _ = owner.logout().await;
+    Ok(length)
+}
+
+/// Tops up the server's ephemeral keys to the configured target: the number added.
+pub async fn replenish(ctx: &Context, address_text: &str, now: i64) -> Result<usize, CommandError> {
+    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let owner = owner(ctx, &address, &keystore).await?;
+    let added = account::replenish_ephemeral_keys(
+        &owner,
+        &mut keystore,
+        ctx.config.keys.ephemeral_target,
+        now,
+        ctx.save(&path),
+    )
+    .await
+    .map_err(CommandError::Account)?;
+    let _ = owner.logout().await;
+    Ok(added)
+}
