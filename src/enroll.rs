@@ -112,9 +112,15 @@ impl Context {
             config: self.config_path.display().to_string(),
         })?;
         let path = PathBuf::from(&record.keystore_path);
-        let keystore = Keystore::load(&path, &self.passphrase)?;
+        let mut keystore = Keystore::load(&path, &self.passphrase)?;
+        // Secrets of keys discarded longer ago than keys.retain_discarded go at the next save.
+        keystore.prune(unix_seconds(), self.config.keys.retain_discarded.as_secs());
         Ok((address, path, keystore))
     }
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 fn parse_address(text: &str) -> Result<Address, CommandError> {

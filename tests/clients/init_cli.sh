@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The README's first-use steps, run for real with the binary: a server with its
+# development CA, `server add-account`, a gateway configuration that trusts that CA,
+# `init` with the one-time password from a file (and on standard input), and the
+# errors a user meets: a wrong password, an untrusted server, a second init.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=${SMIMP_BIN:-target/debug/smimp-gateway}
+[ -x "$bin" ] || { echo "init_cli: $bin is missing: run cargo build first" >&2; exit 1; }
+
+dir=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+
+passed=0 failed=0
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
+  else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+contains() { # contains NAME NEEDLE HAYSTACK
+  case "$3" in *"$2"*) passed=$((passed + 1)); echo "ok   $1";;
+  *) failed=$((failed + 1)); echo "FAIL $1: [$2] not in [$3]";; esac
+}
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$dir/server" "$dir/gateway"
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" -e "s/^public_base = .*/public_base = \"example.org:$port\"/" \
+    config/server.example.toml > "$dir/server/server.toml"
+alice_password=$("$bin" server add-account --config "$dir/server/server.toml" alice@example.org | sed -n 's/^one-time initialisation password: //p')
+bob_password=$("$bin" server add-account --config "$dir/server/server.toml" bob@example.org | sed -n 's/^one-time initialisation password: //p')
+"$bin" server --config "$dir/server/server.toml" 2>"$dir/server.log" &
+pid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+"$bin" server export-ca --config "$dir/server/server.toml" > "$dir/gateway/server-ca.pem"
+
+# The gateway's configuration: the example, with the server's CA trusted and the
+# domain resolved to the loopback port; a cheap KDF keeps the test quick.
+sed -e 's/^trusted_ca_files = .*/trusted_ca_files = ["server-ca.pem"]/' \
+    -e "s/^# \"example.org\" = .*/\"example.org\" = \"127.0.0.1:$port\"/" \
+    -e 's/^kdf_memory_kib = .*/kdf_memory_kib = 1024/' -e 's/^kdf_passes = .*/kdf_passes = 1/' \
+    config/gateway.example.toml > "$dir/gateway/gateway.toml"
+printf 'a long keystore passphrase\n' > "$dir/gateway/passphrase.txt"
+printf '%s\n' "$alice_password" > "$dir/gateway/otp.txt"
+
+out=$("$bin" init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt" 2>&1)
+contains "init prints the username" "username: alice@example.org" "$out"
+check "init prints a generated password" "1" "$(printf '%s\n' "$out" | grep -cE '^  password: [A-Za-z0-9_-]{20,}$')"
+check "the keystore is mode 0600" "600" "$(stat -c %a "$dir/gateway/gateway-data/keystores/alice@example.org.keystore")"
+check "the server now publishes alice's history" "200" \
+  "$(curl -sS --cacert "$dir/gateway/server-ca.pem" --resolve "example.org:$port:127.0.0.1" -o /dev/null -w '%{http_code}' \
+     "https://example.org:$port/0.1/get_user/alice%23example.org/history")"
+
+out=$("$bin" init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt" 2>&1 || true)
+contains "a second init is refused" "already set up on this gateway" "$out"
+
+out=$(printf 'wrong\n' | "$bin" init --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1 || true)
+contains "a wrong one-time password says so" "refused the one-time initialisation password" "$out"
+
+sed -e 's/^trusted_ca_files = .*/trusted_ca_files = []/' "$dir/gateway/gateway.toml" > "$dir/gateway/untrusting.toml"
+out=$(printf '%s\n' "$bob_password" | "$bin" init --config "$dir/gateway/untrusting.toml" --address bob@example.org 2>&1 || true)
+contains "an untrusted server certificate names the setting to change" "trusted_ca_files" "$out"
+
+out=$(printf '%s\n' "$bob_password" | "$bin" init --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+contains "init reads the password on standard input" "username: bob@example.org" "$out"
+
+out=$("$bin" keys replenish --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+check "the key supply is already full" "added 0 ephemeral keys for bob@example.org" "$out"
+out=$("$bin" profile update --config "$dir/gateway/gateway.toml" --address bob@example.org --name Bob 2>&1)
+check "profile update" "profile of bob@example.org updated: the history has 2 records" "$out"
+out=$("$bin" keys rotate --master --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+contains "master key rotation" "new master key of bob@example.org:" "$out"
+
+printf 'not the passphrase\n' > "$dir/gateway/passphrase.txt"
+out=$("$bin" keys rotate --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1 || true)
+contains "a wrong keystore passphrase is named" "passphrase" "$out"
+
+echo "init_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
