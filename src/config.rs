@@ -9,19 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::config_file::ConfigError;
+use crate::config_file::{anchor, invalid, read_toml};
 use crate::keystore::{KdfParams, PassphraseConfig, PassphraseSource};
 use crate::smimp::address::normalise_domain;
-
-/// Why the gateway's configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: key {key}: {message}")]
-    Invalid { path: PathBuf, key: String, message: String },
-}
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,27 +106,19 @@ pub struct DiscoverySection {
 impl GatewayConfig {
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut config: Self =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        let mut config: Self = read_toml(path)?;
         config.validate(path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let join = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        join(&mut config.gateway.data_dir);
-        config.discovery.trusted_ca_files.iter_mut().for_each(join);
+        anchor(path, &mut config.gateway.data_dir);
+        config.discovery.trusted_ca_files.iter_mut().for_each(|p| anchor(path, p));
         if let Some(file) = config.keystore.passphrase_file.as_mut() {
-            join(file);
+            anchor(path, file);
         }
         Ok(config)
     }
 
     /// Checks what the types cannot.
     pub fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.into(), key: key.into(), message };
+        let invalid = |key: &str, message: String| invalid(path, key, message);
         self.keystore.passphrase().source().map_err(|e| invalid("keystore.passphrase_*", e.to_string()))?;
         self.keystore.kdf().validate().map_err(|e| invalid("keystore.kdf_memory_kib", e.to_string()))?;
         if self.keys.ephemeral_target > 1000 {

@@ -11,10 +11,12 @@
 
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod discovery;
 pub mod enroll;
 pub mod keystore;
 pub mod server;
 pub mod smimp;
+pub mod sqlite;
 pub mod store;
 pub mod tls;

@@ -95,8 +95,10 @@ fn check_reach(dir: &str, allowed: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_server_shares_only_the_core_and_leaf_utilities() {
-    let mut violations = check_reach("server", &["server", "smimp", "tls", "discovery"]);
+    let mut violations = check_reach("server", &["server", "smimp", "tls", "discovery", "sqlite", "config_file"]);
     violations.extend(check_reach("tls", &[]));
     violations.extend(check_reach("discovery", &["tls"]));
+    violations.extend(check_reach("sqlite", &[]));
+    violations.extend(check_reach("config_file", &[]));
     assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
 }

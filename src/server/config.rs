@@ -9,19 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::config_file::ConfigError;
+use crate::config_file::{anchor, invalid, parse_toml, read_toml};
 use crate::smimp::address::normalise_domain;
 use crate::smimp::message::MessageType;
-
-/// Why a configuration cannot be used; names the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: key {key}: {message}")]
-    Invalid { path: PathBuf, key: String, message: String },
-}
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -148,21 +139,20 @@ pub struct DiscoverySection {
 impl ServerConfig {
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut config = Self::parse(&text, path)?;
+        let mut config: Self = read_toml(path)?;
         config.validate(path)?;
-        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.resolve_paths(path);
         Ok(config)
     }
 
     /// Parses TOML text; errors carry the line and key from the TOML parser.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+        parse_toml(text, path)
     }
 
     /// Checks what the types cannot.
     pub fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.into(), key: key.into(), message };
+        let invalid = |key: &str, message: String| invalid(path, key, message);
         self.server.domain =
             normalise_domain(&self.server.domain).map_err(|e| invalid("server.domain", e.to_string()))?;
         if self.server.public_base.contains("://") {
@@ -208,21 +198,13 @@ impl ServerConfig {
         Ok(())
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
-        let join = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        join(&mut self.server.database);
-        join(&mut self.tls.dev_ca_dir);
-        if let Some(p) = self.tls.cert_file.as_mut() {
-            join(p);
+    fn resolve_paths(&mut self, config_file: &Path) {
+        anchor(config_file, &mut self.server.database);
+        anchor(config_file, &mut self.tls.dev_ca_dir);
+        for path in [self.tls.cert_file.as_mut(), self.tls.key_file.as_mut()].into_iter().flatten() {
+            anchor(config_file, path);
         }
-        if let Some(p) = self.tls.key_file.as_mut() {
-            join(p);
-        }
-        self.discovery.trusted_ca_files.iter_mut().for_each(join);
+        self.discovery.trusted_ca_files.iter_mut().for_each(|p| anchor(config_file, p));
     }
 
     /// The names a development certificate covers.

@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use crate::smimp::address::Address;
@@ -24,10 +23,8 @@ use crate::smimp::wire::{Folder, FolderName, ListEntry, ListKind, MessageSummary
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -91,7 +88,7 @@ fn parse<T: FromStr>(text: &str, what: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e| corrupt(format!("{what} {text:?}: {e}")))
+    crate::sqlite::parse_column(text, what).map_err(StoreError::Corrupt)
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -118,20 +115,8 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SignedMessageKey, Store
 impl ServerStore {
     /// Opens (creating if needed) the database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        sqlx::migrate!("./migrations/server").run(&pool).await?;
-        Ok(Self { pool })
+        static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/server");
+        Ok(Self { pool: crate::sqlite::open(path, 8, &MIGRATIONS).await? })
     }
 
     // ---- accounts -------------------------------------------------------------------

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use crate::smimp::address::Address;
@@ -13,10 +12,8 @@ use crate::smimp::profile::Pin;
 /// Why the gateway's database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -50,36 +47,18 @@ pub struct GatewayStore {
     pool: SqlitePool,
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
 fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e| corrupt(format!("{what} {text:?}: {e}")))
+    crate::sqlite::parse_column(text, what).map_err(StoreError::Corrupt)
 }
 
 impl GatewayStore {
     /// Opens (creating) the database and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        sqlx::migrate!("./migrations/gateway").run(&pool).await?;
-        Ok(Self { pool })
+        static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/gateway");
+        Ok(Self { pool: crate::sqlite::open(path, 4, &MIGRATIONS).await? })
     }
 
     /// Registers an account.

@@ -76,7 +76,10 @@ pub async fn initialize_account(
             format!("{address} is already initialised; it can be initialised only once"),
         ));
     }
-    if account.password_check != Some(password_check(&request.password_hash)) {
+    let expected = account.password_check.map(|h| h.0).unwrap_or([0; 32]);
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(&expected[..], &password_check(&request.password_hash).0[..]).into();
+    if account.password_check.is_none() || !matches {
         return Err(ApiError::new(ErrorCode::LoginFailed, "the initialisation password is wrong"));
     }
     let history = verify_history(&address, std::slice::from_ref(&request.record)).map_err(profile_refusal)?;
