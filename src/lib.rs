@@ -20,3 +20,4 @@ pub mod smimp;
 pub mod sqlite;
 pub mod store;
 pub mod tls;
+pub mod backend;

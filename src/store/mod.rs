@@ -41,6 +41,33 @@ pub struct TrustEvent {
     pub detail: String,
 }
 
+/// One queued delivery (one recipient of one accepted message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRow {
+    pub id: i64,
+    pub account: Address,
+    pub recipient: Address,
+    pub message_type: String,
+    pub nonce: String,
+    pub sealed_payload: Vec<u8>,
+    pub state: String,
+    pub attempts: i64,
+    pub give_up_at: i64,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// A new delivery to queue.
+#[derive(Debug, Clone)]
+pub struct NewOutbound<'a> {
+    pub account: &'a Address,
+    pub recipient: &'a Address,
+    pub message_type: &'a str,
+    pub nonce: String,
+    pub sealed_payload: Vec<u8>,
+    pub give_up_at: i64,
+}
+
 /// The gateway's database.
 #[derive(Debug, Clone)]
 pub struct GatewayStore {
@@ -162,4 +189,120 @@ impl GatewayStore {
             })
             .collect()
     }
+
+    // ---- outbound queue -------------------------------------------------------------
+
+    /// Queues one delivery per recipient in one transaction: all are committed, or none.
+    pub async fn enqueue(&self, rows: &[NewOutbound<'_>], now: i64) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
+                 give_up_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(row.account.as_str())
+            .bind(row.recipient.as_str())
+            .bind(row.message_type)
+            .bind(&row.nonce)
+            .bind(&row.sealed_payload)
+            .bind(now)
+            .bind(row.give_up_at)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Deliveries whose next attempt is due, oldest first.
+    pub async fn due_outbound(&self, now: i64, limit: u32) -> Result<Vec<OutboundRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, account, recipient, message_type, nonce, sealed_payload, state, attempts, give_up_at, last_error, \
+             message_id FROM outbound WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbound_from_row).collect()
+    }
+
+    /// One delivery by id.
+    pub async fn outbound(&self, id: i64) -> Result<Option<OutboundRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, account, recipient, message_type, nonce, sealed_payload, state, attempts, give_up_at, last_error, \
+             message_id FROM outbound WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(outbound_from_row).transpose()
+    }
+
+    /// Marks a delivery sent; its sealed payload is dropped (it is at the recipient now).
+    pub async fn outbound_sent(&self, id: i64, message_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbound SET state = 'sent', message_id = ?, done_at = ?, sealed_payload = x'', \
+             attempts = attempts + 1, last_error = NULL WHERE id = ?",
+        )
+        .bind(message_id)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or failed for good when `None`.
+    pub async fn outbound_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (state, next) = match retry_at {
+            Some(at) => ("queued", at),
+            None => ("failed", now),
+        };
+        sqlx::query(
+            "UPDATE outbound SET state = ?, next_attempt_at = ?, attempts = attempts + 1, last_error = ?, \
+             done_at = CASE WHEN ? = 'failed' THEN ? ELSE NULL END, \
+             sealed_payload = CASE WHEN ? = 'failed' THEN x'' ELSE sealed_payload END WHERE id = ?",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(state)
+        .bind(now)
+        .bind(state)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many deliveries wait.
+    pub async fn queue_depth(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbound WHERE state = 'queued'").fetch_one(&self.pool).await?)
+    }
+}
+
+fn outbound_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboundRow, StoreError> {
+    Ok(OutboundRow {
+        id: r.try_get("id")?,
+        account: parse(&r.try_get::<String, _>("account")?, "account")?,
+        recipient: parse(&r.try_get::<String, _>("recipient")?, "recipient")?,
+        message_type: r.try_get("message_type")?,
+        nonce: r.try_get("nonce")?,
+        sealed_payload: r.try_get("sealed_payload")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        give_up_at: r.try_get("give_up_at")?,
+        last_error: r.try_get("last_error")?,
+        message_id: r.try_get("message_id")?,
+    })
 }

@@ -1,0 +1,6 @@
+//! The bridge between the mail front-ends and SMIMP: what SMTP and IMAP need, built
+//! over the client, the gateway's store and the keystore. So far: the outbound
+//! engine ([`outbound`]) — the durable queue and delivery with trust checks, proof of
+//! work and sealing.
+
+pub mod outbound;

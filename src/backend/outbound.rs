@@ -1,0 +1,265 @@
+//! Outbound mail (design §2 "Outbound"): an accepted message is queued as one row per
+//! recipient, its payload sealed with the account's storage key, in one transaction;
+//! a delivery then logs in at the recipient's server, takes a message key signed by
+//! the recipient's pinned key, does the proof of work on all cores, seals and sends.
+//! Transient failures are retried with exponential backoff until the message's time
+//! runs out; permanent ones (no such user, trust violation, blacklisted) fail at once.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::OsRng;
+
+use crate::client::trust::{verified_message_key, TrustError};
+use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::discovery::Discovery;
+use crate::smimp::address::Address;
+use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
+use crate::smimp::encoding::Id32;
+use crate::smimp::envelope::{Ciphertext, HashContext};
+use crate::smimp::message::MessageType;
+use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::wire::{ErrorCode, MessageSent, Route};
+use crate::store::{GatewayStore, NewOutbound, OutboundRow, StoreError};
+
+/// Difficulty above which a delivery is refused rather than attempted (about a day of work).
+pub const MAX_ACCEPTED_ZERO_BITS: u32 = 36;
+
+/// Why a delivery attempt failed, and whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether trying again later may succeed: the network, the server's state or a race
+/// may change; a refusal of this message or this recipient will not.
+fn may_succeed_later(err: &ClientError) -> bool {
+    use crate::discovery::DiscoveryError;
+    match err {
+        ClientError::Refused { code, .. } => matches!(
+            code,
+            ErrorCode::RateLimited
+                | ErrorCode::Internal
+                | ErrorCode::RemoteLookupFailed
+                | ErrorCode::SessionExpired
+                | ErrorCode::NotAuthenticated
+                | ErrorCode::NonceUnknown
+                | ErrorCode::KeyNotIssued
+                | ErrorCode::QuotaExceeded
+        ),
+        ClientError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+        ClientError::Discovery(DiscoveryError::InsecureRecord { .. } | DiscoveryError::BadRecord { .. }) => false,
+        ClientError::Discovery(_) | ClientError::BadAnswer { .. } => true,
+        ClientError::NoCommonVersion { .. } | ClientError::Unsupported { .. } => false,
+    }
+}
+
+impl From<ClientError> for DeliveryError {
+    fn from(err: ClientError) -> Self {
+        if may_succeed_later(&err) {
+            DeliveryError::Transient(err.to_string())
+        } else {
+            DeliveryError::Permanent(err.to_string())
+        }
+    }
+}
+
+impl From<TrustError> for DeliveryError {
+    fn from(err: TrustError) -> Self {
+        match err {
+            TrustError::Client(client) => client.into(),
+            TrustError::Store(store) => DeliveryError::Store(store),
+            other => DeliveryError::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// The sending account's secrets a delivery needs.
+pub struct Sender {
+    pub address: Address,
+    pub master: Arc<MasterKey>,
+    pub storage_key: SecretBoxKey,
+}
+
+/// When to try again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// How long an accepted message is tried before it bounces.
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after `attempts` failed attempts: doubling from `first_delay`, capped.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1)).min(1 << 20);
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Queues `payload` for every recipient, atomically; returns the queue ids. Once this
+/// returns, the message survives a crash.
+pub async fn enqueue(
+    store: &GatewayStore,
+    sender: &Sender,
+    message_type: &MessageType,
+    payload: &[u8],
+    recipients: &[Address],
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let give_up_at = now + policy.give_up_after.as_secs() as i64;
+    let rows: Vec<NewOutbound<'_>> = recipients
+        .iter()
+        .map(|recipient| {
+            let nonce = BoxNonce::random(&mut OsRng);
+            NewOutbound {
+                account: &sender.address,
+                recipient,
+                message_type: message_type.as_str(),
+                nonce: nonce.to_hex(),
+                sealed_payload: sender.storage_key.seal(&nonce, payload),
+                give_up_at,
+            }
+        })
+        .collect();
+    store.enqueue(&rows, now).await
+}
+
+/// The outcome of one successful delivery.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub message_id: Id32,
+    pub zero_bits: u32,
+    pub pow_attempts: u64,
+    pub elapsed: Duration,
+}
+
+/// Delivers one queued row: trust, key, PoW, seal, send.
+pub async fn deliver(
+    discovery: &Discovery,
+    store: &GatewayStore,
+    sender: &Sender,
+    row: &OutboundRow,
+    now: i64,
+) -> Result<Delivered, DeliveryError> {
+    let started = Instant::now();
+    let nonce: BoxNonce =
+        row.nonce.parse().map_err(|_| DeliveryError::Permanent("the queued message is corrupt".into()))?;
+    let payload = sender.storage_key.open(&nonce, &row.sealed_payload).map_err(|_| {
+        DeliveryError::Permanent("the queued message cannot be opened with this account's storage key".into())
+    })?;
+    let message_type = MessageType::parse(&row.message_type).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+    let server = ServerClient::connect(discovery, row.recipient.domain()).await?;
+    let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
+    let session = client.session().await?;
+    let (key, _nonephemeral) = verified_message_key(&client, &session, store, &row.recipient, now).await?;
+    let params: PowParams = client
+        .call_in(
+            &session,
+            &Route::GetPowParams { address: row.recipient.clone(), message_type: message_type.clone() },
+            None::<&()>,
+        )
+        .await?;
+    if params.zero_bits > MAX_ACCEPTED_ZERO_BITS {
+        return Err(DeliveryError::Permanent(format!(
+            "{}'s server asks for {} bits of proof of work, more than the {MAX_ACCEPTED_ZERO_BITS} this gateway will do",
+            row.recipient, params.zero_bits
+        )));
+    }
+    let sealed =
+        Ciphertext::seal(&payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
+    let context =
+        HashContext { sender: &sender.address, recipient: &row.recipient, login_token_hash: &session.login_token_hash };
+    let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
+    let zero_bits = params.zero_bits;
+    let (solution, pow_attempts) = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+        let control = SolveControl::default();
+        let solution = preimage.solve(zero_bits, &Id32::random(&mut OsRng), threads, &control);
+        (solution, control.attempts.load(std::sync::atomic::Ordering::Relaxed))
+    })
+    .await
+    .map_err(|e| DeliveryError::Transient(format!("the proof of work stopped: {e}")))?;
+    let solution = solution.map_err(|e| DeliveryError::Transient(e.to_string()))?;
+    let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
+    let sent: MessageSent =
+        client.call_in(&session, &Route::SendMessage { address: row.recipient.clone() }, Some(&envelope)).await?;
+    let _ = client.logout().await;
+    Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
+}
+
+/// Attempts one row and records the outcome: sent, retry later, or failed for good.
+/// Returns the final error when the row failed for good (the caller bounces it).
+pub async fn attempt(
+    discovery: &Discovery,
+    store: &GatewayStore,
+    sender: &Sender,
+    row: &OutboundRow,
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    match deliver(discovery, store, sender, row, now).await {
+        Ok(done) => {
+            tracing::info!(
+                recipient = %row.recipient, outcome = "sent", zero_bits = done.zero_bits,
+                pow_attempts = done.pow_attempts, duration_ms = done.elapsed.as_millis() as u64, "delivery"
+            );
+            store.outbound_sent(row.id, &done.message_id.to_hex(), now).await?;
+            Ok(None)
+        }
+        Err(DeliveryError::Store(err)) => Err(err),
+        Err(DeliveryError::Transient(reason)) => {
+            let retry_at = now + policy.delay(row.attempts as u32 + 1).as_secs() as i64;
+            if retry_at < row.give_up_at {
+                tracing::info!(recipient = %row.recipient, outcome = "deferred", reason, retry_at, "delivery");
+                store.outbound_attempt_failed(row.id, &reason, Some(retry_at), now).await?;
+                Ok(None)
+            } else {
+                let reason = format!("gave up after {} attempts: {reason}", row.attempts + 1);
+                tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
+                store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+                Ok(Some(reason))
+            }
+        }
+        Err(DeliveryError::Permanent(reason)) => {
+            tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
+            store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+            Ok(Some(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let policy = RetryPolicy {
+            first_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=9).map(|n| policy.delay(n).as_secs()).collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(policy.delay(u32::MAX).as_secs(), 3600);
+    }
+}

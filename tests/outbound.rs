@@ -1,0 +1,122 @@
+//! The outbound engine against two real servers over real TLS: a queued message is
+//! delivered with a verified key, proof of work and a signed envelope, and the
+//! recipient opens it; a user who does not exist fails at once; an unreachable domain
+//! is deferred with backoff; the queue survives reopening the database.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy, Sender};
+use smimp_gateway::enroll::{self, Context};
+use smimp_gateway::keystore::Keystore;
+use smimp_gateway::smimp::address::Address;
+use smimp_gateway::smimp::crypto::MasterKey;
+use smimp_gateway::smimp::envelope::StoredEnvelope;
+use smimp_gateway::smimp::message::MessageType;
+use smimp_gateway::smimp::wire::{MessageList, Route};
+use smimp_gateway::store::GatewayStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_is_delivered_refused_or_deferred() {
+    let (org, net) = start_pair(Options::default()).await;
+    let client = Client::new(&[&org, &net]);
+    let bob = create_account(&client, &net, "bob", 2).await;
+
+    // Alice is set up the way `init` does it, with a gateway configuration and keystore.
+    let (_, password) =
+        smimp_gateway::server::admin::add_account(&org.config, &org.state.store, "alice@example.org", 0).await.unwrap();
+    let dir = TempDir::new("outbound");
+    std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
+    let config = format!(
+        "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
+         [keys]\nephemeral_target = 2\n[discovery]\ntrusted_ca_files = [\"{}\", \"{}\"]\ntimeout = \"5s\"\n[discovery.resolve]\n\
+         \"example.org\" = \"{}\"\n\"example.net\" = \"{}\"\n",
+        org.ca_file.display(),
+        net.ca_file.display(),
+        org.addr,
+        net.addr
+    );
+    std::fs::write(dir.0.join("gateway.toml"), config).unwrap();
+    let ctx = Context::open(&dir.0.join("gateway.toml")).await.unwrap();
+    let done = enroll::init(&ctx, "alice@example.org", &password, now().unix()).await.unwrap();
+    let keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();
+    let sender = Sender {
+        address: done.address.clone(),
+        master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
+        storage_key: keystore.storage_key().clone(),
+    };
+
+    let carol: Address = "carol#example.net".parse().unwrap();
+    let nowhere: Address = "dave#unreachable.invalid".parse().unwrap();
+    let policy = RetryPolicy::default();
+    let payload = br#"{"note":"sealed at rest, sealed in transit"}"#;
+    let kind = MessageType::parse("x-custom-test").unwrap();
+    let t = now().unix();
+    let ids = enqueue(
+        &ctx.store,
+        &sender,
+        &kind,
+        payload,
+        &[bob.address.clone(), carol.clone(), nowhere.clone()],
+        &policy,
+        t,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 3);
+
+    // The queue is durable: a fresh handle on the database sees every row, sealed.
+    let reopened = GatewayStore::open(&ctx.config.database()).await.unwrap();
+    let due = reopened.due_outbound(t, 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    assert!(
+        due.iter().all(|row| !row.sealed_payload.windows(6).any(|w| w == b"sealed")),
+        "payload is not stored in the clear"
+    );
+
+    let mut bounces = Vec::new();
+    for row in &due {
+        if let Some(reason) = attempt(&ctx.discovery, &reopened, &sender, row, &policy, t).await.unwrap() {
+            bounces.push((row.recipient.clone(), reason));
+        }
+    }
+
+    let sent = reopened.outbound(ids[0]).await.unwrap().unwrap();
+    assert_eq!(sent.state, "sent", "{:?}", sent.last_error);
+    assert!(sent.sealed_payload.is_empty(), "a delivered payload is not kept");
+    let failed = reopened.outbound(ids[1]).await.unwrap().unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(failed.last_error.as_deref().unwrap_or_default().contains("carol#example.net"), "{failed:?}");
+    let deferred = reopened.outbound(ids[2]).await.unwrap().unwrap();
+    assert_eq!((deferred.state.as_str(), deferred.attempts), ("queued", 1), "{deferred:?}");
+    assert!(reopened.due_outbound(t, 10).await.unwrap().is_empty(), "the deferred row waits for its backoff");
+    assert_eq!(reopened.due_outbound(t + 30, 10).await.unwrap().len(), 1);
+    assert_eq!(bounces.len(), 1);
+    assert_eq!(bounces[0].0, carol);
+
+    // Bob finds one message from Alice and opens it with his own key.
+    let session = login(&client, &net, &bob).await;
+    let list: MessageList = ok(client
+        .get(&url(&net, &Route::ListMessages { message_type: kind.clone(), folder_name: None }), Some(&session.id))
+        .await);
+    assert_eq!(list.messages.len(), 1);
+    let stored: StoredEnvelope = ok(client
+        .get(
+            &url(&net, &Route::GetMessage { message_id: list.messages[0].message_id, update_read: false }),
+            Some(&session.id),
+        )
+        .await);
+    assert_eq!(stored.server.sender, done.address);
+    assert_eq!(Some(stored.server.message_id.to_hex()), sent.message_id);
+    let opened = stored
+        .open(&sender.master.public(), &bob.key.public(), bob.secret_for(&stored.sent.message_public_key))
+        .unwrap();
+    assert_eq!(opened, payload);
+
+    // Bob's key was first seen here, and pinned.
+    assert!(reopened.pin(&bob.address).await.unwrap().is_some());
+    org.stop().await;
+    net.stop().await;
+}
