@@ -9,15 +9,17 @@
 //! Front-ends (SMTP, IMAP), the SMIMP client, the keystore, the gateway's store and
 //! the reference server build on this core and are added beside it.
 
+pub mod backend;
 pub mod client;
 pub mod config;
 pub mod config_file;
 pub mod discovery;
 pub mod enroll;
 pub mod keystore;
+pub mod mime;
 pub mod server;
 pub mod smimp;
+pub mod smtp;
 pub mod sqlite;
 pub mod store;
 pub mod tls;
-pub mod backend;

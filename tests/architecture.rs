@@ -36,9 +36,9 @@ const IMPURE: &[&str] = &[
 ];
 
 #[test]
-fn the_protocol_core_is_pure_and_depends_on_nothing_above_it() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/smimp");
-    let files = rust_files(&root);
+fn the_protocol_core_and_mime_are_pure_and_depend_on_nothing_above_them() {
+    let mut files = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/smimp"));
+    files.extend(rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/mime")));
     assert!(files.len() >= 10, "expected the protocol core's modules, found {files:?}");
     let mut violations = Vec::new();
     for file in &files {
@@ -53,7 +53,7 @@ fn the_protocol_core_is_pure_and_depends_on_nothing_above_it() {
                 }
             }
             if let Some(path) = code.trim().strip_prefix("use crate::") {
-                if !path.starts_with("smimp") {
+                if !path.starts_with("smimp") && !path.starts_with("mime") {
                     violations.push(format!("{}:{}: reaches crate::{path}", file.display(), number + 1));
                 }
             }
@@ -100,5 +100,7 @@ fn the_server_shares_only_the_core_and_leaf_utilities() {
     violations.extend(check_reach("discovery", &["tls"]));
     violations.extend(check_reach("sqlite", &[]));
     violations.extend(check_reach("config_file", &[]));
+    violations.extend(check_reach("smtp", &["smtp"]));
+    violations.extend(check_reach("mime", &["mime", "smimp"]));
     assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
 }
