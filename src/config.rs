@@ -24,6 +24,30 @@ pub struct GatewayConfig {
     pub keys: KeysSection,
     #[serde(default)]
     pub discovery: DiscoverySection,
+    #[serde(default)]
+    pub smtp: SmtpSection,
+}
+
+/// `[smtp]`: where mail clients submit mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// Plain port with STARTTLS (AUTH is allowed without TLS only on loopback).
+    pub listen: SocketAddr,
+    /// Implicit-TLS port; absent to serve none.
+    pub tls_listen: Option<SocketAddr>,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1025)),
+            tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1465))),
+            max_message_size: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[gateway]`: where its state lives.
@@ -124,6 +148,14 @@ impl GatewayConfig {
         if self.keys.ephemeral_target > 1000 {
             return Err(invalid("keys.ephemeral_target", "at most 1000 keys".into()));
         }
+        for (key, addr) in [("smtp.listen", Some(self.smtp.listen)), ("smtp.tls_listen", self.smtp.tls_listen)] {
+            if addr.is_some_and(|a| !a.ip().is_loopback()) {
+                return Err(invalid(
+                    key,
+                    "the gateway serves this machine's mail clients: listen on 127.0.0.1 or ::1 (other addresses would expose unencrypted local mail)".into(),
+                ));
+            }
+        }
         let resolve = std::mem::take(&mut self.discovery.resolve);
         for (domain, addr) in resolve {
             let normal = normalise_domain(&domain)
@@ -141,6 +173,11 @@ impl GatewayConfig {
     /// The gateway's database file.
     pub fn database(&self) -> PathBuf {
         self.gateway.data_dir.join("gateway.sqlite")
+    }
+
+    /// Where the gateway keeps the TLS certificate it shows mail clients.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.gateway.data_dir.join("tls")
     }
 
     /// The keystore file of an account.

@@ -26,6 +26,8 @@ pub enum CommandError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the gateway's TLS certificate: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Keystore(#[from] KeystoreError),
     #[error("{0:?} is not an address SMIMP can use: {1}")]
@@ -48,6 +50,10 @@ pub enum CommandError {
     Server(ClientError),
     #[error("{0}")]
     Account(AccountError),
+    #[error("the answer to initialising {address} was lost ({reason}). The server may have accepted it, so the keystore {keystore} is kept; ask the server's administrator whether {address} is initialised (`server list-accounts`) before trying again")]
+    Interrupted { address: String, keystore: String, reason: String },
+    #[error("another smimp-gateway command is changing {keystore}; wait for it to finish")]
+    Busy { keystore: String },
 }
 
 /// Everything an account command needs.
@@ -104,7 +110,7 @@ impl Context {
         move |keystore: &Keystore| keystore.save(&path, &self.passphrase, self.config.keystore.kdf())
     }
 
-    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore), CommandError> {
+    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore, KeystoreLock), CommandError> {
         let address = parse_address(text)?;
         let accounts = self.store.accounts().await?;
         let record = accounts.iter().find(|a| a.address == address).ok_or_else(|| CommandError::NotHere {
@@ -112,10 +118,41 @@ impl Context {
             config: self.config_path.display().to_string(),
         })?;
         let path = PathBuf::from(&record.keystore_path);
+        let lock = KeystoreLock::take(&path)?;
         let mut keystore = Keystore::load(&path, &self.passphrase)?;
         // Secrets of keys discarded longer ago than keys.retain_discarded go at the next save.
         keystore.prune(unix_seconds(), self.config.keys.retain_discarded.as_secs());
-        Ok((address, path, keystore))
+        Ok((address, path, keystore, lock))
+    }
+}
+
+/// Held while a command changes a keystore, so two commands never interleave their
+/// load → change → save → upload (which could publish a key whose secret was lost).
+pub struct KeystoreLock {
+    // The lock lasts as long as the open file.
+    _file: std::fs::File,
+}
+
+impl KeystoreLock {
+    /// Takes the lock of `keystore`, or says another command holds it.
+    pub fn take(keystore: &Path) -> Result<Self, CommandError> {
+        let path = keystore.with_extension("lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io {
+                action: "create",
+                path: dir.into(),
+                source,
+            })?;
+        }
+        let file = std::fs::File::create(&path).map_err(|source| KeystoreError::Io {
+            action: "create",
+            path: path.clone(),
+            source,
+        })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(_) => Err(CommandError::Busy { keystore: keystore.display().to_string() }),
+        }
     }
 }
 
@@ -146,6 +183,7 @@ pub async fn init(
 ) -> Result<Initialised, CommandError> {
     let address = parse_address(address_text)?;
     let path = ctx.config.keystore_path(&address);
+    let _lock = KeystoreLock::take(&path)?;
     if path.exists() {
         return Err(CommandError::AlreadyHere { address: address.to_email(), keystore: path.display().to_string() });
     }
@@ -173,8 +211,17 @@ pub async fn init(
     }
     (ctx.save(&path))(&keystore)?;
     if let Err(err) = account::send_initialization(&server, &request).await {
-        // Nothing was accepted: leave no keystore behind for an identity that does not exist.
-        let _ = std::fs::remove_file(&path);
+        // Only a refusal proves nothing was accepted; after a lost answer the server may
+        // hold this identity, so its keystore must stay.
+        if err.code().is_some() {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            return Err(CommandError::Interrupted {
+                address: address.to_email(),
+                keystore: path.display().to_string(),
+                reason: err.to_string(),
+            });
+        }
         return Err(match err.code() {
             Some(ErrorCode::AlreadyInitialized) => CommandError::AlreadyInitialised { address: address.to_email() },
             Some(ErrorCode::LoginFailed) => CommandError::WrongPassword { address: address.to_email() },
@@ -209,7 +256,7 @@ async fn owner(ctx: &Context, address: &Address, keystore: &Keystore) -> Result<
 
 /// `keys rotate`: returns the new public key (hex).
 pub async fn rotate(ctx: &Context, address_text: &str, which: Rotate, now: i64) -> Result<String, CommandError> {
-    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let (address, path, mut keystore, _lock) = ctx.open_account(address_text).await?;
     let owner = owner(ctx, &address, &keystore).await?;
     let new_key = match which {
         Rotate::Nonephemeral => {
@@ -238,7 +285,7 @@ pub async fn update_profile(
     fields: ProfileFields,
     now: i64,
 ) -> Result<u64, CommandError> {
-    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let (address, path, mut keystore, _lock) = ctx.open_account(address_text).await?;
     let owner = owner(ctx, &address, &keystore).await?;
     let length = account::update_profile(&owner, &mut keystore, Some(fields), None, now, ctx.save(&path))
         .await
@@ -249,7 +296,7 @@ pub async fn update_profile(
 
 /// Tops up the server's ephemeral keys to the configured target: the number added.
 pub async fn replenish(ctx: &Context, address_text: &str, now: i64) -> Result<usize, CommandError> {
-    let (address, path, mut keystore) = ctx.open_account(address_text).await?;
+    let (address, path, mut keystore, _lock) = ctx.open_account(address_text).await?;
     let owner = owner(ctx, &address, &keystore).await?;
     let added = account::replenish_ephemeral_keys(
         &owner,

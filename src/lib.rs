@@ -15,6 +15,7 @@ pub mod config;
 pub mod config_file;
 pub mod discovery;
 pub mod enroll;
+pub mod gateway;
 pub mod keystore;
 pub mod mime;
 pub mod server;

@@ -59,6 +59,13 @@ enum Command {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Run the gateway: SMTP submission for every account set up with `init`, and
+    /// delivery of queued mail (IMAP joins it with the IMAP issue).
+    Run {
+        /// The gateway's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Manage an account's keys.
     Keys {
         #[command(subcommand)]
@@ -163,6 +170,20 @@ fn main() -> Result<()> {
                 Ok(())
             })
         }
+        Command::Run { config } => block_on(async move {
+            let ctx = enroll::Context::open(&config).await?;
+            let running = smimp_gateway::gateway::start(ctx).await?;
+            println!("smimp-gateway is running for: {}", running.accounts.join(", "));
+            println!("  SMTP submission: {} (STARTTLS)", running.smtp);
+            if let Some(tls) = running.smtp_tls {
+                println!("  SMTP submission: {tls} (implicit TLS)");
+            }
+            println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
+            shutdown_signal().await;
+            tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
+            running.stop().await;
+            Ok(())
+        }),
         Command::Keys { action } => block_on(async move {
             match action {
                 KeysAction::Rotate { account, master } => {

@@ -4,3 +4,4 @@
 //! work and sealing.
 
 pub mod outbound;
+pub mod submission;

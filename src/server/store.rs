@@ -158,7 +158,7 @@ impl ServerStore {
 
     /// Deletes an account and everything stored for it; false if there was none.
     pub async fn remove_account(&self, address: &Address) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for sql in [
             "DELETE FROM sessions WHERE address = ? AND local = 1",
             "DELETE FROM login_tokens WHERE address = ?",
@@ -184,7 +184,7 @@ impl ServerStore {
         ephemeral: &[SignedMessageKey],
         now: i64,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let claimed = sqlx::query(
             "UPDATE accounts SET initialized = 1, password_check = NULL WHERE address = ? AND initialized = 0",
         )
@@ -238,7 +238,7 @@ impl ServerStore {
         record: &ProfileRecord,
         public_key: &MasterPublicKey,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         match insert_record(&mut tx, address, seq, record, public_key).await {
             Ok(()) => {}
             Err(StoreError::Database(e)) if is_unique_violation(&e) => return Ok(Write::Conflict),
@@ -328,7 +328,7 @@ impl ServerStore {
     /// issued keys (spec "Get Proof of Work Parameters"). The row stays, expired, so
     /// its id is still recognised as ended until the purge forgets it.
     pub async fn end_session(&self, session_hash: &Hash, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for sql in ["DELETE FROM pow_nonces WHERE session_hash = ?", "DELETE FROM issued_keys WHERE session_hash = ?"] {
             sqlx::query(sql).bind(session_hash.to_hex()).execute(&mut *tx).await?;
         }
@@ -345,7 +345,7 @@ impl ServerStore {
     /// Deletes expired login tokens, the nonces and key grants of ended sessions, and
     /// sessions that ended more than [`ENDED_SESSION_MEMORY_SECS`] ago.
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM login_tokens WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now - ENDED_SESSION_MEMORY_SECS)
@@ -382,7 +382,7 @@ impl ServerStore {
         key: &SignedMessageKey,
         now: i64,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE message_keys SET state = 'retired' WHERE address = ? AND state = 'current'")
             .bind(address.as_str())
             .execute(&mut *tx)
@@ -424,7 +424,7 @@ impl ServerStore {
         keys: &[SignedMessageKey],
         now: i64,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE message_keys SET state = 'retired' WHERE address = ? AND state = 'available'")
             .bind(address.as_str())
             .execute(&mut *tx)
@@ -434,7 +434,8 @@ impl ServerStore {
             let result = sqlx::query(
                 "INSERT INTO message_keys (address, public_key, kind, signature, state, added_at) \
                  VALUES (?, ?, 'ephemeral', ?, 'available', ?) \
-                 ON CONFLICT (address, public_key) DO UPDATE SET state = 'available' \
+                 ON CONFLICT (address, public_key) DO UPDATE SET state = 'available', \
+                 signature = excluded.signature, added_at = excluded.added_at \
                  WHERE message_keys.state = 'retired' AND message_keys.kind = 'ephemeral'",
             )
             .bind(address.as_str())
@@ -458,7 +459,7 @@ impl ServerStore {
         session_hash: &Hash,
         now: i64,
     ) -> Result<Option<(SignedMessageKey, bool)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let ephemeral = sqlx::query(
             "UPDATE message_keys SET state = 'issued' WHERE rowid = (SELECT rowid FROM message_keys \
              WHERE address = ? AND state = 'available' ORDER BY added_at, public_key LIMIT 1) \
@@ -567,7 +568,7 @@ impl ServerStore {
     /// ephemeral key was used meanwhile, `Conflict` when the nonce was (a replay
     /// racing the first send).
     pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // The write comes first, so the transaction holds the write lock from its start.
         let claimed = sqlx::query(
             "UPDATE message_keys SET state = 'used' WHERE address = ? AND public_key = ? AND kind = 'ephemeral' \
@@ -661,7 +662,7 @@ impl ServerStore {
         id: &Id32,
         mark_read: bool,
     ) -> Result<Option<MessageRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if mark_read {
             sqlx::query("UPDATE messages SET read = 1 WHERE message_id = ? AND recipient = ?")
                 .bind(id.to_hex())
@@ -721,7 +722,7 @@ impl ServerStore {
         id: &Id32,
         folder: Option<&FolderName>,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query("SELECT message_type FROM messages WHERE message_id = ? AND recipient = ?")
             .bind(id.to_hex())
             .bind(address.as_str())
@@ -843,7 +844,7 @@ impl ServerStore {
         old: &FolderName,
         folder: &Folder,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let kind = folder.message_type.as_str();
         let updated = sqlx::query(
             "UPDATE folders SET folder_name = ?, display_name = ?, parent = ? WHERE address = ? AND message_type = ? AND folder_name = ?",
@@ -885,7 +886,7 @@ impl ServerStore {
         message_type: &MessageType,
         name: &FolderName,
     ) -> Result<Write, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let busy = sqlx::query(
             "SELECT 1 FROM messages WHERE recipient = ?1 AND message_type = ?2 AND folder_name = ?3 \
              UNION ALL SELECT 1 FROM folders WHERE address = ?1 AND message_type = ?2 AND parent = ?3 LIMIT 1",

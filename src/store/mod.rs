@@ -141,12 +141,14 @@ impl GatewayStore {
         .transpose()
     }
 
-    /// Stores or moves forward the pin of an address.
+    /// Stores the first pin of an address, or moves it forward; a concurrent check that
+    /// saw an older history can never move it back.
     pub async fn set_pin(&self, address: &Address, pin: &Pin, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO pins (address, first_key, latest_key, latest_signed_hash, length, first_seen, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET latest_key = excluded.latest_key, \
-             latest_signed_hash = excluded.latest_signed_hash, length = excluded.length, updated_at = excluded.updated_at",
+             latest_signed_hash = excluded.latest_signed_hash, length = excluded.length, updated_at = excluded.updated_at \
+             WHERE pins.first_key = excluded.first_key AND pins.length <= excluded.length",
         )
         .bind(address.as_str())
         .bind(pin.first_key.to_hex())

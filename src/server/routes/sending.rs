@@ -95,6 +95,12 @@ pub async fn get_pow_params(
     Session(session): Session,
     Path((recipient, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<PowParams>> {
+    // Each call stores a nonce: it counts against the same per-session limit as message keys.
+    state
+        .limits
+        .message_key
+        .check_key(&session.session_hash.to_hex())
+        .map_err(|_| rate_limited("proof-of-work requests"))?;
     let recipient = address(&recipient)?;
     let kind = message_type(&kind)?;
     recipient_key(&state, &recipient).await?;

@@ -1,0 +1,189 @@
+//! What SMTP submission does with a message (design §2 "Outbound"): a login checked
+//! against the account's keystore, each recipient checked at RCPT TO (an SMIMP form,
+//! an SMIMP server, a profile, trust), and an accepted message converted to the SMIMP
+//! `email` payload and queued durably — one sealed row per recipient — before the
+//! client hears 250. Nothing is ever sent in the clear.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand_core::OsRng;
+use tokio::sync::Notify;
+
+use crate::backend::outbound::{enqueue, RetryPolicy, Sender};
+use crate::client::trust::{trusted_key, TrustError};
+use crate::client::{ClientError, ServerClient};
+use crate::discovery::{Discovery, DiscoveryError};
+use crate::keystore::Keystore;
+use crate::mime::inbound::{email_from_rfc5322, NoThreads};
+use crate::smimp::address::Address;
+use crate::smimp::crypto::MasterKey;
+use crate::smimp::message::{MessageType, Payload};
+use crate::smimp::timestamp::Timestamp;
+use crate::smimp::wire::ErrorCode;
+use crate::smtp::{Refusal, Submission};
+use crate::store::GatewayStore;
+
+/// One account the gateway serves, unlocked.
+pub struct Account {
+    pub username: String,
+    pub keystore: Keystore,
+    pub sender: Sender,
+}
+
+impl Account {
+    /// An account from its unlocked keystore.
+    pub fn new(username: String, keystore: Keystore) -> Self {
+        let sender = Sender {
+            address: keystore.address().clone(),
+            master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
+            storage_key: keystore.storage_key().clone(),
+        };
+        Self { username, keystore, sender }
+    }
+}
+
+/// The gateway's side of SMTP submission.
+pub struct Gateway {
+    pub store: GatewayStore,
+    pub discovery: Discovery,
+    pub policy: RetryPolicy,
+    pub accounts: HashMap<String, Arc<Account>>,
+    /// Woken whenever something is queued, so delivery starts at once.
+    pub queued: Arc<Notify>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// Turns a failed recipient check into the reply the mail client shows.
+fn refusal_for(email: &str, domain: &str, err: TrustError) -> Refusal {
+    match err {
+        TrustError::Client(ClientError::Discovery(
+            DiscoveryError::Status { status: 404, .. } | DiscoveryError::BadRecord { .. },
+        )) => Refusal::new(
+            550,
+            [5, 1, 2],
+            format!("{domain} has no SMIMP server, and this gateway never sends mail unencrypted"),
+        ),
+        TrustError::Client(ClientError::Discovery(DiscoveryError::InsecureRecord { .. })) => Refusal::new(
+            550,
+            [5, 7, 1],
+            format!("{domain} names an unencrypted (http) SMIMP server, which is never used"),
+        ),
+        TrustError::Client(ClientError::Discovery(DiscoveryError::Certificate { reason, .. })) => Refusal::new(
+            550,
+            [5, 7, 1],
+            format!("the SMIMP server of {domain} has a certificate this gateway does not trust ({reason})"),
+        ),
+        TrustError::Client(ClientError::Discovery(DiscoveryError::Unreachable { .. })) => Refusal::new(
+            451,
+            [4, 4, 1],
+            format!(
+                "the SMIMP server of {domain} cannot be reached now (or {domain} has no SMIMP server); try again later"
+            ),
+        ),
+        TrustError::Client(err) if err.code() == Some(ErrorCode::NotFound) => {
+            Refusal::new(550, [5, 1, 1], format!("{email} has no SMIMP profile"))
+        }
+        TrustError::Client(err) if err.is_transient() => {
+            Refusal::new(451, [4, 4, 0], format!("the SMIMP server of {domain} failed ({err}); try again later"))
+        }
+        TrustError::Store(_) => Refusal::temporary("the gateway could not read its database; try again later"),
+        other => Refusal::new(550, [5, 7, 1], format!("{email} is refused: {other}")),
+    }
+}
+
+impl Submission for Gateway {
+    type Account = Arc<Account>;
+
+    async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<Account>> {
+        let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
+        let password = password.to_string();
+        let checked = account.clone();
+        let ok = tokio::task::spawn_blocking(move || checked.keystore.verify_local_password(&password)).await.ok()?;
+        ok.then_some(account)
+    }
+
+    async fn check_recipient(&self, _account: &Arc<Account>, recipient: &str) -> Result<(), Refusal> {
+        let address = Address::from_email(recipient).map_err(|e| {
+            Refusal::new(
+                550,
+                [5, 1, 3],
+                format!("{recipient} has no SMIMP form ({e}); SMIMP user names are letters and digits"),
+            )
+        })?;
+        let domain = address.domain().to_string();
+        let server = ServerClient::connect(&self.discovery, &domain)
+            .await
+            .map_err(|e| refusal_for(recipient, &domain, TrustError::Client(e)))?;
+        trusted_key(&server, &self.store, &address, unix_now())
+            .await
+            .map_err(|e| refusal_for(recipient, &domain, e))?;
+        Ok(())
+    }
+
+    async fn accept(
+        &self,
+        account: &Arc<Account>,
+        _from: &str,
+        recipients: &[String],
+        message: Vec<u8>,
+    ) -> Result<(), Refusal> {
+        let envelope: Vec<Address> = recipients.iter().filter_map(|r| Address::from_email(r).ok()).collect();
+        let now = unix_now();
+        let at = Timestamp::from_unix(now).ok_or_else(|| Refusal::temporary("the gateway's clock is out of range"))?;
+        let converted = email_from_rfc5322(&message, &envelope, &NoThreads, at, &mut OsRng)
+            .map_err(|e| Refusal::new(554, [5, 6, 0], format!("the message cannot be converted to SMIMP: {e}")))?;
+        let payload = Payload::Email(Box::new(converted.email)).to_bytes();
+        enqueue(&self.store, &account.sender, &MessageType::Email, &payload, &converted.recipients, &self.policy, now)
+            .await
+            .map_err(|_| {
+                Refusal::temporary("the gateway could not store the message; nothing was accepted, try again")
+            })?;
+        tracing::info!(account = %account.sender.address, recipients = converted.recipients.len(), "message queued");
+        self.queued.notify_one();
+        Ok(())
+    }
+}
+
+/// Delivers due rows until `shutdown`: after each queued message, and at least every
+/// `tick` for retries.
+pub async fn delivery_loop(
+    gateway: Arc<Gateway>,
+    tick: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let by_address: HashMap<Address, Arc<Account>> =
+        gateway.accounts.values().map(|a| (a.sender.address.clone(), a.clone())).collect();
+    loop {
+        let now = unix_now();
+        match gateway.store.due_outbound(now, 32).await {
+            Ok(rows) => {
+                for row in rows {
+                    let Some(account) = by_address.get(&row.account) else { continue };
+                    if let Err(err) = crate::backend::outbound::attempt(
+                        &gateway.discovery,
+                        &gateway.store,
+                        &account.sender,
+                        &row,
+                        &gateway.policy,
+                        now,
+                    )
+                    .await
+                    {
+                        tracing::error!(error = %err, "the outbound queue could not be updated");
+                    }
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "the outbound queue could not be read"),
+        }
+        tokio::select! {
+            () = gateway.queued.notified() => {}
+            () = tokio::time::sleep(tick) => {}
+            () = &mut shutdown => return,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `smimp-gateway run`: the gateway's long-running part. Unlocks every registered
+//! account's keystore, serves SMTP submission (STARTTLS and implicit TLS, with a
+//! certificate made on first run and kept), and runs the delivery worker, until
+//! shutdown. IMAP joins it with the IMAP issue.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::outbound::RetryPolicy;
+use crate::backend::submission::{delivery_loop, Account, Gateway};
+use crate::enroll::{CommandError, Context};
+use crate::keystore::Keystore;
+use crate::smtp::{SmtpConfig, TlsMode};
+
+/// A started gateway: where it listens, and how to stop it.
+pub struct Running {
+    pub smtp: SocketAddr,
+    pub smtp_tls: Option<SocketAddr>,
+    /// The CA certificate mail clients must trust for the gateway's TLS.
+    pub ca_file: PathBuf,
+    pub accounts: Vec<String>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets open SMTP transactions finish, keeps the queue.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Unlocks the accounts, binds the listeners and starts serving.
+pub async fn start(ctx: Context) -> Result<Running, CommandError> {
+    let mut accounts = HashMap::new();
+    for record in ctx.store.accounts().await? {
+        let keystore = Keystore::load(std::path::Path::new(&record.keystore_path), &ctx.passphrase)?;
+        accounts
+            .insert(record.username.to_ascii_lowercase(), Arc::new(Account::new(record.username.clone(), keystore)));
+    }
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let io = |what: &str, addr: SocketAddr, e: std::io::Error| CommandError::Unreachable {
+        domain: format!("{what} {addr}"),
+        reason: e.to_string(),
+        config: ctx.config_path.display().to_string(),
+    };
+    let certs = crate::tls::ensure_dev_certificates(&ctx.config.tls_dir(), &names)?;
+    let tls = crate::tls::server_config(&certs.cert_file, &certs.key_file)?;
+    let smtp_config = SmtpConfig { max_message_size: ctx.config.smtp.max_message_size, ..SmtpConfig::default() };
+    let listen = ctx.config.smtp.listen;
+    let plain = TcpListener::bind(listen).await.map_err(|e| io("cannot listen for SMTP on", listen, e))?;
+    let implicit = match ctx.config.smtp.tls_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| io("cannot listen for SMTP on", addr, e))?),
+        None => None,
+    };
+    let smtp = plain.local_addr().map_err(|e| io("cannot read the address of", listen, e))?;
+    let smtp_tls = implicit.as_ref().and_then(|l| l.local_addr().ok());
+    let account_names: Vec<String> = accounts.values().map(|a| a.username.clone()).collect();
+    let gateway = Arc::new(Gateway {
+        store: ctx.store.clone(),
+        discovery: ctx.discovery.clone(),
+        policy: RetryPolicy::default(),
+        accounts,
+        queued: Arc::new(tokio::sync::Notify::new()),
+    });
+    let (stop, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    {
+        let (gateway, tls, config, rx) = (gateway.clone(), tls.clone(), smtp_config.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = crate::smtp::run(plain, Some(tls), TlsMode::StartTls, gateway, config, stopped(rx)).await
+            {
+                tracing::error!(error = %err, "SMTP (STARTTLS) stopped");
+            }
+        }));
+    }
+    if let Some(implicit) = implicit {
+        let (gateway, tls, config, rx) = (gateway.clone(), tls.clone(), smtp_config.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) =
+                crate::smtp::run(implicit, Some(tls), TlsMode::Implicit, gateway, config, stopped(rx)).await
+            {
+                tracing::error!(error = %err, "SMTP (implicit TLS) stopped");
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), stopped(rx))));
+    Ok(Running { smtp, smtp_tls, ca_file: certs.ca_file, accounts: account_names, stop, tasks })
+}
