@@ -16,7 +16,7 @@ use crate::keystore::{Keystore, KeystoreError, Passphrase};
 use crate::smimp::address::{Address, AddressError};
 use crate::smimp::crypto::{MasterKey, SecretBoxKey};
 use crate::smimp::profile::ProfileFields;
-use crate::smimp::wire::ErrorCode;
+use crate::smimp::wire::{ErrorCode, Route, UserInfoKind, UserPublicKey};
 use crate::store::{AccountRecord, GatewayStore, StoreError};
 
 /// Why an account command failed, with what to do about it.
@@ -249,9 +249,16 @@ pub enum Rotate {
     Master,
 }
 
+/// A session at the account's server, logged in with whichever of the keystore's master
+/// keys the server currently names (an interrupted rotation leaves the older one there).
 async fn owner(ctx: &Context, address: &Address, keystore: &Keystore) -> Result<SessionClient, CommandError> {
     let server = ctx.server(address.domain()).await?;
-    Ok(SessionClient::new(server, address.clone(), Arc::new(MasterKey::from_seed(&keystore.master().seed()))))
+    let current: UserPublicKey = server
+        .call(&Route::GetUser { address: address.clone(), kind: UserInfoKind::PublicKey }, None, None::<&()>)
+        .await
+        .map_err(|e| ctx.explain(address.domain(), e))?;
+    let key = keystore.master_for(&current.public_key).ok_or(CommandError::Account(AccountError::NotOurKey))?;
+    Ok(SessionClient::new(server, address.clone(), Arc::new(MasterKey::from_seed(&key.seed()))))
 }
 
 /// `keys rotate`: returns the new public key (hex).
@@ -267,11 +274,11 @@ pub async fn rotate(ctx: &Context, address_text: &str, which: Rotate, now: i64) 
         }
         Rotate::Master => {
             let new_master = MasterKey::generate(&mut OsRng);
-            let public = new_master.public();
             account::update_profile(&owner, &mut keystore, None, Some(new_master), now, ctx.save(&path))
                 .await
                 .map_err(CommandError::Account)?;
-            public.to_hex()
+            // The published key: the new one, or a pending one from an interrupted rotation.
+            keystore.master().public().to_hex()
         }
     };
     let _ = owner.logout().await;

@@ -197,3 +197,31 @@ async fn keys_and_profile_are_rotated_and_updated_by_signed_records() {
     assert!(keystore.secret_for(&key.message_key.public_key).is_some());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_master_rotation_is_completed_by_the_next_one() {
+    let server = start_one(Options::default()).await;
+    let client = Client::new(&[&server]);
+    let password = add_account(&server, "gina").await;
+    let dir = TempDir::new("resume");
+    let ctx = Context::open(&gateway_config(&dir, &[&server], &[&server.ca_file], 2)).await.unwrap();
+    let done = enroll::init(&ctx, "gina@example.org", &password, unix_now()).await.unwrap();
+
+    // A rotation saved its new key, then stopped before the server heard of it.
+    let mut keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();
+    let pending = smimp_gateway::smimp::crypto::MasterKey::generate(&mut rand_core::OsRng);
+    let pending_public = pending.public();
+    keystore.rotate_master(pending);
+    keystore.save(&done.keystore, &ctx.passphrase, smimp_gateway::keystore::KdfParams::for_tests()).unwrap();
+
+    // The next rotation logs in with the key the server still names and publishes the pending one.
+    let published = enroll::rotate(&ctx, "gina@example.org", Rotate::Master, unix_now()).await.unwrap();
+    assert_eq!(published, pending_public.to_hex());
+    let history: UserHistory = ok(client
+        .get(&url(&server, &Route::GetUser { address: done.address.clone(), kind: UserInfoKind::History }), None)
+        .await);
+    assert_eq!(verify_history(&done.address, &history.history).unwrap().current_key(), pending_public);
+    // Keys handed out now are signed by the published key, and replenishing works again.
+    assert_eq!(enroll::replenish(&ctx, "gina@example.org", unix_now()).await.unwrap(), 0);
+    server.stop().await;
+}

@@ -28,7 +28,7 @@ pub enum AccountError {
     Keystore(#[from] KeystoreError),
     #[error("the account's own history at its server does not verify: {0}")]
     OwnHistory(ProfileError),
-    #[error("the server's history names another current key than this keystore's master key; refusing to sign")]
+    #[error("the server's history names a current key this keystore has never held; refusing to sign")]
     NotOurKey,
     #[error("the clock is outside the years 0000-9999")]
     Clock,
@@ -76,18 +76,14 @@ pub async fn send_initialization(
     server.call(&Route::InitializeAccount, None, Some(request)).await
 }
 
-/// The account's own history, verified, and checked to end in this keystore's key.
-pub async fn own_history(owner: &SessionClient, keystore: &Keystore) -> Result<VerifiedHistory, AccountError> {
+/// The account's own history at its server, verified.
+pub async fn own_history(owner: &SessionClient) -> Result<VerifiedHistory, AccountError> {
     let address: Address = owner.address().clone();
     let answer: UserHistory = owner
         .server()
         .call(&Route::GetUser { address: address.clone(), kind: UserInfoKind::History }, None, None::<&()>)
         .await?;
-    let history = verify_history(&address, &answer.history).map_err(AccountError::OwnHistory)?;
-    if history.current_key() != keystore.master().public() {
-        return Err(AccountError::NotOurKey);
-    }
-    Ok(history)
+    verify_history(&address, &answer.history).map_err(AccountError::OwnHistory)
 }
 
 /// Tops the server's unissued ephemeral keys up to `target`; returns how many were
@@ -100,11 +96,25 @@ pub async fn replenish_ephemeral_keys(
     save: impl FnOnce(&Keystore) -> Result<(), KeystoreError>,
 ) -> Result<usize, AccountError> {
     let unissued: EphemeralKeys = owner.call(&Route::ListEphemeralKeys, None::<&()>).await?;
-    if unissued.keys.len() >= target {
+    let address = keystore.address().clone();
+    let current = keystore.master().public();
+    // Keys signed by an earlier master key (an interrupted rotation) are signed again,
+    // when this keystore holds their secret, and dropped otherwise.
+    let stale = unissued.keys.iter().any(|k| k.verify(&address, &current).is_err());
+    let mut keys: Vec<SignedMessageKey> = unissued
+        .keys
+        .into_iter()
+        .filter_map(|k| match k.verify(&address, &current) {
+            Ok(()) => Some(k),
+            Err(_) => keystore
+                .secret_for(&k.public_key)
+                .map(|_| SignedMessageKey::sign(keystore.master(), &address, KeyKind::Ephemeral, k.public_key)),
+        })
+        .collect();
+    if keys.len() >= target && !stale {
         return Ok(0);
     }
-    let missing = target - unissued.keys.len();
-    let mut keys = unissued.keys;
+    let missing = target.saturating_sub(keys.len());
     keys.extend((0..missing).map(|_| new_key(keystore, KeyKind::Ephemeral, now)));
     save(keystore)?;
     let _: KeyCount = owner.call(&Route::SetEphemeralKeys, Some(&EphemeralKeys { keys })).await?;
@@ -141,17 +151,35 @@ pub async fn update_profile(
     now: i64,
     mut save: impl FnMut(&Keystore) -> Result<(), KeystoreError>,
 ) -> Result<u64, AccountError> {
-    let history = own_history(owner, keystore).await?;
+    let history = own_history(owner).await?;
+    let server_key = history.current_key();
+    let signer_seed = keystore.master_for(&server_key).ok_or(AccountError::NotOurKey)?.seed();
+    let signer = MasterKey::from_seed(&signer_seed);
+    // The keystore already holds a newer key the server never accepted: an earlier
+    // rotation was interrupted, so this update completes it.
+    let resuming = server_key != keystore.master().public();
     let fields = fields.unwrap_or_else(|| history.latest().data.fields());
-    let rotating = new_master.is_some();
-    let next_key = new_master.as_ref().map(MasterKey::public).unwrap_or_else(|| keystore.master().public());
-    let record = ProfileRecord::next(history.latest(), keystore.master(), next_key, fields, timestamp(now)?)
+    let (next_key, rotating) = match (&new_master, resuming) {
+        (_, true) => (keystore.master().public(), true),
+        (Some(new), false) => (new.public(), true),
+        (None, false) => (server_key, false),
+    };
+    let record = ProfileRecord::next(history.latest(), &signer, next_key, fields, timestamp(now)?)
         .map_err(AccountError::OwnHistory)?;
-    if let Some(new_master) = new_master {
+    if let (Some(new_master), false) = (new_master, resuming) {
         keystore.rotate_master(new_master);
         save(keystore)?;
     }
-    let length: ProfileLength = owner.call(&Route::UpdateProfile, Some(&record)).await?;
+    let length: ProfileLength = match owner.call(&Route::UpdateProfile, Some(&record)).await {
+        Ok(length) => length,
+        Err(err) if rotating && !resuming && err.code().is_some() => {
+            // Refused for certain: the old key stays the account's key.
+            keystore.rotate_master(MasterKey::from_seed(&signer_seed));
+            save(keystore)?;
+            return Err(err.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     if rotating {
         let ephemeral: Vec<_> = keystore.unretired_ephemeral().map(|k| *k.public()).collect();
         for public in &ephemeral {
