@@ -34,7 +34,10 @@ pub enum DiscoveryError {
 /// overrides of a private deployment.
 #[derive(Debug, Clone)]
 pub struct Discovery {
-    client: reqwest::Client,
+    /// For /.well-known/smimp.txt, which may redirect (to HTTPS only).
+    well_known: reqwest::Client,
+    /// For API calls: no redirects.
+    api: reqwest::Client,
     resolve: BTreeMap<String, SocketAddr>,
 }
 
@@ -65,13 +68,24 @@ impl Discovery {
         for (domain, addr) in &resolve {
             builder = builder.resolve(domain, *addr);
         }
-        let client = builder.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
-        Ok(Self { client, resolve })
+        let well_known = builder.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
+        let mut api = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::client_config(extra_ca_files)?)
+            .https_only(true)
+            // API calls carry the session header and bodies: never to another place.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)));
+        for (domain, addr) in &resolve {
+            api = api.resolve(domain, *addr);
+        }
+        let api = api.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
+        Ok(Self { well_known, api, resolve })
     }
 
-    /// The verified HTTPS client, for calls to a discovered server.
+    /// The verified HTTPS client for API calls to a discovered server (no redirects).
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        &self.api
     }
 
     /// The well-known URL for `domain` (with the override port, when one is configured).
@@ -85,13 +99,51 @@ impl Discovery {
     /// The API base URL of `domain`'s SMIMP server, without a trailing slash.
     pub async fn base_url(&self, domain: &str) -> Result<String, DiscoveryError> {
         let url = self.well_known_url(domain);
-        let response = self.client.get(&url).send().await.map_err(|e| describe(&url, &e))?;
+        let response = self.well_known.get(&url).send().await.map_err(|e| describe(&url, &e))?;
         if !response.status().is_success() {
             return Err(DiscoveryError::Status { url, status: response.status().as_u16() });
         }
-        let text = response.text().await.map_err(|e| describe(&url, &e))?;
-        parse_record(domain, &text)
+        let bytes = read_capped(response, MAX_RECORD_BYTES).await.map_err(|e| e.at(&url))?;
+        parse_record(domain, &String::from_utf8_lossy(&bytes))
     }
+}
+
+/// The most a smimp.txt file may hold.
+pub const MAX_RECORD_BYTES: usize = 4096;
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    TooLarge(usize),
+    Transport(reqwest::Error),
+}
+
+impl ReadError {
+    /// As a discovery error for `url`.
+    pub fn at(self, url: &str) -> DiscoveryError {
+        match self {
+            ReadError::TooLarge(limit) => DiscoveryError::Unreachable {
+                url: url.into(),
+                reason: format!("the answer is larger than {limit} bytes"),
+            },
+            ReadError::Transport(e) => describe(url, &e),
+        }
+    }
+}
+
+/// Reads a response body, refusing one longer than `limit` bytes without reading it all.
+pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Reads the first line of a smimp.txt file into an HTTPS base URL.

@@ -9,9 +9,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::error::ClientError;
-use crate::discovery::{describe, Discovery};
+use crate::discovery::{describe, read_capped, Discovery};
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::{Api, ErrorBody, Method, Route, ServerInformation, VersionList, AUTH_HEADER, VERSION};
+
+/// The largest answer read from a server: a stored envelope with large attachments.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many times an idempotent call is tried before its error is returned.
 const ATTEMPTS: u32 = 3;
@@ -111,7 +114,7 @@ impl ServerClient {
         }
         let response = request.send().await.map_err(|e| ClientError::Discovery(describe(url, &e)))?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Discovery(describe(url, &e)))?;
+        let bytes = read_capped(response, MAX_ANSWER_BYTES).await.map_err(|e| ClientError::Discovery(e.at(url)))?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::BadAnswer { url: url.to_string(), reason: e.to_string() });

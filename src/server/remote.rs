@@ -9,6 +9,9 @@ use crate::smimp::crypto::MasterPublicKey;
 use crate::smimp::profile::{verify_history, ProfileError};
 use crate::smimp::wire::{Route, UserHistory, UserInfoKind};
 
+/// The largest user history read from another server.
+pub const MAX_HISTORY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Why a remote user's key could not be established.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -29,8 +32,9 @@ pub async fn remote_key(state: &AppState, address: &Address) -> Result<MasterPub
     if !response.status().is_success() {
         return Err(DiscoveryError::Status { url, status: response.status().as_u16() }.into());
     }
-    let answer: UserHistory =
-        response.json().await.map_err(|e| RemoteError::BadAnswer { url: url.clone(), reason: e.to_string() })?;
+    let bytes = crate::discovery::read_capped(response, MAX_HISTORY_BYTES).await.map_err(|e| e.at(&url))?;
+    let answer: UserHistory = serde_json::from_slice(&bytes)
+        .map_err(|e| RemoteError::BadAnswer { url: url.clone(), reason: e.to_string() })?;
     let history = verify_history(address, &answer.history).map_err(|e| RemoteError::History(e, address.clone()))?;
     Ok(history.current_key())
 }

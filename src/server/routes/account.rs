@@ -21,6 +21,10 @@ use crate::smimp::wire::{
     Quota, Removed, VERSION,
 };
 
+/// The most unissued ephemeral keys an account may keep on the server (docs/protocol.md
+/// §8.24): enough for a busy mailbox, small enough that one request stays cheap.
+pub const MAX_EPHEMERAL_KEYS: usize = 1000;
+
 /// Refuses a profile record with the reason, mapped to the error codes of §10.
 fn profile_refusal(err: ProfileError) -> ApiError {
     let code = match err {
@@ -136,6 +140,15 @@ pub async fn set_ephemeral_keys(
     OwnerSession(s): OwnerSession,
     Json(request): Json<EphemeralKeys>,
 ) -> ApiResult<Json<KeyCount>> {
+    if request.keys.len() > MAX_EPHEMERAL_KEYS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "{} keys were sent; this server keeps at most {MAX_EPHEMERAL_KEYS} unissued keys per account",
+                request.keys.len()
+            ),
+        ));
+    }
     let owner_key = current_key(&state, &s.address).await?;
     let mut seen = std::collections::HashSet::new();
     for key in &request.keys {
