@@ -26,17 +26,7 @@ async fn mail_submitted_over_smtp_arrives_encrypted() {
         smimp_gateway::server::admin::add_account(&org.config, &org.state.store, "alice@example.org", 0).await.unwrap();
 
     let dir = TempDir::new("gateway-smtp");
-    std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
-    let config = format!(
-        "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
-         [keys]\nephemeral_target = 2\n[discovery]\ntrusted_ca_files = [\"{}\", \"{}\"]\ntimeout = \"5s\"\n[discovery.resolve]\n\
-         \"example.org\" = \"{}\"\n\"example.net\" = \"{}\"\n[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
-        org.ca_file.display(),
-        net.ca_file.display(),
-        org.addr,
-        net.addr
-    );
-    std::fs::write(dir.0.join("gateway.toml"), config).unwrap();
+    write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
     let done = enroll::init(
         &Context::open(&dir.0.join("gateway.toml")).await.unwrap(),
         "alice@example.org",

@@ -28,17 +28,7 @@ async fn queued_mail_is_delivered_refused_or_deferred() {
     let (_, password) =
         smimp_gateway::server::admin::add_account(&org.config, &org.state.store, "alice@example.org", 0).await.unwrap();
     let dir = TempDir::new("outbound");
-    std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
-    let config = format!(
-        "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
-         [keys]\nephemeral_target = 2\n[discovery]\ntrusted_ca_files = [\"{}\", \"{}\"]\ntimeout = \"5s\"\n[discovery.resolve]\n\
-         \"example.org\" = \"{}\"\n\"example.net\" = \"{}\"\n",
-        org.ca_file.display(),
-        net.ca_file.display(),
-        org.addr,
-        net.addr
-    );
-    std::fs::write(dir.0.join("gateway.toml"), config).unwrap();
+    write_gateway_config(&dir, &[&org, &net], "");
     let ctx = Context::open(&dir.0.join("gateway.toml")).await.unwrap();
     let done = enroll::init(&ctx, "alice@example.org", &password, now().unix()).await.unwrap();
     let keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();

@@ -363,3 +363,19 @@ pub fn seal(
 pub fn show(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Writes a gateway configuration in `dir` (passphrase file included) that trusts the
+/// CAs of `servers` and resolves their domains to loopback; `extra` is appended.
+pub fn write_gateway_config(dir: &TempDir, servers: &[&TestServer], extra: &str) -> PathBuf {
+    std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
+    let cas: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.ca_file.display())).collect();
+    let resolve: String = servers.iter().map(|s| format!("\"{}\" = \"{}\"\n", s.domain, s.addr)).collect();
+    let text = format!(
+        "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
+         [keys]\nephemeral_target = 2\n[discovery]\ntrusted_ca_files = [{}]\ntimeout = \"5s\"\n[discovery.resolve]\n{resolve}{extra}",
+        cas.join(", ")
+    );
+    let path = dir.0.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
