@@ -4,34 +4,18 @@
 # `init` with the one-time password from a file (and on standard input), and the
 # errors a user meets: a wrong password, an untrusted server, a second init.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-bin=${SMIMP_BIN:-target/debug/smimp-gateway}
-[ -x "$bin" ] || { echo "init_cli: $bin is missing: run cargo build first" >&2; exit 1; }
+name=init_cli
+source "$(dirname "$0")/common.bash"
 
-dir=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
-  else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
-contains() { # contains NAME NEEDLE HAYSTACK
-  case "$3" in *"$2"*) passed=$((passed + 1)); echo "ok   $1";;
-  *) failed=$((failed + 1)); echo "FAIL $1: [$2] not in [$3]";; esac
-}
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 mkdir -p "$dir/server" "$dir/gateway"
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" -e "s/^public_base = .*/public_base = \"example.org:$port\"/" \
     config/server.example.toml > "$dir/server/server.toml"
 alice_password=$("$bin" server add-account --config "$dir/server/server.toml" alice@example.org | sed -n 's/^one-time initialisation password: //p')
 bob_password=$("$bin" server add-account --config "$dir/server/server.toml" bob@example.org | sed -n 's/^one-time initialisation password: //p')
 "$bin" server --config "$dir/server/server.toml" 2>"$dir/server.log" &
-pid=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+pids+=($!)
+wait_port "$port"
 "$bin" server export-ca --config "$dir/server/server.toml" > "$dir/gateway/server-ca.pem"
 
 # The gateway's configuration: the example, with the server's CA trusted and the
@@ -75,5 +59,4 @@ printf 'not the passphrase\n' > "$dir/gateway/passphrase.txt"
 out=$("$bin" keys rotate --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1 || true)
 contains "a wrong keystore passphrase is named" "passphrase" "$out"
 
-echo "init_cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -3,22 +3,10 @@
 # from config/server.example.toml, `server add-account`, the server on a loopback port
 # with its development CA, and curl (Debian's) querying it over verified TLS.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-bin=${SMIMP_BIN:-target/debug/smimp-gateway}
-[ -x "$bin" ] || { echo "server_curl: $bin is missing: run cargo build first" >&2; exit 1; }
+name=server_curl
+source "$(dirname "$0")/common.bash"
 
-dir=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
-  else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" \
     -e "s/^public_base = .*/public_base = \"example.org:$port\"/" \
     config/server.example.toml > "$dir/server.toml"
@@ -29,11 +17,8 @@ check "add-account prints a 32-hex-digit one-time password" 32 "$(printf '%s' "$
 check "add-account again is refused" "1" "$("$bin" server add-account --config "$dir/server.toml" alice@example.org >/dev/null 2>&1; echo $?)"
 
 "$bin" server --config "$dir/server.toml" 2>"$dir/server.log" &
-pid=$!
-for _ in $(seq 1 100); do # wait (at most 10 s) until the port accepts connections
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+pids+=($!)
+wait_port "$port"
 "$bin" server export-ca --config "$dir/server.toml" > "$dir/ca.pem"
 check "export-ca prints a PEM certificate" "-----BEGIN CERTIFICATE-----" "$(head -n 1 "$dir/ca.pem")"
 
@@ -61,5 +46,4 @@ check "remove-account" "removed alice#example.org and all its data" \
 check "the server logged one line per request" "yes" \
   "$(sed 's/\x1b\[[0-9;]*m//g' "$dir/server.log" | grep -q 'endpoint="/version" status=200' && echo yes || echo no)"
 
-echo "server_curl: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

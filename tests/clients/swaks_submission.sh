@@ -5,23 +5,9 @@
 # with its reason, wrong credentials refused, and the accepted message delivered
 # encrypted to the recipient's SMIMP server (seen in the gateway's delivery log).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-bin=${SMIMP_BIN:-target/debug/smimp-gateway}
-[ -x "$bin" ] || { echo "swaks_submission: $bin is missing: run cargo build first" >&2; exit 1; }
+name=swaks_submission
+source "$(dirname "$0")/common.bash"
 command -v swaks >/dev/null || { echo "swaks_submission: swaks is not installed (apt-get install swaks)" >&2; exit 1; }
-
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-
-passed=0 failed=0
-contains() { # contains NAME NEEDLE HAYSTACK
-  case "$3" in *"$2"*) passed=$((passed + 1)); echo "ok   $1";;
-  *) failed=$((failed + 1)); echo "FAIL $1: [$2] not in:"; printf '%s\n' "$3" | tail -n 15;; esac
-}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 server_port=$(free_port) smtp_port=$(free_port) smtps_port=$(free_port)
 mkdir -p "$dir/server" "$dir/gateway"
@@ -84,5 +70,4 @@ else
   passed=$((passed + 1)); echo "ok   no message content in any log"
 fi
 
-echo "swaks_submission: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
