@@ -12,7 +12,7 @@ use common::*;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use smimp_gateway::enroll::{self, Context};
+use smimp_gateway::enroll::Context;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
 use smimp_gateway::smimp::wire::{MessageList, Route};
@@ -22,21 +22,11 @@ async fn mail_submitted_over_smtp_arrives_encrypted() {
     let (org, net) = start_pair(Options::default()).await;
     let client = Client::new(&[&org, &net]);
     let bob = create_account(&client, &net, "bob", 2).await;
-    let (_, password) =
-        smimp_gateway::server::admin::add_account(&org.config, &org.state.store, "alice@example.org", 0).await.unwrap();
-
     let dir = TempDir::new("gateway-smtp");
-    write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
-    let done = enroll::init(
-        &Context::open(&dir.0.join("gateway.toml")).await.unwrap(),
-        "alice@example.org",
-        &password,
-        now().unix(),
-    )
-    .await
-    .unwrap();
-    let running =
-        smimp_gateway::gateway::start(Context::open(&dir.0.join("gateway.toml")).await.unwrap()).await.unwrap();
+    let config =
+        write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
+    let done = init_on_gateway(&config, &org, "alice").await;
+    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
 
     let ca = std::fs::read(&running.ca_file).unwrap();
     let tls = TlsParameters::builder("localhost".into())

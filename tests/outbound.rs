@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy, Sender};
-use smimp_gateway::enroll::{self, Context};
+use smimp_gateway::enroll::Context;
 use smimp_gateway::keystore::Keystore;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::crypto::MasterKey;
@@ -25,12 +25,10 @@ async fn queued_mail_is_delivered_refused_or_deferred() {
     let bob = create_account(&client, &net, "bob", 2).await;
 
     // Alice is set up the way `init` does it, with a gateway configuration and keystore.
-    let (_, password) =
-        smimp_gateway::server::admin::add_account(&org.config, &org.state.store, "alice@example.org", 0).await.unwrap();
     let dir = TempDir::new("outbound");
-    write_gateway_config(&dir, &[&org, &net], "");
-    let ctx = Context::open(&dir.0.join("gateway.toml")).await.unwrap();
-    let done = enroll::init(&ctx, "alice@example.org", &password, now().unix()).await.unwrap();
+    let config = write_gateway_config(&dir, &[&org, &net], "");
+    let done = init_on_gateway(&config, &org, "alice").await;
+    let ctx = Context::open(&config).await.unwrap();
     let keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();
     let sender = Sender {
         address: done.address.clone(),

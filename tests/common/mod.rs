@@ -379,3 +379,12 @@ pub fn write_gateway_config(dir: &TempDir, servers: &[&TestServer], extra: &str)
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Creates `local@domain` on `server` with the admin command and runs `init` for it
+/// with the gateway configuration at `config`, as a new user would.
+pub async fn init_on_gateway(config: &Path, server: &TestServer, local: &str) -> smimp_gateway::enroll::Initialised {
+    let email = format!("{local}@{}", server.domain);
+    let (_, password) = admin::add_account(&server.config, &server.state.store, &email, 0).await.unwrap();
+    let ctx = smimp_gateway::enroll::Context::open(config).await.unwrap();
+    smimp_gateway::enroll::init(&ctx, &email, &password, now().unix()).await.unwrap()
+}
