@@ -160,34 +160,47 @@ pub async fn deliver(
     row: &OutboundRow,
     now: i64,
 ) -> Result<Delivered, DeliveryError> {
-    let started = Instant::now();
     let nonce: BoxNonce =
         row.nonce.parse().map_err(|_| DeliveryError::Permanent("the queued message is corrupt".into()))?;
     let payload = sender.storage_key.open(&nonce, &row.sealed_payload).map_err(|_| {
         DeliveryError::Permanent("the queued message cannot be opened with this account's storage key".into())
     })?;
     let message_type = MessageType::parse(&row.message_type).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-    let server = ServerClient::connect(discovery, row.recipient.domain()).await?;
+    send_payload(discovery, store, sender, &row.recipient, message_type, &payload, now).await
+}
+
+/// Sends one payload to one recipient: a session at the recipient's server, a message
+/// key signed by the recipient's trusted key, the proof of work, seal and send. Used by
+/// the queue and by IMAP APPEND (which sends to the account itself).
+pub async fn send_payload(
+    discovery: &Discovery,
+    store: &GatewayStore,
+    sender: &Sender,
+    recipient: &Address,
+    message_type: MessageType,
+    payload: &[u8],
+    now: i64,
+) -> Result<Delivered, DeliveryError> {
+    let started = Instant::now();
+    let server = ServerClient::connect(discovery, recipient.domain()).await?;
     let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
     let session = client.session().await?;
-    let (key, _nonephemeral) = verified_message_key(&client, &session, store, &row.recipient, now).await?;
+    let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
     let params: PowParams = client
         .call_in(
             &session,
-            &Route::GetPowParams { address: row.recipient.clone(), message_type: message_type.clone() },
+            &Route::GetPowParams { address: recipient.clone(), message_type: message_type.clone() },
             None::<&()>,
         )
         .await?;
     if params.zero_bits > MAX_ACCEPTED_ZERO_BITS {
         return Err(DeliveryError::Permanent(format!(
             "{}'s server asks for {} bits of proof of work, more than the {MAX_ACCEPTED_ZERO_BITS} this gateway will do",
-            row.recipient, params.zero_bits
+            recipient, params.zero_bits
         )));
     }
-    let sealed =
-        Ciphertext::seal(&payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
-    let context =
-        HashContext { sender: &sender.address, recipient: &row.recipient, login_token_hash: &session.login_token_hash };
+    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
+    let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
     let zero_bits = params.zero_bits;
     let (solution, pow_attempts) = tokio::task::spawn_blocking(move || {
@@ -201,7 +214,7 @@ pub async fn deliver(
     let solution = solution.map_err(|e| DeliveryError::Transient(e.to_string()))?;
     let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
     let sent: MessageSent =
-        client.call_in(&session, &Route::SendMessage { address: row.recipient.clone() }, Some(&envelope)).await?;
+        client.call_in(&session, &Route::SendMessage { address: recipient.clone() }, Some(&envelope)).await?;
     let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }

@@ -9,6 +9,12 @@ use sqlx::{Row, SqlitePool};
 use crate::smimp::address::Address;
 use crate::smimp::profile::Pin;
 
+mod mailboxes;
+mod threads;
+
+pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
+pub use threads::ThreadEntry;
+
 /// Why the gateway's database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
