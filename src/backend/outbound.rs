@@ -14,12 +14,15 @@ use rand_core::OsRng;
 use crate::client::trust::{verified_message_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
+use crate::mime::own::email_for_raw;
+use crate::mime::report::{delivery_report, FailedDelivery};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
-use crate::smimp::message::MessageType;
+use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
 use crate::store::{GatewayStore, NewOutbound, OutboundRow, StoreError};
 
@@ -247,17 +250,59 @@ pub async fn attempt(
                 Ok(None)
             } else {
                 let reason = format!("gave up after {} attempts: {reason}", row.attempts + 1);
-                tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
-                store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+                fail(store, sender, row, &reason, policy, now).await?;
                 Ok(Some(reason))
             }
         }
         Err(DeliveryError::Permanent(reason)) => {
-            tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
-            store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+            fail(store, sender, row, &reason, policy, now).await?;
             Ok(Some(reason))
         }
     }
+}
+
+/// Fails a row for good and, unless it was itself a report to the sender, queues a
+/// delivery report (multipart/report) to the sender's own mailbox, where the mail
+/// client finds it in INBOX.
+async fn fail(
+    store: &GatewayStore,
+    sender: &Sender,
+    row: &OutboundRow,
+    reason: &str,
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<(), StoreError> {
+    tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
+    let email = row
+        .nonce
+        .parse::<BoxNonce>()
+        .ok()
+        .and_then(|nonce| sender.storage_key.open(&nonce, &row.sealed_payload).ok())
+        .and_then(|bytes| Payload::parse(&MessageType::Email, &bytes).ok());
+    let (Some(Payload::Email(email)), false) = (email, row.recipient == sender.address) else {
+        return store.outbound_attempt_failed(row.id, reason, None, now).await;
+    };
+    let at = Timestamp::from_unix(now).unwrap_or(email.date_sent);
+    let failed = FailedDelivery {
+        sender: &sender.address,
+        recipient: &row.recipient,
+        email: &email,
+        reason,
+        arrival: at,
+        now: at,
+    };
+    let report = delivery_report(&failed, &Id32::random(&mut OsRng));
+    let payload = Payload::Email(Box::new(email_for_raw(&report, &sender.address, at, &mut OsRng))).to_bytes();
+    let nonce = BoxNonce::random(&mut OsRng);
+    let report_row = NewOutbound {
+        account: &sender.address,
+        recipient: &sender.address,
+        message_type: MessageType::Email.as_str(),
+        nonce: nonce.to_hex(),
+        sealed_payload: sender.storage_key.seal(&nonce, &payload),
+        give_up_at: now + policy.give_up_after.as_secs() as i64,
+    };
+    store.outbound_failed_with_report(row.id, reason, &report_row, now).await
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@
 pub mod html;
 pub mod inbound;
 pub mod outbound;
+pub mod own;
+pub mod report;
 
 #[cfg(test)]
 mod tests;
