@@ -48,14 +48,20 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Unlocks the accounts, binds the listeners and starts serving.
-pub async fn start(ctx: Context) -> Result<Running, CommandError> {
+/// Every registered account, its keystore unlocked, by lowercase user name.
+pub async fn unlock_accounts(ctx: &Context) -> Result<HashMap<String, Arc<Account>>, CommandError> {
     let mut accounts = HashMap::new();
     for record in ctx.store.accounts().await? {
         let keystore = Keystore::load(std::path::Path::new(&record.keystore_path), &ctx.passphrase)?;
         accounts
             .insert(record.username.to_ascii_lowercase(), Arc::new(Account::new(record.username.clone(), keystore)));
     }
+    Ok(accounts)
+}
+
+/// Unlocks the accounts, binds the listeners and starts serving.
+pub async fn start(ctx: Context) -> Result<Running, CommandError> {
+    let accounts = unlock_accounts(&ctx).await?;
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let io = |what: &str, addr: SocketAddr, e: std::io::Error| CommandError::Unreachable {
         domain: format!("{what} {addr}"),

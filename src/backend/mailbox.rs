@@ -445,7 +445,8 @@ impl Mailboxes {
                 !known_ids.contains(id.as_str()) && !hidden.contains(&id)
             })
             .collect();
-        new.sort_by_key(|m| (m.received_at, m.message_id.to_hex()));
+        // The server lists in arrival order; a stable sort keeps its order within a second.
+        new.sort_by_key(|m| m.received_at);
         if !new.is_empty() {
             let added = self.fetch_new(account, &client, row, &new).await?;
             changed |= added > 0;
