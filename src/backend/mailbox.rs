@@ -920,7 +920,7 @@ mod tests {
         assert_eq!(paths["b"], "Loop/Back");
         assert_eq!(paths["x1"], "Same");
         assert_eq!(paths["x2"], "Same (x2)");
-        assert_eq!(paths["odd"], "inbox");
+        assert_eq!(paths["odd"], "odd", "a name that cleans to INBOX shows as its folder name");
     }
 
     #[test]
