@@ -22,6 +22,9 @@ use crate::smtp::{SmtpConfig, TlsMode};
 pub struct Running {
     pub smtp: SocketAddr,
     pub smtp_tls: Option<SocketAddr>,
+    /// IMAP with STARTTLS, and IMAP over implicit TLS.
+    pub imap: Option<SocketAddr>,
+    pub imap_tls: Option<SocketAddr>,
     /// The CA certificate mail clients must trust for the gateway's TLS.
     pub ca_file: PathBuf,
     /// Its SHA-256 fingerprint, to compare with what the mail client shows.
