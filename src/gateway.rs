@@ -124,6 +124,8 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
     Ok(Running {
         smtp,
         smtp_tls,
+        imap: None,
+        imap_tls: None,
         ca_file: certs.ca_file,
         ca_fingerprint: fingerprint,
         accounts: account_names,
