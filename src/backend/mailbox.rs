@@ -34,6 +34,62 @@ use crate::store::{GatewayStore, MailboxRow, MessageRow, NewMessage, StoreError}
 /// Envelopes fetched from the server at once during a sync.
 const FETCH_CONCURRENCY: usize = 8;
 
+/// Bytes of decrypted messages kept in memory for repeat fetches.
+const HOT_CACHE_BYTES: usize = 128 << 20;
+
+/// A bounded in-memory map of rendered messages, oldest out first: repeat fetches by
+/// one client (headers, then bodies) skip the database and the decryption. Memory only:
+/// nothing decrypted is ever written to disk.
+struct HotCache {
+    limit: usize,
+    inner: std::sync::Mutex<HotInner>,
+}
+
+#[derive(Default)]
+struct HotInner {
+    bytes: usize,
+    map: HashMap<(Address, String), Arc<[u8]>>,
+    order: std::collections::VecDeque<(Address, String)>,
+}
+
+impl HotCache {
+    fn new(limit: usize) -> Self {
+        Self { limit, inner: Default::default() }
+    }
+
+    fn get(&self, address: &Address, id: &str) -> Option<Arc<[u8]>> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.map.get(&(address.clone(), id.to_string())).cloned()
+    }
+
+    fn put(&self, address: &Address, id: &str, bytes: Arc<[u8]>) {
+        if bytes.len() > self.limit / 4 {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (address.clone(), id.to_string());
+        if let Some(old) = inner.map.insert(key.clone(), bytes.clone()) {
+            inner.bytes -= old.len();
+        } else {
+            inner.order.push_back(key);
+        }
+        inner.bytes += bytes.len();
+        while inner.bytes > self.limit {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            if let Some(gone) = inner.map.remove(&oldest) {
+                inner.bytes -= gone.len();
+            }
+        }
+    }
+
+    fn forget(&self, address: &Address, id: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(gone) = inner.map.remove(&(address.clone(), id.to_string())) {
+            inner.bytes -= gone.len();
+        }
+    }
+}
+
 /// The special mailboxes every account has: (IMAP name, SMIMP folder_name, SPECIAL-USE).
 pub const SPECIAL_MAILBOXES: [(&str, &str, &str); 5] = [
     ("Sent", "sent", "\\Sent"),
@@ -88,6 +144,11 @@ pub struct Mailboxes {
     discovery: Discovery,
     accounts: HashMap<String, Arc<Account>>,
     cache_max_bytes: u64,
+    /// Bytes in the sealed cache (counted from the table once, then kept up to date).
+    cache_bytes: std::sync::atomic::AtomicU64,
+    cache_counted: std::sync::atomic::AtomicBool,
+    /// Recently read messages, decrypted, in memory only (bounded).
+    hot: HotCache,
     states: std::sync::Mutex<HashMap<Address, Arc<AccountState>>>,
 }
 
@@ -141,7 +202,16 @@ impl Mailboxes {
         accounts: HashMap<String, Arc<Account>>,
         cache_max_bytes: u64,
     ) -> Self {
-        Self { store, discovery, accounts, cache_max_bytes, states: std::sync::Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            discovery,
+            accounts,
+            cache_max_bytes,
+            cache_bytes: Default::default(),
+            cache_counted: Default::default(),
+            hot: HotCache::new(HOT_CACHE_BYTES),
+            states: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// Checks a login against the account's keystore; `None` for any failure.
@@ -524,16 +594,25 @@ impl Mailboxes {
         }
         let now = unix_now();
         let address = &account.sender.address;
+        let rendered: Vec<(StoredEnvelope, Rendered)> = results.into_iter().flatten().collect();
+        let claims: Vec<(Address, String, String)> = rendered
+            .iter()
+            .filter_map(|(envelope, r)| {
+                let delivery = r.delivery_id.clone()?;
+                Some((envelope.server.sender.clone(), delivery, envelope.server.message_id.to_hex()))
+            })
+            .collect();
+        let mut first_copy = self.store.claim_deliveries(address, &claims).await?.into_iter();
         let mut rows = Vec::new();
-        for (envelope, rendered) in results.into_iter().flatten() {
+        let mut cached = Vec::new();
+        for (envelope, rendered) in rendered {
             let id = envelope.server.message_id.to_hex();
-            if let Some(delivery) = &rendered.delivery_id {
-                if !self.store.claim_delivery(address, &envelope.server.sender, delivery, &id).await? {
-                    self.store.hide_message(address, &id, "a second copy of one delivery").await?;
-                    continue;
-                }
+            if rendered.delivery_id.is_some() && first_copy.next() == Some(false) {
+                self.store.hide_message(address, &id, "a second copy of one delivery").await?;
+                continue;
             }
-            self.cache(account, &id, &rendered.bytes, now).await?;
+            let nonce = BoxNonce::random(&mut OsRng);
+            cached.push((id.clone(), nonce.to_hex(), account.sender.storage_key.seal(&nonce, &rendered.bytes)));
             let mut flags = rendered.flags.clone();
             flags.retain(|f| !f.eq_ignore_ascii_case("\\Seen") && !f.eq_ignore_ascii_case("\\Recent"));
             if envelope.server.read {
@@ -546,6 +625,7 @@ impl Mailboxes {
                 size: u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX),
             });
         }
+        self.keep_in_cache(address, &cached, now).await?;
         let added = rows.len();
         if !rows.is_empty() {
             self.store.add_mailbox_messages(row.id, &rows).await?;
@@ -593,9 +673,31 @@ impl Mailboxes {
     async fn cache(&self, account: &Account, message_id: &str, bytes: &[u8], now: i64) -> Result<(), MailboxError> {
         let nonce = BoxNonce::random(&mut OsRng);
         let sealed = account.sender.storage_key.seal(&nonce, bytes);
-        self.store
-            .cache_message(&account.sender.address, message_id, &nonce.to_hex(), &sealed, now, self.cache_max_bytes)
-            .await?;
+        self.keep_in_cache(&account.sender.address, &[(message_id.to_string(), nonce.to_hex(), sealed)], now).await
+    }
+
+    /// Stores sealed entries and trims the cache when it grows past its bound. The
+    /// size is counted in memory (read once), so a sync of thousands of messages does
+    /// not sum the table for each.
+    async fn keep_in_cache(
+        &self,
+        address: &Address,
+        entries: &[(String, String, Vec<u8>)],
+        now: i64,
+    ) -> Result<(), MailboxError> {
+        use std::sync::atomic::Ordering;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if !self.cache_counted.swap(true, Ordering::AcqRel) {
+            self.cache_bytes.store(self.store.cache_size().await?, Ordering::Release);
+        }
+        let added = self.store.cache_messages(address, entries, now).await?;
+        let total = self.cache_bytes.fetch_add(added, Ordering::AcqRel) + added;
+        if total > self.cache_max_bytes {
+            let left = self.store.trim_cache().await?;
+            self.cache_bytes.store(left, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -603,19 +705,23 @@ impl Mailboxes {
     /// rendered again when the cache no longer holds it.
     pub async fn message(&self, account: &Account, name: &str, uid: u32) -> Result<Arc<[u8]>, MailboxError> {
         let row = self.mailbox(account, name).await?;
-        let messages = self.store.mailbox_messages(row.id).await?;
-        let message = messages.iter().find(|m| m.uid == uid).ok_or(MailboxError::NoMessage(uid))?;
+        let message = self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?;
         self.rendered(account, &message.message_id).await
     }
 
     async fn rendered(&self, account: &Account, message_id: &str) -> Result<Arc<[u8]>, MailboxError> {
         let address = &account.sender.address;
+        if let Some(bytes) = self.hot.get(address, message_id) {
+            return Ok(bytes);
+        }
         let now = unix_now();
         if let Some((nonce, sealed)) = self.store.cached_message(address, message_id, now).await? {
             let opened =
                 nonce.parse::<BoxNonce>().ok().and_then(|nonce| account.sender.storage_key.open(&nonce, &sealed).ok());
             if let Some(bytes) = opened {
-                return Ok(bytes.into());
+                let bytes: Arc<[u8]> = bytes.into();
+                self.hot.put(address, message_id, bytes.clone());
+                return Ok(bytes);
             }
         }
         let id: Id32 = message_id.parse().map_err(|_| MailboxError::Cannot("a stored message id is corrupt".into()))?;
@@ -634,7 +740,9 @@ impl Mailboxes {
             .await
             .map_err(|e| MailboxError::Cannot(format!("rendering stopped: {e}")))?;
         self.cache(account, message_id, &rendered.bytes, now).await?;
-        Ok(rendered.bytes.into())
+        let bytes: Arc<[u8]> = rendered.bytes.into();
+        self.hot.put(address, message_id, bytes.clone());
+        Ok(bytes)
     }
 
     /// STORE: local flags change at once; \Seen goes to the server's read status, the
@@ -712,6 +820,7 @@ impl Mailboxes {
                 Err(err) => return Err(err.into()),
             }
             self.store.forget_cached(&account.sender.address, &message.message_id).await?;
+            self.hot.forget(&account.sender.address, &message.message_id);
             removed.push(message.uid);
         }
         if !removed.is_empty() {

@@ -93,7 +93,7 @@ impl GatewayStore {
         folder: Option<&str>,
         now: i64,
     ) -> Result<MailboxRow, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(uid_validity) FROM mailboxes WHERE account = ?")
             .bind(account.as_str())
             .fetch_one(&mut *tx)
@@ -158,7 +158,7 @@ impl GatewayStore {
     /// Gives each new message the next UID, in one transaction; returns the UIDs in order.
     /// A message already in the mailbox keeps its UID (returned as is).
     pub async fn add_mailbox_messages(&self, mailbox: i64, messages: &[NewMessage]) -> Result<Vec<u32>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut next: i64 =
             sqlx::query_scalar("SELECT uid_next FROM mailboxes WHERE id = ?").bind(mailbox).fetch_one(&mut *tx).await?;
         let mut uids = Vec::with_capacity(messages.len());
@@ -201,7 +201,7 @@ impl GatewayStore {
 
     /// Removes messages from a mailbox's view (their UIDs are never given again).
     pub async fn remove_mailbox_messages(&self, mailbox: i64, uids: &[u32]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for uid in uids {
             sqlx::query("DELETE FROM mailbox_messages WHERE mailbox = ? AND uid = ?")
                 .bind(mailbox)
@@ -223,58 +223,98 @@ impl GatewayStore {
         Ok(())
     }
 
-    /// A rendered message from the sealed cache: (nonce, sealed bytes).
+    /// One message of a mailbox by UID.
+    pub async fn mailbox_message(&self, mailbox: i64, uid: u32) -> Result<Option<MessageRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT uid, message_id, flags, internal_date, size FROM mailbox_messages WHERE mailbox = ? AND uid = ?",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uid))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(MessageRow {
+                uid,
+                message_id: r.try_get("message_id")?,
+                flags: r.try_get("flags")?,
+                internal_date: r.try_get("internal_date")?,
+                size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
+            })
+        })
+        .transpose()
+    }
+
+    /// A rendered message from the sealed cache: (nonce, sealed bytes). Its last use is
+    /// recorded at most hourly, so reading the cache seldom writes to the database.
     pub async fn cached_message(
         &self,
         account: &Address,
         message_id: &str,
         now: i64,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE message_cache SET last_used = ? WHERE account = ? AND message_id = ? RETURNING nonce, sealed",
-        )
-        .bind(now)
-        .bind(account.as_str())
-        .bind(message_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.try_get("nonce")?, r.try_get("sealed")?))).transpose()
+        let row =
+            sqlx::query("SELECT nonce, sealed, last_used FROM message_cache WHERE account = ? AND message_id = ?")
+                .bind(account.as_str())
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<i64, _>("last_used")? < now - 3600 {
+            sqlx::query("UPDATE message_cache SET last_used = ? WHERE account = ? AND message_id = ?")
+                .bind(now)
+                .bind(account.as_str())
+                .bind(message_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some((row.try_get("nonce")?, row.try_get("sealed")?)))
     }
 
-    /// Keeps a sealed rendered message, then trims the cache to `max_bytes` (least
-    /// recently used first): a trimmed message is fetched and verified again when asked.
-    pub async fn cache_message(
+    /// Keeps sealed rendered messages, (message id, nonce, sealed bytes) each, in one
+    /// transaction; returns the bytes added.
+    pub async fn cache_messages(
         &self,
         account: &Address,
-        message_id: &str,
-        nonce: &str,
-        sealed: &[u8],
+        entries: &[(String, String, Vec<u8>)],
         now: i64,
-        max_bytes: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO message_cache (account, message_id, nonce, sealed, last_used) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(account.as_str())
-        .bind(message_id)
-        .bind(nonce)
-        .bind(sealed)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut added = 0u64;
+        for (message_id, nonce, sealed) in entries {
+            sqlx::query(
+                "INSERT OR REPLACE INTO message_cache (account, message_id, nonce, sealed, last_used) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(account.as_str())
+            .bind(message_id)
+            .bind(nonce)
+            .bind(sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            added += sealed.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Bytes held by the sealed cache, for every account.
+    pub async fn cache_size(&self) -> Result<u64, StoreError> {
         let total: i64 = sqlx::query_scalar("SELECT IFNULL(SUM(LENGTH(sealed)), 0) FROM message_cache")
             .fetch_one(&self.pool)
             .await?;
-        if u64::try_from(total).unwrap_or(0) > max_bytes {
-            // Drops the older half of the entries by use, which keeps trimming rare.
-            sqlx::query(
-                "DELETE FROM message_cache WHERE rowid IN
-                 (SELECT rowid FROM message_cache ORDER BY last_used LIMIT (SELECT COUNT(*) / 2 FROM message_cache))",
-            )
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Drops the least recently used half of the cache (a dropped message is fetched and
+    /// verified again when asked); returns the bytes left.
+    pub async fn trim_cache(&self) -> Result<u64, StoreError> {
+        sqlx::query(
+            "DELETE FROM message_cache WHERE rowid IN
+             (SELECT rowid FROM message_cache ORDER BY last_used LIMIT (SELECT COUNT(*) / 2 + 1 FROM message_cache))",
+        )
+        .execute(&self.pool)
+        .await?;
+        self.cache_size().await
     }
 
     pub async fn forget_cached(&self, account: &Address, message_id: &str) -> Result<(), StoreError> {
@@ -305,32 +345,36 @@ impl GatewayStore {
         Ok(())
     }
 
-    /// Records that `message_id` carries `sender`'s delivery `delivery_id`; false when
-    /// another message already carries it (a second copy of one submission).
-    pub async fn claim_delivery(
+    /// Records which message carries each (sender, delivery id); for each entry, false
+    /// when another message already carries it (a second copy of one submission).
+    pub async fn claim_deliveries(
         &self,
         account: &Address,
-        sender: &Address,
-        delivery_id: &str,
-        message_id: &str,
-    ) -> Result<bool, StoreError> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO deliveries_seen (account, sender, delivery_id, message_id) VALUES (?, ?, ?, ?)",
-        )
-        .bind(account.as_str())
-        .bind(sender.as_str())
-        .bind(delivery_id)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
-        let owner: String = sqlx::query_scalar(
-            "SELECT message_id FROM deliveries_seen WHERE account = ? AND sender = ? AND delivery_id = ?",
-        )
-        .bind(account.as_str())
-        .bind(sender.as_str())
-        .bind(delivery_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(owner == message_id)
+        claims: &[(Address, String, String)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(claims.len());
+        for (sender, delivery_id, message_id) in claims {
+            sqlx::query(
+                "INSERT OR IGNORE INTO deliveries_seen (account, sender, delivery_id, message_id) VALUES (?, ?, ?, ?)",
+            )
+            .bind(account.as_str())
+            .bind(sender.as_str())
+            .bind(delivery_id)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+            let owner: String = sqlx::query_scalar(
+                "SELECT message_id FROM deliveries_seen WHERE account = ? AND sender = ? AND delivery_id = ?",
+            )
+            .bind(account.as_str())
+            .bind(sender.as_str())
+            .bind(delivery_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(&owner == message_id);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 }

@@ -202,7 +202,7 @@ impl GatewayStore {
 
     /// Queues one delivery per recipient in one transaction: all are committed, or none.
     pub async fn enqueue(&self, rows: &[NewOutbound<'_>], now: i64) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = sqlx::query_scalar(
@@ -302,7 +302,7 @@ impl GatewayStore {
         report: &NewOutbound<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE outbound SET state = 'failed', next_attempt_at = ?, attempts = attempts + 1, last_error = ?, \
              done_at = ?, sealed_payload = x'' WHERE id = ? AND state = 'queued'",
