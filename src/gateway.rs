@@ -64,9 +64,10 @@ pub fn local_certificates(config: &crate::config::GatewayConfig) -> Result<crate
 pub async fn unlock_accounts(ctx: &Context) -> Result<HashMap<String, Arc<Account>>, CommandError> {
     let mut accounts = HashMap::new();
     for record in ctx.store.accounts().await? {
-        let keystore = Keystore::load(std::path::Path::new(&record.keystore_path), &ctx.passphrase)?;
-        accounts
-            .insert(record.username.to_ascii_lowercase(), Arc::new(Account::new(record.username.clone(), keystore)));
+        let path = PathBuf::from(&record.keystore_path);
+        let keystore = Keystore::load(&path, &ctx.passphrase)?;
+        let account = Account::new(record.username.clone(), keystore, Some((path, ctx.passphrase.clone())));
+        accounts.insert(record.username.to_ascii_lowercase(), Arc::new(account));
     }
     Ok(accounts)
 }

@@ -216,6 +216,21 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     assert!(text.contains("Final-Recipient: rfc822; ghost@example.net"), "{text}");
     assert!(text.contains("there is no initialised account ghost#example.net"), "{text}");
 
+    // Keys added by `keys replenish` while the gateway runs open new mail at once.
+    let added = smimp_gateway::enroll::replenish(&ctx, "bob@example.net", now().unix()).await.unwrap();
+    assert!(added > 0, "bob's used ephemeral keys were replaced");
+    let fresh = Message::builder()
+        .from("alice@example.org".parse().unwrap())
+        .to("bob@example.net".parse().unwrap())
+        .subject("to a new key")
+        .body("Encrypted to a key added while the gateway ran.\n".to_string())
+        .unwrap();
+    mailer.send(fresh).await.unwrap();
+    let uids = wait_for(&boxes, &bob, "INBOX", 2).await;
+    let newest = boxes.message(&bob, "INBOX", *uids.last().unwrap()).await.unwrap();
+    assert!(header(&newest, "X-SMIMP-Verified").starts_with("pass"), "{}", String::from_utf8_lossy(&newest));
+    assert_eq!(MessageParser::new().parse(&newest[..]).unwrap().subject(), Some("to a new key"));
+
     running.stop().await;
     org.stop().await;
     net.stop().await;

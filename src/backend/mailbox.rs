@@ -219,7 +219,7 @@ impl Mailboxes {
         let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
         let password = password.to_string();
         let checked = account.clone();
-        let ok = tokio::task::spawn_blocking(move || checked.keystore.verify_local_password(&password)).await.ok()?;
+        let ok = tokio::task::spawn_blocking(move || checked.keystore().verify_local_password(&password)).await.ok()?;
         ok.then_some(account)
     }
 
@@ -552,6 +552,7 @@ impl Mailboxes {
             spawn_fetch(&mut fetches, index, summary.message_id);
         }
         let mut first_error: Option<MailboxError> = None;
+        let mut reloaded = false;
         while let Some(done) = fetches.join_next().await {
             if let Some((index, summary)) = pending.next() {
                 spawn_fetch(&mut fetches, index, summary.message_id);
@@ -582,8 +583,13 @@ impl Mailboxes {
             let verdict = trust.get(&sender).cloned().unwrap_or_else(|| SenderTrust::Refused("unknown".into()));
             let keystore_account = self.accounts.values().find(|a| a.sender.address == account.sender.address).cloned();
             let Some(owner) = keystore_account else { continue };
+            if owner.keystore().secret_for(&envelope.sent.message_public_key).is_none() && !reloaded {
+                // A key `keys replenish` added while the gateway runs: read the keystore again, once.
+                reloaded = true;
+                owner.reload();
+            }
             renders.spawn_blocking(move || {
-                let rendered = open_and_render(&envelope, &owner.keystore, &verdict);
+                let rendered = open_and_render(&envelope, &owner.keystore(), &verdict);
                 (index, envelope, rendered)
             });
         }
@@ -646,7 +652,7 @@ impl Mailboxes {
         envelope: &StoredEnvelope,
     ) -> Result<SenderTrust, ClientError> {
         if sender == &account.sender.address {
-            return Ok(own_trust(&account.keystore));
+            return Ok(own_trust(&account.keystore()));
         }
         let server = ServerClient::connect(&self.discovery, sender.domain()).await?;
         let current = match trusted_key(&server, &self.store, sender, unix_now()).await {
@@ -736,7 +742,10 @@ impl Mailboxes {
             .find(|a| a.sender.address == *address)
             .cloned()
             .ok_or_else(|| MailboxError::Cannot("the account is not served".into()))?;
-        let rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &owner.keystore, &verdict))
+        if owner.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
+            owner.reload();
+        }
+        let rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &owner.keystore(), &verdict))
             .await
             .map_err(|e| MailboxError::Cannot(format!("rendering stopped: {e}")))?;
         self.cache(account, message_id, &rendered.bytes, now).await?;
@@ -789,7 +798,7 @@ impl Mailboxes {
                 kept
             };
             if extras(&before) != extras(&after) {
-                let sealed = seal_extras(&MessageExtras { flags: extras(&after) }, &account.keystore);
+                let sealed = seal_extras(&MessageExtras { flags: extras(&after) }, &account.keystore());
                 let _: Updated =
                     client.call(&Route::SetMessageExtensions { message_id: id }, Some(&Some(sealed))).await?;
             }
@@ -929,7 +938,7 @@ impl Mailboxes {
         }
         let extras: Vec<String> = kept.iter().filter(|f| !f.eq_ignore_ascii_case("\\Seen")).cloned().collect();
         if !extras.is_empty() {
-            let sealed = seal_extras(&MessageExtras { flags: extras }, &account.keystore);
+            let sealed = seal_extras(&MessageExtras { flags: extras }, &account.keystore());
             let _: Updated =
                 client.call(&Route::SetMessageExtensions { message_id: sent.message_id }, Some(&Some(sealed))).await?;
         }

@@ -14,7 +14,7 @@ use crate::backend::outbound::{enqueue, RetryPolicy, Sender};
 use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient};
 use crate::discovery::{Discovery, DiscoveryError};
-use crate::keystore::Keystore;
+use crate::keystore::{Keystore, Passphrase};
 use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
 use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
@@ -29,19 +29,45 @@ use crate::store::{GatewayStore, ThreadEntry};
 /// One account the gateway serves, unlocked.
 pub struct Account {
     pub username: String,
-    pub keystore: Keystore,
+    keystore: std::sync::RwLock<Arc<Keystore>>,
+    /// Where the keystore lives and how to open it, so `run` can pick up message keys
+    /// that `keys replenish` or `keys rotate` added while it runs.
+    reopen: Option<(std::path::PathBuf, Passphrase)>,
     pub sender: Sender,
 }
 
 impl Account {
-    /// An account from its unlocked keystore.
-    pub fn new(username: String, keystore: Keystore) -> Self {
+    /// An account from its unlocked keystore; `reopen` (its file and passphrase) lets
+    /// [`Account::reload`] read it again.
+    pub fn new(username: String, keystore: Keystore, reopen: Option<(std::path::PathBuf, Passphrase)>) -> Self {
         let sender = Sender {
             address: keystore.address().clone(),
             master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
             storage_key: keystore.storage_key().clone(),
         };
-        Self { username, keystore, sender }
+        Self { username, keystore: std::sync::RwLock::new(Arc::new(keystore)), reopen, sender }
+    }
+
+    /// The keystore as last read.
+    pub fn keystore(&self) -> Arc<Keystore> {
+        self.keystore.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the keystore file again (for message keys another command added); keeps
+    /// the one in memory when the file cannot be read.
+    pub fn reload(&self) -> bool {
+        let Some((path, passphrase)) = &self.reopen else { return false };
+        match Keystore::load(path, passphrase) {
+            Ok(fresh) if fresh.address() == &self.sender.address => {
+                *self.keystore.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+                true
+            }
+            Ok(_) => false,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "the keystore could not be read again");
+                false
+            }
+        }
     }
 }
 
@@ -104,7 +130,7 @@ impl Submission for Gateway {
         let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
         let password = password.to_string();
         let checked = account.clone();
-        let ok = tokio::task::spawn_blocking(move || checked.keystore.verify_local_password(&password)).await.ok()?;
+        let ok = tokio::task::spawn_blocking(move || checked.keystore().verify_local_password(&password)).await.ok()?;
         ok.then_some(account)
     }
 

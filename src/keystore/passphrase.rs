@@ -24,7 +24,9 @@ const MAX_FILE_LEN: usize = 64 * 1024;
 /// The variable systemd sets to the directory of a service's credentials.
 const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
-/// A keystore passphrase. Zeroized on drop; `Debug` shows nothing of it.
+/// A keystore passphrase. Zeroized on drop; `Debug` shows nothing of it. Cloned only
+/// by `run`, which reopens keystores that another command changed.
+#[derive(Clone)]
 pub struct Passphrase(Zeroizing<Vec<u8>>);
 
 impl Passphrase {
