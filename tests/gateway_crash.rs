@@ -1,0 +1,227 @@
+//! The outbound queue survives a crash of the gateway.
+//!
+//! Real reference servers run in-process for two domains, with enough proof of work
+//! that deliveries take a while; the real `smimp-gateway run` binary runs as a child
+//! process. A mail client (lettre, STARTTLS, trusting the gateway's CA) submits several
+//! messages to several recipients on both domains; once the delivery log shows at least
+//! one message sent but not all, the gateway is killed with SIGKILL (no shutdown code
+//! runs), then started again with the same configuration and left to drain its queue.
+//!
+//! What is guaranteed, and asserted here, from the recipients' own mailboxes:
+//! - nothing accepted is lost: every message the client heard `250` for reaches every
+//!   one of its recipients, opened and verified with the recipient's keys;
+//! - delivery is at least once, not exactly once: a kill that lands after the
+//!   recipient's server stored a message but before the gateway recorded it as sent
+//!   makes the restarted gateway send that row again. Such a second copy carries the
+//!   same delivery id (`x-smimp-delivery` in the payload's extensions data) as the
+//!   first, so the receiving gateway shows it once; copies of one submission with
+//!   different delivery ids, or more than two copies, never happen;
+//! - the queue is empty afterwards: no row of the gateway's database is left `queued`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use smimp_gateway::smimp::envelope::StoredEnvelope;
+use smimp_gateway::smimp::message::{MessageType, Payload};
+use smimp_gateway::smimp::wire::{MessageList, Route};
+use smimp_gateway::store::GatewayStore;
+
+/// Messages submitted before the crash.
+const MESSAGES: usize = 6;
+/// Proof-of-work difficulty the servers ask for: a delivery takes long enough (tens to
+/// hundreds of milliseconds in the test build) that the kill lands between the first
+/// delivery and the last.
+const ZERO_BITS: u32 = 15;
+/// Upper bound for any wait in this test; reaching it fails the test.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// The gateway binary, running as a child process with its output in files.
+struct Gateway {
+    child: Child,
+    log: PathBuf,
+    smtp_port: u16,
+}
+
+impl Gateway {
+    /// Starts `smimp-gateway run --config CONFIG`, logging to `NAME.log`, and waits
+    /// until it prints the port it listens on.
+    fn start(dir: &Path, config: &Path, name: &str) -> Self {
+        let out = dir.join(format!("{name}.out"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_smimp-gateway"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let smtp_port = loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(port) = text
+                .lines()
+                .find(|l| l.contains("(STARTTLS)"))
+                .and_then(|l| l.split_whitespace().find(|w| w.starts_with("127.0.0.1:")))
+                .and_then(|w| w.rsplit(':').next()?.parse().ok())
+            {
+                break port;
+            }
+            assert!(started.elapsed() < DEADLINE, "the gateway did not start: {}", read(&log));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self { child, log, smtp_port }
+    }
+
+    /// How many deliveries this run's log reports as sent.
+    fn sent(&self) -> usize {
+        sent_in(&self.log)
+    }
+
+    /// SIGKILL: the process ends wherever it is, as in a crash or power loss.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Deliveries a gateway log reports as sent (one line each, recipient and PoW named).
+fn sent_in(log: &Path) -> usize {
+    read(log).lines().filter(|l| l.contains("outcome=\"sent\"")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_sigkill_and_is_delivered_once_per_delivery_id() {
+    let options = Options { zero_bits: ZERO_BITS, extra: String::new() };
+    let (org, net) = start_pair(options).await;
+    let client = Client::new(&[&org, &net]);
+    let recipients = [
+        create_account(&client, &net, "bob", 0).await,
+        create_account(&client, &net, "carol", 0).await,
+        create_account(&client, &org, "dave", 0).await,
+    ];
+    let dir = TempDir::new("gateway-crash");
+    let config =
+        write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
+    let alice = init_on_gateway(&config, &org, "alice").await;
+
+    let first = Gateway::start(&dir.0, &config, "first");
+    let ca = std::fs::read(dir.0.join("data/tls/ca.pem")).unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
+        .build_rustls()
+        .unwrap();
+    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
+        .port(first.smtp_port)
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(alice.username.clone(), alice.password.clone()))
+        .authentication(vec![Mechanism::Plain])
+        .build();
+    for n in 0..MESSAGES {
+        let mut message = Message::builder().from("Alice <alice@example.org>".parse().unwrap());
+        for recipient in &recipients {
+            message = message.to(recipient.address.to_email().parse().unwrap());
+        }
+        let message = message.subject(format!("crash test {n}")).body(format!("body of message {n}\n")).unwrap();
+        let reply = mailer.send(message).await.unwrap();
+        assert!(reply.is_positive(), "message {n} was not accepted: {reply:?}");
+    }
+    let total = MESSAGES * recipients.len();
+
+    // Kill as soon as the first delivery is logged: the rest are queued or in flight.
+    let started = Instant::now();
+    while first.sent() == 0 {
+        assert!(started.elapsed() < DEADLINE, "nothing was delivered: {}", read(&first.log));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first_log = first.log.clone();
+    first.kill();
+    let sent_before = sent_in(&first_log);
+    assert!(
+        (1..total).contains(&sent_before),
+        "the kill must land between the first delivery and the last ({sent_before} of {total} sent)"
+    );
+    eprintln!("killed the gateway after {sent_before} of {total} deliveries were logged");
+    let store = GatewayStore::open(&dir.0.join("data/gateway.sqlite")).await.unwrap();
+    assert!(store.queue_depth().await.unwrap() > 0, "rows were left queued by the crash");
+
+    // Same configuration, new process: it picks the queue up where the crash left it.
+    let second = Gateway::start(&dir.0, &config, "second");
+    let started = Instant::now();
+    while store.queue_depth().await.unwrap() > 0 {
+        assert!(started.elapsed() < DEADLINE, "the queue did not drain: {}", read(&second.log));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(second.sent() >= 1, "the restarted gateway delivered the rest: {}", read(&second.log));
+    second.kill();
+
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.0.join("data/gateway.sqlite").display())).await.unwrap();
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM outbound GROUP BY state ORDER BY state")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(states, vec![("sent".to_string(), total as i64)], "every row was sent, none failed or left queued");
+
+    // Every recipient opens what arrived: every subject at least once, and any second
+    // copy is the same delivery (same delivery id) as the first.
+    for recipient in &recipients {
+        let server = if recipient.address.domain() == net.domain { &net } else { &org };
+        let session = login(&client, server, recipient).await;
+        let list_url = url(server, &Route::ListMessages { message_type: MessageType::Email, folder_name: None });
+        let list: MessageList = ok(client.get(&list_url, Some(&session.id)).await);
+        let mut copies: HashMap<String, Vec<Option<serde_json::Value>>> = HashMap::new();
+        for summary in &list.messages {
+            let stored: StoredEnvelope = ok(client
+                .get(
+                    &url(server, &Route::GetMessage { message_id: summary.message_id, update_read: false }),
+                    Some(&session.id),
+                )
+                .await);
+            assert_eq!(stored.server.sender, alice.address);
+            let sender_key = stored.server.sender_public_key;
+            let opened = stored
+                .open(&sender_key, &recipient.key.public(), recipient.secret_for(&stored.sent.message_public_key))
+                .unwrap();
+            let Payload::Email(email) = Payload::parse(&MessageType::Email, &opened).unwrap() else {
+                panic!("not an email")
+            };
+            let n = email.subject.strip_prefix("crash test ").unwrap_or_default();
+            assert!(email.body.contains(&format!("body of message {n}")), "{}: {}", email.subject, email.body);
+            let delivery = email.extensions_data.as_ref().and_then(|x| x.get("x-smimp-delivery")).cloned();
+            copies.entry(email.subject.clone()).or_default().push(delivery);
+        }
+        for n in 0..MESSAGES {
+            let subject = format!("crash test {n}");
+            let found = copies.remove(&subject).unwrap_or_default();
+            assert!(!found.is_empty(), "{subject} never reached {}: lost in the crash", recipient.address);
+            if found.len() > 1 {
+                eprintln!("{subject} reached {} twice (same delivery id)", recipient.address);
+                assert_eq!(found.len(), 2, "{subject} reached {} {} times", recipient.address, found.len());
+                assert!(
+                    found[0].is_some() && found[0] == found[1],
+                    "a second copy of {subject} at {} must carry the first one's delivery id: {found:?}",
+                    recipient.address
+                );
+            }
+        }
+        assert!(copies.is_empty(), "{} got messages nobody sent: {:?}", recipient.address, copies.keys());
+    }
+    org.stop().await;
+    net.stop().await;
+}
