@@ -26,6 +26,35 @@ pub struct GatewayConfig {
     pub discovery: DiscoverySection,
     #[serde(default)]
     pub smtp: SmtpSection,
+    #[serde(default)]
+    pub imap: ImapSection,
+}
+
+/// `[imap]`: where mail clients read the decrypted, verified mailbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSection {
+    /// Plain port with STARTTLS.
+    pub listen: SocketAddr,
+    /// Implicit-TLS port; absent to serve none.
+    pub tls_listen: Option<SocketAddr>,
+    /// How often an idling client's mailbox is compared with the server.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Most bytes of rendered mail kept in the sealed cache; beyond it the least
+    /// recently used are dropped (and fetched and verified again when asked).
+    pub cache_max_bytes: u64,
+}
+
+impl Default for ImapSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1143)),
+            tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
+            poll_interval: Duration::from_secs(60),
+            cache_max_bytes: 1 << 30,
+        }
+    }
 }
 
 /// `[smtp]`: where mail clients submit mail.
@@ -148,13 +177,22 @@ impl GatewayConfig {
         if self.keys.ephemeral_target > 1000 {
             return Err(invalid("keys.ephemeral_target", "at most 1000 keys".into()));
         }
-        for (key, addr) in [("smtp.listen", Some(self.smtp.listen)), ("smtp.tls_listen", self.smtp.tls_listen)] {
+        let listeners = [
+            ("smtp.listen", Some(self.smtp.listen)),
+            ("smtp.tls_listen", self.smtp.tls_listen),
+            ("imap.listen", Some(self.imap.listen)),
+            ("imap.tls_listen", self.imap.tls_listen),
+        ];
+        for (key, addr) in listeners {
             if addr.is_some_and(|a| !a.ip().is_loopback()) {
                 return Err(invalid(
                     key,
                     "the gateway serves this machine's mail clients: listen on 127.0.0.1 or ::1 (other addresses would expose unencrypted local mail)".into(),
                 ));
             }
+        }
+        if self.imap.poll_interval < Duration::from_secs(1) {
+            return Err(invalid("imap.poll_interval", "at least 1s, so the server is not polled in a loop".into()));
         }
         let resolve = std::mem::take(&mut self.discovery.resolve);
         for (domain, addr) in resolve {

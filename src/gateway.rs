@@ -22,8 +22,13 @@ use crate::smtp::{SmtpConfig, TlsMode};
 pub struct Running {
     pub smtp: SocketAddr,
     pub smtp_tls: Option<SocketAddr>,
+    /// IMAP with STARTTLS, and IMAP over implicit TLS.
+    pub imap: Option<SocketAddr>,
+    pub imap_tls: Option<SocketAddr>,
     /// The CA certificate mail clients must trust for the gateway's TLS.
     pub ca_file: PathBuf,
+    /// Its SHA-256 fingerprint, to compare with what the mail client shows.
+    pub ca_fingerprint: String,
     pub accounts: Vec<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -48,21 +53,34 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
-/// Unlocks the accounts, binds the listeners and starts serving.
-pub async fn start(ctx: Context) -> Result<Running, CommandError> {
+/// The gateway's local TLS certificates, made on first use and kept: a private CA the
+/// mail client trusts once, and a certificate for localhost, 127.0.0.1 and ::1.
+pub fn local_certificates(config: &crate::config::GatewayConfig) -> Result<crate::tls::DevCertificates, CommandError> {
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from);
+    Ok(crate::tls::ensure_dev_certificates(&config.tls_dir(), &names)?)
+}
+
+/// Every registered account, its keystore unlocked, by lowercase user name.
+pub async fn unlock_accounts(ctx: &Context) -> Result<HashMap<String, Arc<Account>>, CommandError> {
     let mut accounts = HashMap::new();
     for record in ctx.store.accounts().await? {
         let keystore = Keystore::load(std::path::Path::new(&record.keystore_path), &ctx.passphrase)?;
         accounts
             .insert(record.username.to_ascii_lowercase(), Arc::new(Account::new(record.username.clone(), keystore)));
     }
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    Ok(accounts)
+}
+
+/// Unlocks the accounts, binds the listeners and starts serving.
+pub async fn start(ctx: Context) -> Result<Running, CommandError> {
+    let accounts = unlock_accounts(&ctx).await?;
     let io = |what: &str, addr: SocketAddr, e: std::io::Error| CommandError::Unreachable {
         domain: format!("{what} {addr}"),
         reason: e.to_string(),
         config: ctx.config_path.display().to_string(),
     };
-    let certs = crate::tls::ensure_dev_certificates(&ctx.config.tls_dir(), &names)?;
+    let certs = local_certificates(&ctx.config)?;
+    let fingerprint = crate::tls::sha256_fingerprint(&certs.ca_file)?;
     let tls = crate::tls::server_config(&certs.cert_file, &certs.key_file)?;
     let smtp_config = SmtpConfig { max_message_size: ctx.config.smtp.max_message_size, ..SmtpConfig::default() };
     let listen = ctx.config.smtp.listen;
@@ -103,5 +121,15 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
         }));
     }
     tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), stopped(rx))));
-    Ok(Running { smtp, smtp_tls, ca_file: certs.ca_file, accounts: account_names, stop, tasks })
+    Ok(Running {
+        smtp,
+        smtp_tls,
+        imap: None,
+        imap_tls: None,
+        ca_file: certs.ca_file,
+        ca_fingerprint: fingerprint,
+        accounts: account_names,
+        stop,
+        tasks,
+    })
 }

@@ -66,6 +66,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the CA certificate of the gateway's local TLS (PEM, on stdout) for the
+    /// mail client to trust, and its SHA-256 fingerprint (on stderr).
+    ExportCa {
+        /// The gateway's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Manage an account's keys.
     Keys {
         #[command(subcommand)]
@@ -179,11 +186,21 @@ fn main() -> Result<()> {
                 println!("  SMTP submission: {tls} (implicit TLS)");
             }
             println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
+            println!("  its SHA-256 fingerprint: {}", running.ca_fingerprint);
             shutdown_signal().await;
             tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
             running.stop().await;
             Ok(())
         }),
+        Command::ExportCa { config } => {
+            let loaded = smimp_gateway::config::GatewayConfig::load(&config)?;
+            let certs = smimp_gateway::gateway::local_certificates(&loaded)?;
+            let pem = std::fs::read_to_string(&certs.ca_file)
+                .with_context(|| format!("cannot read {}", certs.ca_file.display()))?;
+            eprintln!("SHA-256 fingerprint: {}", smimp_gateway::tls::sha256_fingerprint(&certs.ca_file)?);
+            print!("{pem}");
+            Ok(())
+        }
         Command::Keys { action } => block_on(async move {
             match action {
                 KeysAction::Rotate { account, master } => {

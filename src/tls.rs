@@ -92,6 +92,16 @@ pub struct DevCertificates {
     pub key_file: PathBuf,
 }
 
+/// The SHA-256 fingerprint of the first certificate in a PEM file, as mail clients
+/// show it (`AB:CD:…`), so a user can compare what the client shows with what the
+/// gateway printed before trusting it.
+pub fn sha256_fingerprint(path: &Path) -> Result<String, TlsError> {
+    let certs = load_certificates(path)?;
+    let first = certs.first().ok_or_else(|| TlsError::BadPem { path: path.into(), reason: "no certificate".into() })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, first.as_ref());
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+}
+
 /// Creates (or reuses) a private CA in `dir` and a server certificate for `names`
 /// (DNS names and IP addresses). Keys are written with mode 0600. An existing set
 /// is reused, so clients that trust the CA keep working across restarts; it is

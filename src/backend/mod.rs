@@ -3,5 +3,7 @@
 //! engine ([`outbound`]) — the durable queue and delivery with trust checks, proof of
 //! work and sealing.
 
+pub mod inbound;
+pub mod mailbox;
 pub mod outbound;
 pub mod submission;

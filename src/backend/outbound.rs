@@ -14,12 +14,15 @@ use rand_core::OsRng;
 use crate::client::trust::{verified_message_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
+use crate::mime::own::email_for_raw;
+use crate::mime::report::{delivery_report, FailedDelivery};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
-use crate::smimp::message::MessageType;
+use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
 use crate::store::{GatewayStore, NewOutbound, OutboundRow, StoreError};
 
@@ -160,34 +163,47 @@ pub async fn deliver(
     row: &OutboundRow,
     now: i64,
 ) -> Result<Delivered, DeliveryError> {
-    let started = Instant::now();
     let nonce: BoxNonce =
         row.nonce.parse().map_err(|_| DeliveryError::Permanent("the queued message is corrupt".into()))?;
     let payload = sender.storage_key.open(&nonce, &row.sealed_payload).map_err(|_| {
         DeliveryError::Permanent("the queued message cannot be opened with this account's storage key".into())
     })?;
     let message_type = MessageType::parse(&row.message_type).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-    let server = ServerClient::connect(discovery, row.recipient.domain()).await?;
+    send_payload(discovery, store, sender, &row.recipient, message_type, &payload, now).await
+}
+
+/// Sends one payload to one recipient: a session at the recipient's server, a message
+/// key signed by the recipient's trusted key, the proof of work, seal and send. Used by
+/// the queue and by IMAP APPEND (which sends to the account itself).
+pub async fn send_payload(
+    discovery: &Discovery,
+    store: &GatewayStore,
+    sender: &Sender,
+    recipient: &Address,
+    message_type: MessageType,
+    payload: &[u8],
+    now: i64,
+) -> Result<Delivered, DeliveryError> {
+    let started = Instant::now();
+    let server = ServerClient::connect(discovery, recipient.domain()).await?;
     let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
     let session = client.session().await?;
-    let (key, _nonephemeral) = verified_message_key(&client, &session, store, &row.recipient, now).await?;
+    let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
     let params: PowParams = client
         .call_in(
             &session,
-            &Route::GetPowParams { address: row.recipient.clone(), message_type: message_type.clone() },
+            &Route::GetPowParams { address: recipient.clone(), message_type: message_type.clone() },
             None::<&()>,
         )
         .await?;
     if params.zero_bits > MAX_ACCEPTED_ZERO_BITS {
         return Err(DeliveryError::Permanent(format!(
             "{}'s server asks for {} bits of proof of work, more than the {MAX_ACCEPTED_ZERO_BITS} this gateway will do",
-            row.recipient, params.zero_bits
+            recipient, params.zero_bits
         )));
     }
-    let sealed =
-        Ciphertext::seal(&payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
-    let context =
-        HashContext { sender: &sender.address, recipient: &row.recipient, login_token_hash: &session.login_token_hash };
+    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
+    let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
     let zero_bits = params.zero_bits;
     let (solution, pow_attempts) = tokio::task::spawn_blocking(move || {
@@ -201,7 +217,7 @@ pub async fn deliver(
     let solution = solution.map_err(|e| DeliveryError::Transient(e.to_string()))?;
     let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
     let sent: MessageSent =
-        client.call_in(&session, &Route::SendMessage { address: row.recipient.clone() }, Some(&envelope)).await?;
+        client.call_in(&session, &Route::SendMessage { address: recipient.clone() }, Some(&envelope)).await?;
     let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }
@@ -234,17 +250,59 @@ pub async fn attempt(
                 Ok(None)
             } else {
                 let reason = format!("gave up after {} attempts: {reason}", row.attempts + 1);
-                tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
-                store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+                fail(store, sender, row, &reason, policy, now).await?;
                 Ok(Some(reason))
             }
         }
         Err(DeliveryError::Permanent(reason)) => {
-            tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
-            store.outbound_attempt_failed(row.id, &reason, None, now).await?;
+            fail(store, sender, row, &reason, policy, now).await?;
             Ok(Some(reason))
         }
     }
+}
+
+/// Fails a row for good and, unless it was itself a report to the sender, queues a
+/// delivery report (multipart/report) to the sender's own mailbox, where the mail
+/// client finds it in INBOX.
+async fn fail(
+    store: &GatewayStore,
+    sender: &Sender,
+    row: &OutboundRow,
+    reason: &str,
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<(), StoreError> {
+    tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
+    let email = row
+        .nonce
+        .parse::<BoxNonce>()
+        .ok()
+        .and_then(|nonce| sender.storage_key.open(&nonce, &row.sealed_payload).ok())
+        .and_then(|bytes| Payload::parse(&MessageType::Email, &bytes).ok());
+    let (Some(Payload::Email(email)), false) = (email, row.recipient == sender.address) else {
+        return store.outbound_attempt_failed(row.id, reason, None, now).await;
+    };
+    let at = Timestamp::from_unix(now).unwrap_or(email.date_sent);
+    let failed = FailedDelivery {
+        sender: &sender.address,
+        recipient: &row.recipient,
+        email: &email,
+        reason,
+        arrival: at,
+        now: at,
+    };
+    let report = delivery_report(&failed, &Id32::random(&mut OsRng));
+    let payload = Payload::Email(Box::new(email_for_raw(&report, &sender.address, at, &mut OsRng))).to_bytes();
+    let nonce = BoxNonce::random(&mut OsRng);
+    let report_row = NewOutbound {
+        account: &sender.address,
+        recipient: &sender.address,
+        message_type: MessageType::Email.as_str(),
+        nonce: nonce.to_hex(),
+        sealed_payload: sender.storage_key.seal(&nonce, &payload),
+        give_up_at: now + policy.give_up_after.as_secs() as i64,
+    };
+    store.outbound_failed_with_report(row.id, reason, &report_row, now).await
 }
 
 #[cfg(test)]

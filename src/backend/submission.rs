@@ -15,14 +15,16 @@ use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient};
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::keystore::Keystore;
-use crate::mime::inbound::{email_from_rfc5322, NoThreads};
+use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
+use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::MasterKey;
+use crate::smimp::encoding::Id32;
 use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::ErrorCode;
 use crate::smtp::{Refusal, Submission};
-use crate::store::GatewayStore;
+use crate::store::{GatewayStore, ThreadEntry};
 
 /// One account the gateway serves, unlocked.
 pub struct Account {
@@ -134,18 +136,66 @@ impl Submission for Gateway {
         let envelope: Vec<Address> = recipients.iter().filter_map(|r| Address::from_email(r).ok()).collect();
         let now = unix_now();
         let at = Timestamp::from_unix(now).ok_or_else(|| Refusal::temporary("the gateway's clock is out of range"))?;
-        let converted = email_from_rfc5322(&message, &envelope, &NoThreads, at, &mut OsRng)
+        let threads = self.known_threads(&account.sender.address, &message).await?;
+        let mut converted = email_from_rfc5322(&message, &envelope, &threads, at, &mut OsRng)
             .map_err(|e| Refusal::new(554, [5, 6, 0], format!("the message cannot be converted to SMIMP: {e}")))?;
+        let delivery_id = Id32::random(&mut OsRng).to_hex()[..32].to_string();
+        converted
+            .email
+            .extensions_data
+            .get_or_insert_with(Default::default)
+            .insert(X_DELIVERY.to_string(), delivery_id.into());
+        let thread_id = converted.email.thread_id;
         let payload = Payload::Email(Box::new(converted.email)).to_bytes();
         enqueue(&self.store, &account.sender, &MessageType::Email, &payload, &converted.recipients, &self.policy, now)
             .await
             .map_err(|_| {
                 Refusal::temporary("the gateway could not store the message; nothing was accepted, try again")
             })?;
+        if let Some(original) = &converted.original_message_id {
+            let entry = ThreadEntry { thread_id, message_id: None };
+            if let Err(err) = self.store.remember_thread(&account.sender.address, original, entry, now).await {
+                tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
+            }
+        }
         tracing::info!(account = %account.sender.address, recipients = converted.recipients.len(), "message queued");
         self.queued.notify_one();
         Ok(())
     }
+}
+
+impl Gateway {
+    /// The thread map entries for the Message-IDs a submission replies to, so the
+    /// (pure) conversion can thread it.
+    async fn known_threads(&self, account: &Address, message: &[u8]) -> Result<HashMap<String, KnownMessage>, Refusal> {
+        let ids = referenced_ids(message);
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let entries = self
+            .store
+            .thread_entries(account, &ids)
+            .await
+            .map_err(|_| Refusal::temporary("the gateway could not read its database; try again later"))?;
+        Ok(entries
+            .into_iter()
+            .map(|(id, entry)| (id, KnownMessage { thread_id: entry.thread_id, message_id: entry.message_id }))
+            .collect())
+    }
+}
+
+/// The ids in a message's In-Reply-To and References headers, without angle brackets.
+fn referenced_ids(message: &[u8]) -> Vec<String> {
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) else { return Vec::new() };
+    let mut ids = Vec::new();
+    for value in [parsed.in_reply_to(), parsed.references()] {
+        match value {
+            mail_parser::HeaderValue::Text(id) => ids.push(id.to_string()),
+            mail_parser::HeaderValue::TextList(list) => ids.extend(list.iter().map(|id| id.to_string())),
+            _ => {}
+        }
+    }
+    ids
 }
 
 /// Delivers due rows until `shutdown`: after each queued message, and at least every

@@ -32,11 +32,16 @@
 //! `content_language`, `importance`, `organization` and `keywords` (an array). Receivers
 //! treat every member as the sender's unverified claim.
 //!
+//! `extensions_data["x-smimp-delivery"]` ([`X_DELIVERY`]) is the submission's delivery
+//! id, which lets a receiver drop a second copy of one message.
+//!
 //! [`Email`]: crate::smimp::message::Email
 
 pub mod html;
 pub mod inbound;
 pub mod outbound;
+pub mod own;
+pub mod report;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +51,12 @@ use crate::smimp::encoding::Id32;
 
 /// The `extensions_data` key under which RFC 5322 header data travels (module docs).
 pub const X_RFC5322: &str = "x-rfc5322";
+
+/// The `extensions_data` key of a submission's delivery id: 16 random bytes in hex,
+/// the same in every recipient's copy of one accepted message. A delivery retried after
+/// a crash between sending and recording it may reach a recipient twice; the receiving
+/// gateway shows one copy per sender and delivery id.
+pub const X_DELIVERY: &str = "x-smimp-delivery";
 
 /// The domain of the Message-IDs the gateway derives from SMIMP message ids.
 pub const MESSAGE_ID_DOMAIN: &str = "smimp.invalid";

@@ -93,7 +93,7 @@ pub struct LimitsSection {
 impl Default for LimitsSection {
     fn default() -> Self {
         Self {
-            max_body_bytes: 32 * 1024 * 1024,
+            max_body_bytes: 48 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             session_lifetime: Duration::from_secs(3600),
             create_session_per_minute: 60,

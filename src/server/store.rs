@@ -633,7 +633,7 @@ impl ServerStore {
     ) -> Result<Vec<MessageSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT message_id, received_at, read, sender, size FROM messages WHERE recipient = ? AND message_type = ? \
-             AND folder_name IS ? ORDER BY received_at, message_id",
+             AND folder_name IS ? ORDER BY received_at, rowid",
         )
         .bind(address.as_str())
         .bind(message_type.as_str())

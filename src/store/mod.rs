@@ -9,6 +9,12 @@ use sqlx::{Row, SqlitePool};
 use crate::smimp::address::Address;
 use crate::smimp::profile::Pin;
 
+mod mailboxes;
+mod threads;
+
+pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
+pub use threads::ThreadEntry;
+
 /// Why the gateway's database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -284,6 +290,44 @@ impl GatewayStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Fails a delivery for good and queues the delivery report to its sender, in one
+    /// transaction: a crash leaves either the delivery to retry or both done.
+    pub async fn outbound_failed_with_report(
+        &self,
+        id: i64,
+        error: &str,
+        report: &NewOutbound<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE outbound SET state = 'failed', next_attempt_at = ?, attempts = attempts + 1, last_error = ?, \
+             done_at = ?, sealed_payload = x'' WHERE id = ? AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
+             give_up_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(report.account.as_str())
+        .bind(report.recipient.as_str())
+        .bind(report.message_type)
+        .bind(&report.nonce)
+        .bind(&report.sealed_payload)
+        .bind(now)
+        .bind(report.give_up_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

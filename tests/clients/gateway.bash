@@ -3,12 +3,12 @@
 # `smimp-gateway run` listening on free loopback ports. Every client script (swaks, msmtp,
 # curl) then talks to the same setup, so what differs between them is only the client.
 #
-# Sets: server_port smtp_port smtps_port ca (the gateway's CA, the file mail clients
+# Sets: server_port smtp_port smtps_port imap_port imaps_port ca (the gateway's CA, the file mail clients
 # trust) alice_password; logs in $dir/server.log and $dir/run.log (the delivery log).
 
 # start_gateway ZERO_BITS — the server's PoW difficulty for senders off the whitelist.
 start_gateway() {
-  server_port=$(free_port) smtp_port=$(free_port) smtps_port=$(free_port)
+  server_port=$(free_port) smtp_port=$(free_port) smtps_port=$(free_port) imap_port=$(free_port) imaps_port=$(free_port)
   mkdir -p "$dir/server" "$dir/gateway"
   sed -e "s/^listen = .*/listen = \"127.0.0.1:$server_port\"/" -e "s/^public_base = .*/public_base = \"example.org:$server_port\"/" \
       -e "s/^default_zero_bits = .*/default_zero_bits = $1/" config/server.example.toml > "$dir/server/server.toml"
@@ -25,7 +25,9 @@ start_gateway() {
       -e "s/^# \"example.org\" = .*/\"example.org\" = \"127.0.0.1:$server_port\"/" \
       -e 's/^kdf_memory_kib = .*/kdf_memory_kib = 1024/' -e 's/^kdf_passes = .*/kdf_passes = 1/' \
       -e "s/^listen = \"127.0.0.1:1025\"/listen = \"127.0.0.1:$smtp_port\"/" \
-      -e "s/^tls_listen = .*/tls_listen = \"127.0.0.1:$smtps_port\"/" \
+      -e "s/^tls_listen = \"127.0.0.1:1465\"/tls_listen = \"127.0.0.1:$smtps_port\"/" \
+      -e "s/^listen = \"127.0.0.1:1143\"/listen = \"127.0.0.1:$imap_port\"/" \
+      -e "s/^tls_listen = \"127.0.0.1:1993\"/tls_listen = \"127.0.0.1:$imaps_port\"/" \
       config/gateway.example.toml > "$dir/gateway/gateway.toml"
   printf 'a long keystore passphrase\n' > "$dir/gateway/passphrase.txt"
   for user in alice bob; do
