@@ -1,12 +1,16 @@
 //! Proof-of-work hash rate: the real solver on one core and on all cores, against
 //! the raw single-core BLAKE2b rate for a preimage of the same size (the baseline
 //! docs/performance.md divides by). Results are attempts (hashes) per second.
+//! Then whole solves at 16, 20 and 24 zero bits on all cores, as a sender waits for
+//! them: mean wall time per solve, from fresh starting values (each solve's attempts
+//! vary geometrically around 2^bits, so the mean needs many samples at 16 bits and a
+//! bounded few at 24, where one solve takes seconds).
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::crypto::blake2b_256;
 use smimp_gateway::smimp::encoding::Id32;
@@ -66,5 +70,30 @@ fn pow(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pow);
+/// Mean time of whole solves at `bits` on all cores, each from a new starting value.
+fn solve_time(c: &mut Criterion) {
+    let pre = preimage();
+    let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let mut group = c.benchmark_group("pow_solve");
+    let mut seed = 1 << 40;
+    for (bits, samples, seconds) in [(16, 100, 5), (20, 20, 10), (24, 10, 30)] {
+        // Flat: every sample the same number of solves (at 24 bits, one), not 1, 2, … n.
+        group.sample_size(samples).measurement_time(Duration::from_secs(seconds)).sampling_mode(SamplingMode::Flat);
+        group.bench_function(format!("{bits}_bits_{cores}_cores"), |b| {
+            b.iter_custom(|iters| {
+                let began = Instant::now();
+                for _ in 0..iters {
+                    seed += 1;
+                    let mut start = Id32([0; 32]);
+                    start.0[..8].copy_from_slice(&u64::to_be_bytes(seed));
+                    black_box(pre.solve(bits, &start, cores, &SolveControl::default()).expect("not cancelled"));
+                }
+                began.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pow, solve_time);
 criterion_main!(benches);

@@ -224,8 +224,18 @@ fn referenced_ids(message: &[u8]) -> Vec<String> {
     ids
 }
 
-/// Delivers due rows until `shutdown`: after each queued message, and at least every
-/// `tick` for retries.
+/// How many rows are delivered at once. Each delivery's proof of work already uses every
+/// core, so running more at once only helps while deliveries wait on the network (login,
+/// message key, send) or on a slow server; a few cover that without starving the solver.
+const CONCURRENT_DELIVERIES: usize = 4;
+
+/// Delivers due rows until `shutdown`: after each queued message, after each finished
+/// delivery, and at least every `tick` for retries. Up to [`CONCURRENT_DELIVERIES`] rows
+/// are in flight at once; a row being delivered stays `queued` in the database until its
+/// outcome is recorded, so the ids in flight are kept aside and never picked again by a
+/// later pass (which would send the message twice). At shutdown no new delivery starts
+/// and the ones in flight finish, since one cut short after the server took the message
+/// would be sent again on the next start.
 pub async fn delivery_loop(
     gateway: Arc<Gateway>,
     tick: std::time::Duration,
@@ -234,32 +244,57 @@ pub async fn delivery_loop(
     tokio::pin!(shutdown);
     let by_address: HashMap<Address, Arc<Account>> =
         gateway.accounts.values().map(|a| (a.sender.address.clone(), a.clone())).collect();
+    let mut running = tokio::task::JoinSet::new();
+    // Row id of each running task, by task id, so that even a panicked task's row is freed.
+    let mut in_flight: HashMap<tokio::task::Id, i64> = HashMap::new();
     loop {
-        let now = unix_now();
-        match gateway.store.due_outbound(now, 32).await {
-            Ok(rows) => {
-                for row in rows {
-                    let Some(account) = by_address.get(&row.account) else { continue };
-                    if let Err(err) = crate::backend::outbound::attempt(
-                        &gateway.discovery,
-                        &gateway.store,
-                        &account.sender,
-                        &row,
-                        &gateway.policy,
-                        now,
-                    )
-                    .await
-                    {
-                        tracing::error!(error = %err, "the outbound queue could not be updated");
+        let free = CONCURRENT_DELIVERIES.saturating_sub(running.len());
+        if free > 0 {
+            // Rows in flight are still due, so ask for enough to fill every free slot.
+            let limit = u32::try_from(free + in_flight.len()).unwrap_or(u32::MAX);
+            match gateway.store.due_outbound(unix_now(), limit).await {
+                Ok(rows) => {
+                    let busy: std::collections::HashSet<i64> = in_flight.values().copied().collect();
+                    for row in rows.into_iter().filter(|row| !busy.contains(&row.id)).take(free) {
+                        let Some(account) = by_address.get(&row.account).cloned() else { continue };
+                        let (gateway, id) = (gateway.clone(), row.id);
+                        let task = running.spawn(async move {
+                            if let Err(err) = crate::backend::outbound::attempt(
+                                &gateway.discovery,
+                                &gateway.store,
+                                &account.sender,
+                                &row,
+                                &gateway.policy,
+                                unix_now(),
+                            )
+                            .await
+                            {
+                                tracing::error!(error = %err, "the outbound queue could not be updated");
+                            }
+                        });
+                        in_flight.insert(task.id(), id);
                     }
                 }
+                Err(err) => tracing::error!(error = %err, "the outbound queue could not be read"),
             }
-            Err(err) => tracing::error!(error = %err, "the outbound queue could not be read"),
         }
         tokio::select! {
+            Some(done) = running.join_next_with_id() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(err) => {
+                        tracing::error!(error = %err, "a delivery stopped unexpectedly; it is retried");
+                        err.id()
+                    }
+                };
+                in_flight.remove(&task);
+            }
             () = gateway.queued.notified() => {}
             () = tokio::time::sleep(tick) => {}
-            () = &mut shutdown => return,
+            () = &mut shutdown => {
+                while running.join_next().await.is_some() {}
+                return;
+            }
         }
     }
 }

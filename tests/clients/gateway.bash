@@ -6,12 +6,17 @@
 # Sets: server_port smtp_port smtps_port imap_port imaps_port ca (the gateway's CA, the file mail clients
 # trust) alice_password; logs in $dir/server.log and $dir/run.log (the delivery log).
 
-# start_gateway ZERO_BITS — the server's PoW difficulty for senders off the whitelist.
+# start_gateway ZERO_BITS [SED_EXPRESSION...] — the server's PoW difficulty for senders
+# off the whitelist; further sed expressions edit the server's configuration (the
+# benchmark lifts the login rate limit with one).
 start_gateway() {
+  local zero_bits=$1 edits=() expression
+  shift
+  for expression in "$@"; do edits+=(-e "$expression"); done
   server_port=$(free_port) smtp_port=$(free_port) smtps_port=$(free_port) imap_port=$(free_port) imaps_port=$(free_port)
   mkdir -p "$dir/server" "$dir/gateway"
   sed -e "s/^listen = .*/listen = \"127.0.0.1:$server_port\"/" -e "s/^public_base = .*/public_base = \"example.org:$server_port\"/" \
-      -e "s/^default_zero_bits = .*/default_zero_bits = $1/" config/server.example.toml > "$dir/server/server.toml"
+      -e "s/^default_zero_bits = .*/default_zero_bits = $zero_bits/" "${edits[@]}" config/server.example.toml > "$dir/server/server.toml"
   for user in alice bob; do
     "$bin" server add-account --config "$dir/server/server.toml" "$user@example.org" \
       | sed -n 's/^one-time initialisation password: //p' > "$dir/gateway/$user.otp"
