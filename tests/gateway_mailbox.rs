@@ -44,6 +44,23 @@ async fn wait_for(boxes: &Mailboxes, account: &Account, mailbox: &str, count: us
     panic!("{mailbox} never held {count} messages");
 }
 
+fn email_template() -> Email {
+    Email {
+        to: vec![],
+        cc: vec![],
+        subject: String::new(),
+        thread_id: smimp_gateway::smimp::encoding::Id32::random(&mut rand_core::OsRng),
+        reply_to_message_id: None,
+        date_sent: now(),
+        body: "text".into(),
+        signature_text: None,
+        attachments: vec![],
+        extensions_data: None,
+        reply_to: None,
+        auto_reply_address: None,
+    }
+}
+
 fn header(bytes: &[u8], name: &str) -> String {
     let parsed = MessageParser::new().parse(bytes).expect("rendered mail parses");
     parsed.header_raw(name).unwrap_or_default().trim().to_string()
@@ -181,20 +198,7 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
 
     // A delivery that fails for good bounces: a multipart/report in Alice's INBOX.
     let ghost = Address::from_email("ghost@example.net").unwrap();
-    let email = Email {
-        to: vec![ghost.clone()],
-        cc: vec![],
-        subject: "to nobody".into(),
-        thread_id: smimp_gateway::smimp::encoding::Id32::random(&mut rand_core::OsRng),
-        reply_to_message_id: None,
-        date_sent: now(),
-        body: "lost".into(),
-        signature_text: None,
-        attachments: vec![],
-        extensions_data: None,
-        reply_to: None,
-        auto_reply_address: None,
-    };
+    let email = Email { to: vec![ghost.clone()], subject: "to nobody".into(), ..email_template() };
     let payload = Payload::Email(Box::new(email)).to_bytes();
     let policy = RetryPolicy::default();
     let at = now().unix();
@@ -216,6 +220,23 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     assert!(text.contains("Final-Recipient: rfc822; ghost@example.net"), "{text}");
     assert!(text.contains("there is no initialised account ghost#example.net"), "{text}");
 
+    // Two copies of one submission (a delivery sent again after a crash) show once.
+    let mut twice = Email { subject: "sent twice".into(), to: vec![bob.sender.address.clone()], ..email_template() };
+    twice.extensions_data = Some(serde_json::Map::from_iter([(
+        smimp_gateway::mime::X_DELIVERY.to_string(),
+        serde_json::Value::String("0123456789abcdef0123456789abcdef".into()),
+    )]));
+    let payload = Payload::Email(Box::new(twice)).to_bytes();
+    let (_, before) = boxes.snapshot(&bob, "INBOX", true).await.unwrap();
+    for _ in 0..2 {
+        let to = [bob.sender.address.clone()];
+        let ids = enqueue(&ctx.store, &alice.sender, &MessageType::Email, &payload, &to, &policy, at).await.unwrap();
+        let row = ctx.store.outbound(ids[0]).await.unwrap().unwrap();
+        assert_eq!(attempt(&ctx.discovery, &ctx.store, &alice.sender, &row, &policy, at).await.unwrap(), None);
+    }
+    let (_, after) = boxes.snapshot(&bob, "INBOX", true).await.unwrap();
+    assert_eq!(after.len(), before.len() + 1, "the second copy is not shown");
+
     // Keys added by `keys replenish` while the gateway runs open new mail at once.
     let added = smimp_gateway::enroll::replenish(&ctx, "bob@example.net", now().unix()).await.unwrap();
     assert!(added > 0, "bob's used ephemeral keys were replaced");
@@ -226,7 +247,7 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
         .body("Encrypted to a key added while the gateway ran.\n".to_string())
         .unwrap();
     mailer.send(fresh).await.unwrap();
-    let uids = wait_for(&boxes, &bob, "INBOX", 2).await;
+    let uids = wait_for(&boxes, &bob, "INBOX", 3).await;
     let newest = boxes.message(&bob, "INBOX", *uids.last().unwrap()).await.unwrap();
     assert!(header(&newest, "X-SMIMP-Verified").starts_with("pass"), "{}", String::from_utf8_lossy(&newest));
     assert_eq!(MessageParser::new().parse(&newest[..]).unwrap().subject(), Some("to a new key"));
