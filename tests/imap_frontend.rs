@@ -108,6 +108,7 @@ impl MailStore for MemStore {
     }
 
     async fn create_mailbox(&self, _account: &String, name: &str) -> Result<(), No> {
+        assert_ne!(name, "panic", "a backend bug, to show it ends only its own session");
         let mut folders = self.folders.lock().unwrap();
         if folders.contains_key(name) {
             return Err(No::with_code(NoCode::AlreadyExists, "mailbox exists"));
@@ -295,7 +296,7 @@ async fn start_with(config: ImapConfig) -> Gateway {
 
 impl Gateway {
     async fn stop(self) {
-        self.stop.send(true).unwrap();
+        let _ = self.stop.send(true);
         for server in self.servers {
             server.await.unwrap().unwrap();
         }
@@ -503,6 +504,10 @@ async fn starttls_upgrades_the_plain_port() {
         "c BAD STARTTLS is not valid in this state: TLS is not offered here or already on"
     );
     assert!(c.cmd("d", "LOGIN alice secret").await[0].starts_with("d OK"));
+    // Shutdown tells open connections BYE.
+    gateway.stop.send(true).unwrap();
+    assert_eq!(c.line().await, "* BYE server shutting down");
+    assert!(c.closed().await);
     gateway.stop().await;
 }
 
@@ -887,6 +892,12 @@ async fn bad_input_wrong_state_and_big_literals_leave_the_connection_usable() {
     assert_eq!(c.line().await, "* BYE cannot read past the literal");
     assert!(c.closed().await);
     assert_eq!(other.cmd("o1", "NOOP").await, ["o1 OK NOOP completed"]);
+    // A panic in one session drops only that connection.
+    let mut doomed = gateway.login().await;
+    doomed.send("p1 CREATE panic").await;
+    assert!(doomed.closed().await);
+    assert_eq!(other.cmd("o1b", "NOOP").await, ["o1b OK NOOP completed"]);
+    assert!(gateway.login().await.cmd("n1", "NOOP").await == ["n1 OK NOOP completed"]);
     assert_eq!(other.cmd("o2", "LOGOUT").await, ["* BYE smimp-gateway logging out", "o2 OK LOGOUT completed"]);
     assert!(other.closed().await);
     gateway.stop().await;
