@@ -1,7 +1,8 @@
 //! `smimp-gateway run`: the gateway's long-running part. Unlocks every registered
 //! account's keystore, serves SMTP submission (STARTTLS and implicit TLS, with a
 //! certificate made on first run and kept), and runs the delivery worker, until
-//! shutdown. IMAP joins it with the IMAP issue.
+//! shutdown, and IMAP (STARTTLS and implicit TLS, same certificate) over the
+//! decrypted, verified mailbox.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,9 +13,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backend::mailbox::Mailboxes;
 use crate::backend::outbound::RetryPolicy;
 use crate::backend::submission::{delivery_loop, Account, Gateway};
 use crate::enroll::{CommandError, Context};
+use crate::imap::ImapConfig;
 use crate::keystore::Keystore;
 use crate::smtp::{SmtpConfig, TlsMode};
 
@@ -92,7 +95,23 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
     };
     let smtp = plain.local_addr().map_err(|e| io("cannot read the address of", listen, e))?;
     let smtp_tls = implicit.as_ref().and_then(|l| l.local_addr().ok());
+    let imap_listen = ctx.config.imap.listen;
+    let imap_plain =
+        TcpListener::bind(imap_listen).await.map_err(|e| io("cannot listen for IMAP on", imap_listen, e))?;
+    let imap_implicit = match ctx.config.imap.tls_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| io("cannot listen for IMAP on", addr, e))?),
+        None => None,
+    };
+    let imap = imap_plain.local_addr().map_err(|e| io("cannot read the address of", imap_listen, e))?;
+    let imap_tls = imap_implicit.as_ref().and_then(|l| l.local_addr().ok());
     let account_names: Vec<String> = accounts.values().map(|a| a.username.clone()).collect();
+    let mailboxes = Arc::new(Mailboxes::new(
+        ctx.store.clone(),
+        ctx.discovery.clone(),
+        accounts.clone(),
+        ctx.config.imap.cache_max_bytes,
+    ));
+    let imap_config = ImapConfig { poll_interval: ctx.config.imap.poll_interval, ..ImapConfig::default() };
     let gateway = Arc::new(Gateway {
         store: ctx.store.clone(),
         discovery: ctx.discovery.clone(),
@@ -121,12 +140,24 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
             }
         }));
     }
+    for (listener, mode, what) in [
+        (Some(imap_plain), crate::imap::TlsMode::StartTls, "IMAP (STARTTLS)"),
+        (imap_implicit, crate::imap::TlsMode::Implicit, "IMAP (implicit TLS)"),
+    ] {
+        let Some(listener) = listener else { continue };
+        let (mailboxes, tls, config, rx) = (mailboxes.clone(), tls.clone(), imap_config.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = crate::imap::run(listener, Some(tls), mode, mailboxes, config, stopped(rx)).await {
+                tracing::error!(error = %err, "{what} stopped");
+            }
+        }));
+    }
     tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), stopped(rx))));
     Ok(Running {
         smtp,
         smtp_tls,
-        imap: None,
-        imap_tls: None,
+        imap: Some(imap),
+        imap_tls,
         ca_file: certs.ca_file,
         ca_fingerprint: fingerprint,
         accounts: account_names,

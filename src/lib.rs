@@ -16,6 +16,7 @@ pub mod config_file;
 pub mod discovery;
 pub mod enroll;
 pub mod gateway;
+pub mod imap;
 pub mod keystore;
 pub mod mime;
 pub mod server;

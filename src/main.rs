@@ -59,8 +59,8 @@ enum Command {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
-    /// Run the gateway: SMTP submission for every account set up with `init`, and
-    /// delivery of queued mail (IMAP joins it with the IMAP issue).
+    /// Run the gateway for every account set up with `init`: SMTP submission with
+    /// delivery of queued mail, and IMAP over the decrypted, verified mailbox.
     Run {
         /// The gateway's configuration file.
         #[arg(long)]
@@ -184,6 +184,12 @@ fn main() -> Result<()> {
             println!("  SMTP submission: {} (STARTTLS)", running.smtp);
             if let Some(tls) = running.smtp_tls {
                 println!("  SMTP submission: {tls} (implicit TLS)");
+            }
+            if let Some(imap) = running.imap {
+                println!("  IMAP: {imap} (STARTTLS)");
+            }
+            if let Some(tls) = running.imap_tls {
+                println!("  IMAP: {tls} (implicit TLS)");
             }
             println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
             println!("  its SHA-256 fingerprint: {}", running.ca_fingerprint);

@@ -104,3 +104,41 @@ fn the_server_shares_only_the_core_and_leaf_utilities() {
     violations.extend(check_reach("mime", &["mime", "smimp"]));
     assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
 }
+
+/// The IMAP front-end reaches nothing else in the crate (the backend implements its
+/// `MailStore` trait from outside) and uses only the crates its module doc names.
+#[test]
+fn the_imap_front_end_stands_alone() {
+    let violations = check_reach("imap", &["imap"]);
+    assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
+    const CRATES: &[&str] = &[
+        "std",
+        "core",
+        "alloc",
+        "tokio",
+        "tokio_rustls",
+        "rustls",
+        "imap_codec",
+        "mail_parser",
+        "tracing",
+        "thiserror",
+        "super",
+        "crate",
+        "self",
+    ];
+    let files = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/imap"));
+    assert!(files.len() >= 8, "expected the IMAP front-end's modules, found {files:?}");
+    let mut foreign = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for (number, line) in text.lines().enumerate() {
+            // Top-level imports only: a `use X as Y;` inside a function names what is imported already.
+            let Some(path) = line.strip_prefix("use ") else { continue };
+            let root: String = path.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !CRATES.contains(&root.as_str()) {
+                foreign.push(format!("{}:{}: uses {root}", file.display(), number + 1));
+            }
+        }
+    }
+    assert!(foreign.is_empty(), "src/imap uses crates it must not:\n{}", foreign.join("\n"));
+}

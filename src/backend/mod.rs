@@ -3,6 +3,7 @@
 //! engine ([`outbound`]) — the durable queue and delivery with trust checks, proof of
 //! work and sealing.
 
+pub mod imap_store;
 pub mod inbound;
 pub mod mailbox;
 pub mod outbound;

@@ -33,6 +33,7 @@ start_gateway() {
       -e "s/^tls_listen = \"127.0.0.1:1465\"/tls_listen = \"127.0.0.1:$smtps_port\"/" \
       -e "s/^listen = \"127.0.0.1:1143\"/listen = \"127.0.0.1:$imap_port\"/" \
       -e "s/^tls_listen = \"127.0.0.1:1993\"/tls_listen = \"127.0.0.1:$imaps_port\"/" \
+      -e 's/^poll_interval = .*/poll_interval = "2s"/' \
       config/gateway.example.toml > "$dir/gateway/gateway.toml"
   printf 'a long keystore passphrase\n' > "$dir/gateway/passphrase.txt"
   for user in alice bob; do

@@ -1,0 +1,346 @@
+//! Pure per-session view of the selected mailbox (RFC 3501 §2.3.1, §5.2, §7.4.1):
+//! the UIDs the client knows, in order, so that sequence numbers are stable between
+//! the updates the session chooses to send; sequence and UID sets resolved against
+//! it; and the diff of a fresh snapshot against it as EXPUNGE (renumbered), EXISTS,
+//! RECENT and FETCH FLAGS updates.
+//!
+//! `\Recent` is computed in-process: the first session to see a UID gets it
+//! ([`RecentClaims`]). Depends only on std and imap-codec's sequence types.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use super::{Flag, MessageMeta, Snapshot};
+
+/// One message as this session's client knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub uid: u32,
+    pub flags: Vec<Flag>,
+    pub internal_date: i64,
+    pub size: u32,
+    /// `\Recent` for this session.
+    pub recent: bool,
+}
+
+/// The selected mailbox as this session shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub mailbox: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    /// In ascending UID order: index + 1 is the sequence number.
+    pub messages: Vec<Known>,
+}
+
+/// An unsolicited response that brings the client up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// `* n EXPUNGE`: the message with sequence number n is gone and later ones move down.
+    Expunge(u32),
+    Exists(u32),
+    Recent(u32),
+    /// `* n FETCH (FLAGS (...) UID u)` after another session changed them.
+    Flags {
+        seq: u32,
+        uid: u32,
+        flags: Vec<Flag>,
+        recent: bool,
+    },
+}
+
+/// A sequence set that cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    #[error("the mailbox is empty, so there is no message {0}")]
+    Empty(&'static str),
+    #[error("there is no message with sequence number {0}")]
+    NoSuchMessage(u32),
+}
+
+/// Which UIDs have been shown as `\Recent` already, per account and mailbox, shared
+/// by the sessions of one listener.
+#[derive(Debug, Default)]
+pub struct RecentClaims {
+    highest: Mutex<HashMap<String, (u32, u32)>>,
+}
+
+impl RecentClaims {
+    /// Claims every UID up to `highest_uid` for the calling session and returns the
+    /// highest UID claimed before: UIDs above it are `\Recent` for this session.
+    pub fn claim(&self, key: &str, uid_validity: u32, highest_uid: u32) -> u32 {
+        let Ok(mut map) = self.highest.lock() else {
+            return highest_uid;
+        };
+        let entry = map.entry(key.to_string()).or_insert((uid_validity, 0));
+        if entry.0 != uid_validity {
+            *entry = (uid_validity, 0);
+        }
+        let before = entry.1;
+        entry.1 = entry.1.max(highest_uid);
+        before
+    }
+
+    /// How many of `uids` nobody has claimed yet (STATUS RECENT, which claims nothing).
+    pub fn unclaimed(&self, key: &str, uid_validity: u32, uids: impl Iterator<Item = u32>) -> u32 {
+        let before = self
+            .highest
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).copied())
+            .filter(|(validity, _)| *validity == uid_validity)
+            .map_or(0, |(_, uid)| uid);
+        u32::try_from(uids.filter(|&u| u > before).count()).unwrap_or(u32::MAX)
+    }
+}
+
+fn known(meta: MessageMeta, recent: bool) -> Known {
+    Known { uid: meta.uid, flags: meta.flags, internal_date: meta.internal_date, size: meta.size, recent }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl View {
+    /// The view right after SELECT/EXAMINE; UIDs above `recent_above` are `\Recent`.
+    pub fn new(mailbox: String, read_only: bool, snapshot: Snapshot, recent_above: u32) -> View {
+        let messages = snapshot.messages.into_iter().map(|m| known(m.clone(), m.uid > recent_above)).collect();
+        View { mailbox, read_only, uid_validity: snapshot.uid_validity, uid_next: snapshot.uid_next, messages }
+    }
+
+    pub fn exists(&self) -> u32 {
+        count(self.messages.len())
+    }
+
+    pub fn recent(&self) -> u32 {
+        count(self.messages.iter().filter(|m| m.recent).count())
+    }
+
+    /// The highest UID the view holds (0 when empty).
+    pub fn highest_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
+    }
+
+    /// The sequence number of the first message without `\Seen`.
+    pub fn first_unseen(&self) -> Option<u32> {
+        self.messages.iter().position(|m| !m.flags.contains(&Flag::Seen)).map(|i| count(i + 1))
+    }
+
+    pub fn index_of(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// The indices (sequence number - 1) a set names, ascending and without repeats.
+    /// Sequence numbers beyond the mailbox are an error (RFC 3501 §9 seq-number); UIDs
+    /// that do not exist are skipped, and `n:*` always includes the last message.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, SetError> {
+        let mut indices = Vec::new();
+        if uid {
+            let largest = self.highest_uid();
+            for sequence in set.0.as_ref() {
+                let (lo, hi) = bounds(sequence, largest);
+                let start = self.messages.partition_point(|m| m.uid < lo);
+                let end = self.messages.partition_point(|m| m.uid <= hi);
+                indices.extend(start..end);
+            }
+        } else {
+            let largest = self.exists();
+            for sequence in set.0.as_ref() {
+                if largest == 0 {
+                    return Err(SetError::Empty("in the sequence set"));
+                }
+                let (lo, hi) = bounds(sequence, largest);
+                if hi > largest {
+                    return Err(SetError::NoSuchMessage(hi));
+                }
+                indices.extend((lo as usize - 1)..(hi as usize));
+            }
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        Ok(indices)
+    }
+
+    /// Brings the view up to date with `snapshot` and returns what to tell the
+    /// client. Without `allow_expunge` (during FETCH, STORE and SEARCH, RFC 3501
+    /// §7.4.1) vanished messages stay in the view, to be reported later. New UIDs above
+    /// `recent_above` are `\Recent` for this session.
+    pub fn update(&mut self, snapshot: Snapshot, allow_expunge: bool, recent_above: u32) -> Vec<Update> {
+        let mut updates = Vec::new();
+        if snapshot.uid_validity != self.uid_validity {
+            // Every UID the client knows is void: report them all gone.
+            if !allow_expunge {
+                return updates;
+            }
+            for seq in (1..=self.exists()).rev() {
+                updates.push(Update::Expunge(seq));
+            }
+            self.messages.clear();
+            self.uid_validity = snapshot.uid_validity;
+        }
+        let mut fresh: HashMap<u32, MessageMeta> = snapshot.messages.into_iter().map(|m| (m.uid, m)).collect();
+        // Expunges, from the highest sequence number down so each number is current.
+        if allow_expunge {
+            for index in (0..self.messages.len()).rev() {
+                if !fresh.contains_key(&self.messages[index].uid) {
+                    self.messages.remove(index);
+                    updates.push(Update::Expunge(count(index + 1)));
+                }
+            }
+        }
+        // Flag changes made elsewhere.
+        for (index, message) in self.messages.iter_mut().enumerate() {
+            if let Some(meta) = fresh.get(&message.uid) {
+                if !same_flags(&meta.flags, &message.flags) {
+                    message.flags = meta.flags.clone();
+                    updates.push(Update::Flags {
+                        seq: count(index + 1),
+                        uid: message.uid,
+                        flags: message.flags.clone(),
+                        recent: message.recent,
+                    });
+                }
+            }
+        }
+        // New messages: only above the highest known UID, so sequence numbers only grow.
+        let highest = self.highest_uid();
+        let mut new: Vec<MessageMeta> = fresh.drain().map(|(_, m)| m).filter(|m| m.uid > highest).collect();
+        new.sort_by_key(|m| m.uid);
+        let added = !new.is_empty();
+        for meta in new {
+            let recent = meta.uid > recent_above;
+            self.messages.push(known(meta, recent));
+        }
+        self.uid_next = self.uid_next.max(snapshot.uid_next);
+        if added || updates.iter().any(|u| matches!(u, Update::Expunge(_))) {
+            updates.push(Update::Exists(self.exists()));
+        }
+        if added {
+            updates.push(Update::Recent(self.recent()));
+        }
+        updates
+    }
+
+    /// Removes the given UIDs (this session's own EXPUNGE or MOVE) and returns the
+    /// EXPUNGE updates, highest sequence number first.
+    pub fn remove(&mut self, uids: &[u32]) -> Vec<Update> {
+        let mut updates = Vec::new();
+        for index in (0..self.messages.len()).rev() {
+            if uids.contains(&self.messages[index].uid) {
+                self.messages.remove(index);
+                updates.push(Update::Expunge(count(index + 1)));
+            }
+        }
+        updates
+    }
+}
+
+fn bounds(sequence: &Sequence, largest: u32) -> (u32, u32) {
+    let value = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    let (a, b) = match sequence {
+        Sequence::Single(s) => (value(s), value(s)),
+        Sequence::Range(a, b) => (value(a), value(b)),
+    };
+    (a.min(b), a.max(b))
+}
+
+/// Flag lists compared as sets.
+pub fn same_flags(a: &[Flag], b: &[Flag]) -> bool {
+    a.len() == b.len() && a.iter().all(|f| b.contains(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_codec::imap_types::sequence::SequenceSet;
+
+    fn meta(uid: u32, flags: Vec<Flag>) -> MessageMeta {
+        MessageMeta { uid, flags, internal_date: 0, size: 10 }
+    }
+
+    fn snapshot(uids: &[u32]) -> Snapshot {
+        Snapshot {
+            uid_validity: 7,
+            uid_next: uids.last().copied().unwrap_or(0) + 1,
+            messages: uids.iter().map(|&u| meta(u, vec![])).collect(),
+        }
+    }
+
+    fn set(text: &str) -> SequenceSet {
+        SequenceSet::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn sequence_and_uid_sets_resolve() {
+        let view = View::new("INBOX".into(), false, snapshot(&[3, 5, 9, 10]), 0);
+        assert_eq!(view.resolve(&set("1:*"), false), Ok(vec![0, 1, 2, 3]));
+        assert_eq!(view.resolve(&set("*:3"), false), Ok(vec![2, 3]));
+        assert_eq!(view.resolve(&set("2,1,2"), false), Ok(vec![0, 1]));
+        assert_eq!(view.resolve(&set("5"), false), Err(SetError::NoSuchMessage(5)));
+        assert_eq!(view.resolve(&set("4:9"), true), Ok(vec![1, 2]));
+        assert_eq!(view.resolve(&set("1,2,4"), true), Ok(vec![]));
+        // n:* includes the highest UID even when n is above it.
+        assert_eq!(view.resolve(&set("20:*"), true), Ok(vec![3]));
+        assert_eq!(view.resolve(&set("*"), true), Ok(vec![3]));
+        let empty = View::new("INBOX".into(), false, snapshot(&[]), 0);
+        assert!(empty.resolve(&set("1:*"), false).is_err());
+        assert_eq!(empty.resolve(&set("1:*"), true), Ok(vec![]));
+    }
+
+    #[test]
+    fn expunges_are_renumbered_from_the_top() {
+        let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3, 4, 5]), 10);
+        let updates = view.update(snapshot(&[1, 3, 5, 6]), true, 5);
+        assert_eq!(
+            updates,
+            vec![Update::Expunge(4), Update::Expunge(2), Update::Exists(4), Update::Recent(1)],
+            "uid 4 was seq 4, then uid 2 seq 2; uid 6 is new and recent"
+        );
+        assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 3, 5, 6]);
+        assert_eq!(view.resolve(&set("4"), false), Ok(vec![3]));
+    }
+
+    #[test]
+    fn expunges_wait_when_not_allowed() {
+        let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3]), 10);
+        let updates = view.update(snapshot(&[1, 3, 4]), false, 10);
+        assert_eq!(updates, vec![Update::Exists(4), Update::Recent(0)]);
+        assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let updates = view.update(snapshot(&[1, 3, 4]), true, 10);
+        assert_eq!(updates, vec![Update::Expunge(2), Update::Exists(3)]);
+    }
+
+    #[test]
+    fn flag_changes_elsewhere_are_reported() {
+        let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2]), 0);
+        assert_eq!(view.recent(), 2);
+        let mut fresh = snapshot(&[1, 2]);
+        fresh.messages[1].flags = vec![Flag::Seen, Flag::Flagged];
+        let updates = view.update(fresh.clone(), false, 2);
+        assert_eq!(
+            updates,
+            vec![Update::Flags { seq: 2, uid: 2, flags: vec![Flag::Seen, Flag::Flagged], recent: true }]
+        );
+        fresh.messages[1].flags = vec![Flag::Flagged, Flag::Seen];
+        assert_eq!(view.update(fresh, true, 2), vec![], "order of flags does not matter");
+        assert_eq!(view.first_unseen(), Some(1));
+    }
+
+    #[test]
+    fn own_removals_and_recent_claims() {
+        let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3, 4]), 0);
+        assert_eq!(view.remove(&[2, 4]), vec![Update::Expunge(4), Update::Expunge(2)]);
+        let claims = RecentClaims::default();
+        assert_eq!(claims.claim("a\0INBOX", 1, 5), 0);
+        assert_eq!(claims.unclaimed("a\0INBOX", 1, [4, 5, 6, 7].into_iter()), 2);
+        assert_eq!(claims.claim("a\0INBOX", 1, 7), 5);
+        assert_eq!(claims.claim("a\0INBOX", 2, 3), 0, "a new UIDVALIDITY starts over");
+    }
+}
