@@ -670,8 +670,9 @@ async fn queue_welcome(ctx: &Context, from: &Account, to: &Account) -> Result<i6
         .map_err(|e| DemoError::Welcome(format!("it cannot be written: {e}")))?;
     let now = unix_now();
     let at = Timestamp::from_unix(now).ok_or_else(|| DemoError::Welcome("the clock is out of range".into()))?;
-    let converted = email_from_rfc5322(&message.formatted(), &[to.sender.address.clone()], &NoThreads, at, &mut OsRng)
-        .map_err(|e| DemoError::Welcome(format!("it cannot be converted to SMIMP: {e}")))?;
+    let converted =
+        email_from_rfc5322(&message.formatted(), std::slice::from_ref(&to.sender.address), &NoThreads, at, &mut OsRng)
+            .map_err(|e| DemoError::Welcome(format!("it cannot be converted to SMIMP: {e}")))?;
     let payload = Payload::Email(Box::new(converted.email)).to_bytes();
     let ids = enqueue(
         &ctx.store,

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The systemd units of systemd/: `systemd-analyze verify` (system unit, and the user unit
-# under a user manager) reports nothing about either, with ExecStart pointed at the
-# binary under test (verify needs it to exist); `systemd-analyze security --offline`
-# rates both hardened (exposure at most 2.0 of 10, 4.0 for the user unit); and the readiness protocol their
-# Type=notify relies on really works: `server` and `run`, started with $NOTIFY_SOCKET as
-# systemd starts them, send READY=1 once they listen, and STOPPING=1 on SIGTERM.
+# The systemd units of systemd/: `systemd-analyze verify` (the system unit, and the user
+# unit under a user manager) reports nothing about either, with ExecStart pointed at the
+# binary under test (verify needs it to exist); `systemd-analyze security --offline` rates
+# both hardened (exposure at most 2.0 of 10, 4.0 for the user unit); and the readiness
+# protocol their Type=notify relies on really works: `server` and `run`, started with
+# $NOTIFY_SOCKET as systemd starts them, send READY=1 once they listen, and STOPPING=1 on
+# SIGTERM.
 set -euo pipefail
 name=systemd_units
 source "$(dirname "$0")/common.bash"
