@@ -37,11 +37,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Walk one message through the SMIMP protocol core in this process: two new
-    /// identities, their signed histories and pins, a signed message key, proof of
-    /// work on all cores, seal, verify and open.
+    /// Run everything on this machine: a SMIMP server for example.test on loopback
+    /// (with its own CA), two accounts (alice@ and bob@example.test) set up with `init`,
+    /// the gateway serving both, and a welcome message from alice to bob through the
+    /// full encrypted path; then print what a mail client needs, and serve until Ctrl-C
+    /// or SIGTERM.
+    ///
+    /// Ports: those of the previous run in the same directory when they are still
+    /// free, otherwise free ports the system picks (127.0.0.1:0). State, including the
+    /// mail client passwords (demo-state.json, mode 0600), stays in --dir, so a second
+    /// run reuses the accounts.
     Demo {
-        /// Proof-of-work difficulty in leading zero bits.
+        /// The state directory [default: $XDG_DATA_HOME/smimp-gateway-demo, or
+        /// ~/.local/share/smimp-gateway-demo].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the settings as one JSON object on stdout (logs go to stderr), for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Instead, walk one message through the SMIMP protocol core in this process only:
+        /// two new identities, their signed histories and pins, a signed message key,
+        /// proof of work on all cores, seal, verify and open.
+        #[arg(long)]
+        offline: bool,
+        /// Proof-of-work difficulty in leading zero bits (the demo server's, or the
+        /// offline walk's).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=40))]
         zero_bits: u32,
     },
@@ -72,6 +92,31 @@ enum Command {
         /// The gateway's configuration file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the settings of Thunderbird, Outlook and Apple Mail for this gateway's
+    /// accounts (servers, ports, security, login, the CA to trust and how), and
+    /// optionally write a Thunderbird autoconfig file.
+    SetupClient {
+        /// The gateway's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this account (as alice@example.org); all accounts when absent.
+        #[arg(long)]
+        account: Option<String>,
+        /// Write the account's Thunderbird autoconfig file (config-v1.1.xml format) here;
+        /// needs --account when the gateway serves several.
+        #[arg(long, value_name = "OUT.xml")]
+        thunderbird_autoconfig: Option<PathBuf>,
+    },
+    /// Show the accounts, the outbound queue, recent deliveries and recent trust events
+    /// (from the gateway's database; never message content).
+    Status {
+        /// The gateway's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// How many recent deliveries and trust events to show.
+        #[arg(long, default_value_t = 10)]
+        recent: u32,
     },
     /// Manage an account's keys.
     Keys {
@@ -159,7 +204,34 @@ enum ServerAction {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo { zero_bits } => demo(zero_bits),
+        Command::Demo { offline: true, zero_bits, .. } => demo(zero_bits),
+        Command::Demo { dir, json, zero_bits, offline: false } => {
+            // Mail-client settings are the demo's output: routine logs would bury them.
+            init_tracing_with(if json { "info" } else { "warn" });
+            run_demo(dir, json, zero_bits)
+        }
+        Command::SetupClient { config, account, thunderbird_autoconfig } => block_on(async move {
+            let settings = smimp_gateway::setup_client::settings(&config, account.as_deref()).await?;
+            for (index, account) in settings.iter().enumerate() {
+                if index > 0 {
+                    println!();
+                }
+                print!("{}", smimp_gateway::setup_client::instructions(account));
+            }
+            if let Some(out) = thunderbird_autoconfig {
+                let [account] = settings.as_slice() else {
+                    bail!("this gateway serves several accounts: choose one for the autoconfig file with --account ADDRESS");
+                };
+                std::fs::write(&out, smimp_gateway::setup_client::thunderbird_autoconfig(account))
+                    .with_context(|| format!("cannot write the autoconfig file {}", out.display()))?;
+                println!("\nwrote the Thunderbird autoconfig file for {} to {}", account.address, out.display());
+            }
+            Ok(())
+        }),
+        Command::Status { config, recent } => block_on(async move {
+            print!("{}", smimp_gateway::status::read(&config, recent).await?);
+            Ok(())
+        }),
         Command::Init { config, address, password_file } => {
             let password = match password_file {
                 Some(file) => std::fs::read_to_string(&file)
@@ -178,8 +250,10 @@ fn main() -> Result<()> {
             })
         }
         Command::Run { config } => block_on(async move {
+            let shutdown = shutdown_signals()?;
             let ctx = enroll::Context::open(&config).await?;
             let running = smimp_gateway::gateway::start(ctx).await?;
+            smimp_gateway::notify::ready();
             println!("smimp-gateway is running for: {}", running.accounts.join(", "));
             println!("  SMTP submission: {} (STARTTLS)", running.smtp);
             if let Some(tls) = running.smtp_tls {
@@ -193,7 +267,8 @@ fn main() -> Result<()> {
             }
             println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
             println!("  its SHA-256 fingerprint: {}", running.ca_fingerprint);
-            shutdown_signal().await;
+            shutdown.await;
+            smimp_gateway::notify::stopping();
             tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
             running.stop().await;
             Ok(())
@@ -266,7 +341,12 @@ fn prompt(question: &str) -> Result<String> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    init_tracing_with("info");
+}
+
+/// Logs to stderr at `default` level unless RUST_LOG says otherwise; the first call wins.
+fn init_tracing_with(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -312,6 +392,7 @@ async fn server(path: PathBuf, action: Option<ServerAction>) -> Result<()> {
 }
 
 async fn serve(config: ServerConfig) -> Result<()> {
+    let shutdown = shutdown_signals()?;
     let listen = config.server.listen;
     let prepared = admin::prepare(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -335,9 +416,11 @@ async fn serve(config: ServerConfig) -> Result<()> {
         let _ = rx.changed().await;
     });
     tokio::pin!(served);
+    smimp_gateway::notify::ready();
     let result = tokio::select! {
         result = &mut served => result,
-        () = shutdown_signal() => {
+        () = shutdown => {
+            smimp_gateway::notify::stopping();
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
             served.await
@@ -348,15 +431,47 @@ async fn serve(config: ServerConfig) -> Result<()> {
     Ok(result?)
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
+/// Takes over SIGTERM and SIGINT (Ctrl-C) now, and returns what resolves when one
+/// arrives. Installed before anything starts, so a signal sent as soon as the process
+/// reports ready (systemd, a test) shuts it down cleanly instead of killing it.
+fn shutdown_signals() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+/// The networked demo: starts it, prints the settings (text or one JSON object) once
+/// the welcome message has arrived, serves until a signal, and stops cleanly.
+fn run_demo(dir: Option<PathBuf>, json: bool, zero_bits: u32) -> Result<()> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => smimp_gateway::demo::default_dir()?,
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        use std::io::Write;
+        let shutdown = shutdown_signals()?;
+        let demo = smimp_gateway::demo::start(smimp_gateway::demo::Options { dir, zero_bits }).await?;
+        let mut out = std::io::stdout().lock();
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&demo.settings)?)?;
+        } else {
+            write!(out, "{}", demo.settings.describe())?;
+            writeln!(out, "ready: serving until Ctrl-C or SIGTERM")?;
+        }
+        out.flush()?;
+        drop(out);
+        shutdown.await;
+        tracing::info!("shutting down the demo: gateway, then server");
+        demo.stop().await;
+        Ok(())
+    })
 }
 
 fn now() -> Result<Timestamp> {

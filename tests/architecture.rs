@@ -99,6 +99,7 @@ fn the_server_shares_only_the_core_and_leaf_utilities() {
     violations.extend(check_reach("tls", &[]));
     violations.extend(check_reach("discovery", &["tls"]));
     violations.extend(check_reach("sqlite", &[]));
+    violations.extend(check_reach("notify", &[]));
     violations.extend(check_reach("config_file", &[]));
     violations.extend(check_reach("smtp", &["smtp"]));
     violations.extend(check_reach("mime", &["mime", "smimp"]));

@@ -9,9 +9,11 @@ use sqlx::{Row, SqlitePool};
 use crate::smimp::address::Address;
 use crate::smimp::profile::Pin;
 
+mod deliveries;
 mod mailboxes;
 mod threads;
 
+pub use deliveries::DeliveryRecord;
 pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
 pub use threads::ThreadEntry;
 
