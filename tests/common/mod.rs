@@ -4,6 +4,8 @@
 //! speaks the API with reqwest. Certificate verification is never disabled.
 #![allow(dead_code)]
 
+pub mod imap_client;
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,171 @@
+//! The gateway's IMAP against real SMIMP servers over real TLS, in transcript style:
+//! mail sent through the gateway's SMTP is read decrypted and verified; two sessions on
+//! one mailbox see each other's flag changes and expunges as RFC 3501 says (never an
+//! EXPUNGE during FETCH); a tampered envelope shows as a warning in place of its
+//! content; and a restart of the gateway keeps UIDVALIDITY and every UID.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::imap_client::Client;
+use common::*;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use smimp_gateway::enroll::Context;
+use smimp_gateway::gateway::Running;
+use tokio::io::BufReader;
+
+async fn connect(running: &Running) -> Client {
+    let ca = smimp_gateway::tls::client_config(std::slice::from_ref(&running.ca_file)).unwrap();
+    let tcp = tokio::net::TcpStream::connect(running.imap_tls.unwrap()).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(ca));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut client = Client { io: BufReader::new(Box::new(tls)) };
+    let greeting = client.line().await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    client
+}
+
+async fn login(running: &Running, user: &str, password: &str) -> Client {
+    let mut client = connect(running).await;
+    let response = client.cmd("a1", &format!("LOGIN {user} \"{password}\"")).await;
+    assert!(response.last().unwrap().starts_with("a1 OK"), "{response:?}");
+    client
+}
+
+/// SELECTs INBOX until it holds `count` messages (delivery runs in the background).
+async fn select_until(client: &mut Client, count: usize) -> Vec<String> {
+    for round in 0..150 {
+        let response = client.cmd(&format!("s{round}"), "SELECT INBOX").await;
+        if response.iter().any(|l| l == &format!("* {count} EXISTS")) {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("INBOX never held {count} messages");
+}
+
+fn mailer(running: &Running, user: &str, password: &str) -> AsyncSmtpTransport<Tokio1Executor> {
+    let ca = std::fs::read(&running.ca_file).unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
+        .build_rustls()
+        .unwrap();
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
+        .port(running.smtp.port())
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(user.into(), password.into()))
+        .authentication(vec![Mechanism::Plain])
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a_restart() {
+    let (org, net) = start_pair(Options::default()).await;
+    let dir = TempDir::new("gateway-imap");
+    let extra = "[smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\npoll_interval = \"1s\"\n";
+    let config = write_gateway_config(&dir, &[&org, &net], extra);
+    let alice = init_on_gateway(&config, &org, "alice").await;
+    let bob = init_on_gateway(&config, &net, "bob").await;
+    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let smtp = mailer(&running, &alice.username, &alice.password);
+    for n in 1..=3 {
+        let message = Message::builder()
+            .from("Alice <alice@example.org>".parse().unwrap())
+            .to("Bob <bob@example.net>".parse().unwrap())
+            .subject(format!("note {n}"))
+            .body(format!("Body of note {n}, sealed on the way.\n"))
+            .unwrap();
+        smtp.send(message).await.unwrap();
+    }
+
+    let mut one = login(&running, &bob.username, &bob.password).await;
+    let selected = select_until(&mut one, 3).await;
+    let validity = selected.iter().find(|l| l.contains("UIDVALIDITY")).unwrap().clone();
+    let fetched = one.cmd("f1", "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    for n in 1..=3 {
+        assert!(
+            fetched.iter().any(|l| l.contains(&format!("UID {n} ")) && l.contains(&format!("note {n}"))),
+            "{fetched:?}"
+        );
+    }
+    let body = one.cmd("f2", "UID FETCH 2 (BODY[TEXT])").await;
+    assert!(body.iter().any(|l| l.contains("Body of note 2, sealed on the way.")), "{body:?}");
+    assert!(body.iter().any(|l| l.contains("\\Seen")), "a non-PEEK fetch sets \\Seen: {body:?}");
+
+    // A second session on the same mailbox.
+    let mut two = login(&running, &bob.username, &bob.password).await;
+    let response = two.cmd("t1", "SELECT INBOX").await;
+    assert!(response.iter().any(|l| l == "* 3 EXISTS"), "{response:?}");
+    let response = two.cmd("t2", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(response.iter().any(|l| l.starts_with("* 1 FETCH (") && l.contains("\\Flagged")), "{response:?}");
+    let response = one.cmd("n1", "NOOP").await;
+    assert!(response.iter().any(|l| l.starts_with("* 1 FETCH (") && l.contains("\\Flagged")), "{response:?}");
+    // Session two expunges message 1; session one learns it on NOOP, not during FETCH.
+    let response = two.cmd("t3", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(response.last().unwrap(), "t3 OK STORE completed", "{response:?}");
+    let response = two.cmd("t4", "EXPUNGE").await;
+    assert!(response.contains(&"* 1 EXPUNGE".to_string()), "{response:?}");
+    let response = one.cmd("f3", "FETCH 1:3 (UID)").await;
+    assert!(!response.iter().any(|l| l.contains("EXPUNGE")), "no EXPUNGE during FETCH: {response:?}");
+    let response = one.cmd("n2", "NOOP").await;
+    assert!(response.contains(&"* 1 EXPUNGE".to_string()), "{response:?}");
+    let response = one.cmd("f4", "FETCH 1:* (UID)").await;
+    assert!(response.contains(&"* 1 FETCH (UID 2)".to_string()) && response.contains(&"* 2 FETCH (UID 3)".to_string()));
+
+    // A tampered envelope on the server shows as a warning, never as its content.
+    let server_db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", net.config.server.database.display())).await.unwrap();
+    let fourth = Message::builder()
+        .from("alice@example.org".parse().unwrap())
+        .to("bob@example.net".parse().unwrap())
+        .subject("tampered")
+        .body("This text must never be shown.\n".to_string())
+        .unwrap();
+    smtp.send(fourth).await.unwrap();
+    let mut tampered = 0;
+    for _ in 0..150 {
+        tampered = sqlx::query(
+            "UPDATE messages SET envelope = json_set(envelope, '$.message', \
+             'AAAA' || substr(json_extract(envelope, '$.message'), 5)) \
+             WHERE recipient = 'bob#example.net' AND received_at = (SELECT MAX(received_at) FROM messages) \
+             AND (SELECT COUNT(*) FROM messages WHERE recipient = 'bob#example.net') = 3",
+        )
+        .execute(&server_db)
+        .await
+        .unwrap()
+        .rows_affected();
+        if tampered > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tampered, 1, "the fourth message arrived and was tampered with");
+    let mut three = login(&running, &bob.username, &bob.password).await;
+    select_until(&mut three, 3).await;
+    let response = three.cmd("w1", "UID FETCH 4 (BODY.PEEK[])").await;
+    let text = response.join("\n");
+    assert!(text.contains("withheld") && text.contains("failed verification"), "{text}");
+    assert!(!text.contains("must never be shown"), "{text}");
+
+    // A restart keeps UIDVALIDITY and the UIDs.
+    running.stop().await;
+    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let mut again = login(&running, &bob.username, &bob.password).await;
+    let selected = again.cmd("r1", "SELECT INBOX").await;
+    assert!(selected.contains(&validity), "the same {validity}: {selected:?}");
+    let response = again.cmd("r2", "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    let uids: Vec<&String> = response.iter().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(uids.len(), 3, "{response:?}");
+    assert!(uids[0].contains("UID 2") && uids[0].contains("note 2"), "{response:?}");
+    assert!(uids[1].contains("UID 3") && uids[1].contains("note 3"), "{response:?}");
+    assert!(uids[2].contains("UID 4"), "{response:?}");
+
+    running.stop().await;
+    org.stop().await;
+    net.stop().await;
+}
