@@ -67,7 +67,7 @@ fn mailer(running: &Running, user: &str, password: &str) -> AsyncSmtpTransport<T
 async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a_restart() {
     let (org, net) = start_pair(Options::default()).await;
     let dir = TempDir::new("gateway-imap");
-    let extra = "[smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\npoll_interval = \"1s\"\n";
+    let extra = "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\npoll_interval = \"1s\"\n";
     let config = write_gateway_config(&dir, &[&org, &net], extra);
     let alice = init_on_gateway(&config, &org, "alice").await;
     let bob = init_on_gateway(&config, &net, "bob").await;

@@ -70,7 +70,8 @@ fn header(bytes: &[u8], name: &str) -> String {
 async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     let (org, net) = start_pair(Options::default()).await;
     let dir = TempDir::new("gateway-mailbox");
-    let config = write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\n");
+    let config =
+        write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
     let alice_login = init_on_gateway(&config, &org, "alice").await;
     init_on_gateway(&config, &net, "bob").await;
     let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();

@@ -30,7 +30,7 @@ async fn each_refused_recipient_gets_its_reason() {
     // example.com answers with example.org's certificate (a name mismatch); nothing
     // listens for closed.example.
     let extra = format!(
-        "\"example.com\" = \"{}\"\n\"closed.example\" = \"127.0.0.1:9\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+        "\"example.com\" = \"{}\"\n\"closed.example\" = \"127.0.0.1:9\"\n[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
         org.addr
     );
     let config = write_gateway_config(&dir, &[&org, &net], &extra);

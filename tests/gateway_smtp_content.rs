@@ -49,7 +49,8 @@ fn thread_of(bytes: &[u8]) -> String {
 async fn recipients_decrypt_what_the_client_wrote_and_bcc_never_leaks() {
     let (org, net) = start_pair(Options::default()).await;
     let dir = TempDir::new("gateway-smtp-content");
-    let config = write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\n");
+    let config =
+        write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
     let alice_login = init_on_gateway(&config, &org, "alice").await;
     for user in ["bob", "carol", "dave"] {
         init_on_gateway(&config, &net, user).await;
