@@ -31,6 +31,9 @@ use crate::smimp::wire::{
 };
 use crate::store::{GatewayStore, MailboxRow, MessageRow, NewMessage, StoreError};
 
+/// A sync of many new messages logs its progress after every this many.
+const SYNC_PROGRESS_EVERY: usize = 500;
+
 /// Envelopes fetched from the server at once during a sync.
 const FETCH_CONCURRENCY: usize = 8;
 
@@ -553,7 +556,15 @@ impl Mailboxes {
         }
         let mut first_error: Option<MailboxError> = None;
         let mut reloaded = false;
+        let mut fetched = 0usize;
         while let Some(done) = fetches.join_next().await {
+            fetched += 1;
+            if fetched.is_multiple_of(SYNC_PROGRESS_EVERY) {
+                tracing::info!(
+                    account = %account.sender.address, mailbox = %row.name, fetched, total = new.len(),
+                    "first sync in progress"
+                );
+            }
             if let Some((index, summary)) = pending.next() {
                 spawn_fetch(&mut fetches, index, summary.message_id);
             }

@@ -206,20 +206,51 @@ pub async fn send_payload(
     let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
     let zero_bits = params.zero_bits;
-    let (solution, pow_attempts) = tokio::task::spawn_blocking(move || {
+    let control = Arc::new(SolveControl::default());
+    let solving = control.clone();
+    let work = tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-        let control = SolveControl::default();
-        let solution = preimage.solve(zero_bits, &Id32::random(&mut OsRng), threads, &control);
-        (solution, control.attempts.load(std::sync::atomic::Ordering::Relaxed))
-    })
-    .await
-    .map_err(|e| DeliveryError::Transient(format!("the proof of work stopped: {e}")))?;
+        let solution = preimage.solve(zero_bits, &Id32::random(&mut OsRng), threads, &solving);
+        (solution, solving.attempts.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    let (solution, pow_attempts) = report_progress(work, &control, recipient, zero_bits)
+        .await
+        .map_err(|e| DeliveryError::Transient(format!("the proof of work stopped: {e}")))?;
     let solution = solution.map_err(|e| DeliveryError::Transient(e.to_string()))?;
     let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
     let sent: MessageSent =
         client.call_in(&session, &Route::SendMessage { address: recipient.clone() }, Some(&envelope)).await?;
     let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
+}
+
+/// How often a long proof of work reports its progress in the log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Awaits the proof of work, logging every [`PROGRESS_EVERY`] how many hashes were
+/// tried against the expected 2^bits, so a slow delivery at high difficulty is visibly
+/// working rather than stuck.
+async fn report_progress<T>(
+    mut work: tokio::task::JoinHandle<T>,
+    control: &SolveControl,
+    recipient: &Address,
+    zero_bits: u32,
+) -> Result<T, tokio::task::JoinError> {
+    let started = Instant::now();
+    let expected = 2f64.powi(zero_bits as i32);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(PROGRESS_EVERY) => {
+                let tried = control.attempts.load(std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    recipient = %recipient, zero_bits, attempts = tried,
+                    expected_percent = (tried as f64 / expected * 100.0).round() as u64,
+                    elapsed_s = started.elapsed().as_secs(), "proof of work in progress"
+                );
+            }
+        }
+    }
 }
 
 /// Attempts one row and records the outcome: sent, retry later, or failed for good.
