@@ -53,6 +53,8 @@ gateway=$(python3 bench/imap_client.py --port "$imaps_port" --ca "$ca" --user bo
 echo "gateway: $gateway" >&2
 
 mkdir -p "$dir/dovecot/run"
+# Dovecot's auth and mail processes run as its own users: they must reach the scratch dir.
+chmod 755 "$dir"
 printf 'bob:{PLAIN}benchpass\n' > "$dir/dovecot/users"
 dovecot_port=$(free_port)
 chown -R dovecot:dovecot "$dir/dovecot" 2>/dev/null || true
