@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use common::imap_client::Client;
 use common::*;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::{AsyncTransport, Message};
 use smimp_gateway::enroll::Context;
 use smimp_gateway::gateway::Running;
 use tokio::io::BufReader;
@@ -49,20 +48,6 @@ async fn select_until(client: &mut Client, count: usize) -> Vec<String> {
     panic!("INBOX never held {count} messages");
 }
 
-fn mailer(running: &Running, user: &str, password: &str) -> AsyncSmtpTransport<Tokio1Executor> {
-    let ca = std::fs::read(&running.ca_file).unwrap();
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
-        .build_rustls()
-        .unwrap();
-    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(user.into(), password.into()))
-        .authentication(vec![Mechanism::Plain])
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a_restart() {
     let (org, net) = start_pair(Options::default()).await;
@@ -72,7 +57,7 @@ async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a
     let alice = init_on_gateway(&config, &org, "alice").await;
     let bob = init_on_gateway(&config, &net, "bob").await;
     let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
-    let smtp = mailer(&running, &alice.username, &alice.password);
+    let smtp = gateway_mailer(&running, &alice, Mechanism::Plain);
     for n in 1..=3 {
         let message = Message::builder()
             .from("Alice <alice@example.org>".parse().unwrap())

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::{AsyncTransport, Message};
 use mail_parser::MessageParser;
 use smimp_gateway::backend::mailbox::{FlagChange, Mailboxes};
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy};
@@ -79,17 +78,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     let (boxes, alice, bob) = mailboxes(&ctx, ctx.store.clone()).await;
 
     // Alice sends through the gateway's SMTP; Bob's INBOX shows it verified.
-    let ca = std::fs::read(&running.ca_file).unwrap();
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
-        .build_rustls()
-        .unwrap();
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(alice_login.username.clone(), alice_login.password.clone()))
-        .authentication(vec![Mechanism::Plain])
-        .build();
+    let mailer = gateway_mailer(&running, &alice_login, Mechanism::Plain);
     for subject in ["Grüße über SMIMP", "second"] {
         let message = Message::builder()
             .from("Alice <alice@example.org>".parse().unwrap())

@@ -7,9 +7,8 @@
 mod common;
 
 use common::*;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::{AsyncTransport, Message};
 use smimp_gateway::enroll::Context;
 use smimp_gateway::server::admin;
 
@@ -37,17 +36,7 @@ async fn each_refused_recipient_gets_its_reason() {
     let done = init_on_gateway(&config, &org, "alice").await;
     create_account(&client, &net, "bob", 2).await;
     let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
-    let ca = std::fs::read(&running.ca_file).unwrap();
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
-        .build_rustls()
-        .unwrap();
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(done.username.clone(), done.password.clone()))
-        .authentication(vec![Mechanism::Plain])
-        .build();
+    let mailer = gateway_mailer(&running, &done, Mechanism::Plain);
     let refusal = |to: &'static str| {
         let mailer = mailer.clone();
         async move { mailer.send(message(to)).await.unwrap_err().to_string() }

@@ -9,9 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::{AsyncTransport, Message};
 use smimp_gateway::enroll::Context;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
@@ -28,17 +27,7 @@ async fn mail_submitted_over_smtp_arrives_encrypted() {
     let done = init_on_gateway(&config, &org, "alice").await;
     let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
 
-    let ca = std::fs::read(&running.ca_file).unwrap();
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
-        .build_rustls()
-        .unwrap();
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(done.username.clone(), done.password.clone()))
-        .authentication(vec![Mechanism::Plain])
-        .build();
+    let mailer = gateway_mailer(&running, &done, Mechanism::Plain);
 
     // A recipient without an SMIMP profile is refused at RCPT TO, naming why.
     let nobody = Message::builder()

@@ -13,9 +13,8 @@ use std::time::Duration;
 use common::*;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::{AsyncTransport, Message};
 use mail_parser::{MessageParser, MimeHeaders};
 use smimp_gateway::backend::mailbox::Mailboxes;
 use smimp_gateway::backend::submission::Account;
@@ -63,17 +62,7 @@ async fn recipients_decrypt_what_the_client_wrote_and_bcc_never_leaks() {
     };
     let boxes = Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), 256 << 20);
 
-    let ca = std::fs::read(&running.ca_file).unwrap();
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
-        .build_rustls()
-        .unwrap();
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(alice_login.username.clone(), alice_login.password.clone()))
-        .authentication(vec![Mechanism::Login])
-        .build();
+    let mailer = gateway_mailer(&running, &alice_login, Mechanism::Login);
 
     let pdf: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     let original = Message::builder()

@@ -11,7 +11,6 @@ use crate::keystore::Keystore;
 use crate::mime::outbound::{rfc5322_from_email, warning_message, RenderMeta};
 use crate::mime::own::raw_of;
 use crate::mime::X_DELIVERY;
-use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterPublicKey};
 use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::Payload;
@@ -136,14 +135,9 @@ pub fn seal_extras(extras: &MessageExtras, keystore: &Keystore) -> crate::smimp:
     crate::smimp::envelope::SealedData { ciphertext: keystore.storage_key().seal(&nonce, &bytes), nonce }
 }
 
-/// Whether `address` is the keystore's owner, whose trusted keys are its own masters.
+/// The owner's own mail: signed by any of its master keys, current or earlier.
 pub fn own_trust(keystore: &Keystore) -> SenderTrust {
     let mut keys: HashSet<MasterPublicKey> = keystore.previous_masters().iter().map(|m| m.public()).collect();
     keys.insert(keystore.master().public());
     SenderTrust::Keys(keys)
-}
-
-/// Whether a sender is the owner.
-pub fn is_owner(keystore: &Keystore, sender: &Address) -> bool {
-    keystore.address() == sender
 }

@@ -220,10 +220,7 @@ impl Mailboxes {
     /// Checks a login against the account's keystore; `None` for any failure.
     pub async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<Account>> {
         let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
-        let password = password.to_string();
-        let checked = account.clone();
-        let ok = tokio::task::spawn_blocking(move || checked.keystore().verify_local_password(&password)).await.ok()?;
-        ok.then_some(account)
+        account.check_password(password).await.then_some(account)
     }
 
     fn state(&self, address: &Address) -> Arc<AccountState> {
@@ -543,8 +540,7 @@ impl Mailboxes {
         let mut fetches: JoinSet<(usize, Result<StoredEnvelope, ClientError>)> = JoinSet::new();
         let mut renders: JoinSet<(usize, StoredEnvelope, Rendered)> = JoinSet::new();
         let mut pending = new.iter().enumerate();
-        let mut results: Vec<Option<(StoredEnvelope, Rendered)>> = vec![None; 0];
-        results.resize_with(new.len(), || None);
+        let mut results: Vec<Option<(StoredEnvelope, Rendered)>> = (0..new.len()).map(|_| None).collect();
         let spawn_fetch = |fetches: &mut JoinSet<_>, index: usize, id: Id32| {
             let client = client.clone();
             fetches.spawn(async move {
@@ -592,15 +588,14 @@ impl Mailboxes {
                 }
             }
             let verdict = trust.get(&sender).cloned().unwrap_or_else(|| SenderTrust::Refused("unknown".into()));
-            let keystore_account = self.accounts.values().find(|a| a.sender.address == account.sender.address).cloned();
-            let Some(owner) = keystore_account else { continue };
-            if owner.keystore().secret_for(&envelope.sent.message_public_key).is_none() && !reloaded {
+            if account.keystore().secret_for(&envelope.sent.message_public_key).is_none() && !reloaded {
                 // A key `keys replenish` added while the gateway runs: read the keystore again, once.
                 reloaded = true;
-                owner.reload();
+                account.reload();
             }
+            let keystore = account.keystore();
             renders.spawn_blocking(move || {
-                let rendered = open_and_render(&envelope, &owner.keystore(), &verdict);
+                let rendered = open_and_render(&envelope, &keystore, &verdict);
                 (index, envelope, rendered)
             });
         }
@@ -747,16 +742,11 @@ impl Mailboxes {
             client.call(&Route::GetMessage { message_id: id, update_read: false }, None::<&()>).await?;
         let sender = envelope.server.sender.clone();
         let verdict = self.sender_trust(account, &sender, &envelope).await?;
-        let owner = self
-            .accounts
-            .values()
-            .find(|a| a.sender.address == *address)
-            .cloned()
-            .ok_or_else(|| MailboxError::Cannot("the account is not served".into()))?;
-        if owner.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
-            owner.reload();
+        if account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
+            account.reload();
         }
-        let rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &owner.keystore(), &verdict))
+        let keystore = account.keystore();
+        let rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &keystore, &verdict))
             .await
             .map_err(|e| MailboxError::Cannot(format!("rendering stopped: {e}")))?;
         self.cache(account, message_id, &rendered.bytes, now).await?;

@@ -53,6 +53,14 @@ impl Account {
         self.keystore.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Checks the mail-client password against the keystore's hash, off the async
+    /// threads (Argon2 is slow on purpose). False for any failure.
+    pub async fn check_password(&self, password: &str) -> bool {
+        let keystore = self.keystore();
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || keystore.verify_local_password(&password)).await.unwrap_or(false)
+    }
+
     /// Reads the keystore file again (for message keys another command added); keeps
     /// the one in memory when the file cannot be read.
     pub fn reload(&self) -> bool {
@@ -128,10 +136,7 @@ impl Submission for Gateway {
 
     async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<Account>> {
         let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
-        let password = password.to_string();
-        let checked = account.clone();
-        let ok = tokio::task::spawn_blocking(move || checked.keystore().verify_local_password(&password)).await.ok()?;
-        ok.then_some(account)
+        account.check_password(password).await.then_some(account)
     }
 
     async fn check_recipient(&self, _account: &Arc<Account>, recipient: &str) -> Result<(), Refusal> {
@@ -194,7 +199,7 @@ impl Gateway {
     /// The thread map entries for the Message-IDs a submission replies to, so the
     /// (pure) conversion can thread it.
     async fn known_threads(&self, account: &Address, message: &[u8]) -> Result<HashMap<String, KnownMessage>, Refusal> {
-        let ids = referenced_ids(message);
+        let ids = crate::mime::inbound::referenced_ids(message);
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -208,20 +213,6 @@ impl Gateway {
             .map(|(id, entry)| (id, KnownMessage { thread_id: entry.thread_id, message_id: entry.message_id }))
             .collect())
     }
-}
-
-/// The ids in a message's In-Reply-To and References headers, without angle brackets.
-fn referenced_ids(message: &[u8]) -> Vec<String> {
-    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) else { return Vec::new() };
-    let mut ids = Vec::new();
-    for value in [parsed.in_reply_to(), parsed.references()] {
-        match value {
-            mail_parser::HeaderValue::Text(id) => ids.push(id.to_string()),
-            mail_parser::HeaderValue::TextList(list) => ids.extend(list.iter().map(|id| id.to_string())),
-            _ => {}
-        }
-    }
-    ids
 }
 
 /// How many rows are delivered at once. Each delivery's proof of work already uses every

@@ -249,6 +249,15 @@ fn header_addresses<'a>(
     Ok(dedup(out.into_iter()))
 }
 
+/// The ids a message's In-Reply-To and References name, without angle brackets, read
+/// from its headers alone: what the caller looks up in its thread map before converting.
+pub fn referenced_ids(raw: &[u8]) -> Vec<String> {
+    let Some(parsed) = MessageParser::new().parse_headers(raw) else { return Vec::new() };
+    let mut out = ids(parsed.in_reply_to());
+    out.extend(ids(parsed.references()));
+    out
+}
+
 /// The ids of an id-list header (`In-Reply-To`, `References`), without angle brackets.
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     let mut out: Vec<String> = match value {

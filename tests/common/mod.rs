@@ -393,3 +393,25 @@ pub async fn init_on_gateway(config: &Path, server: &TestServer, local: &str) ->
     let ctx = smimp_gateway::enroll::Context::open(config).await.unwrap();
     smimp_gateway::enroll::init(&ctx, &email, &password, now().unix()).await.unwrap()
 }
+
+/// A mail client's SMTP transport to a running gateway: STARTTLS required, the
+/// certificate checked against the gateway's own CA, AUTH with `mechanism`.
+pub fn gateway_mailer(
+    running: &smimp_gateway::gateway::Running,
+    login: &smimp_gateway::enroll::Initialised,
+    mechanism: lettre::transport::smtp::authentication::Mechanism,
+) -> lettre::AsyncSmtpTransport<lettre::Tokio1Executor> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let ca = std::fs::read(&running.ca_file).unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
+        .build_rustls()
+        .unwrap();
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("localhost")
+        .port(running.smtp.port())
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(login.username.clone(), login.password.clone()))
+        .authentication(vec![mechanism])
+        .build()
+}
