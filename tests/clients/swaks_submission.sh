@@ -4,7 +4,8 @@
 # made, AUTH PLAIN with the credentials `init` printed, a recipient refused at RCPT TO
 # with its reason, wrong credentials refused, and the accepted message delivered
 # encrypted to the recipient's SMIMP server (seen in the gateway's delivery log), where
-# the server's database holds only the sealed envelope (no subject or body text).
+# the server's database holds only the sealed envelope (no subject or body text), and
+# bob reads it back decrypted and verified over the gateway's IMAP (curl).
 set -euo pipefail
 name=swaks_submission
 source "$(dirname "$0")/common.bash"
@@ -38,5 +39,15 @@ else
   passed=$((passed + 1)); echo "ok   no message content in any log"
 fi
 check_only_sealed_at_rest "sent by swaks" "left swaks in the clear"
+
+# The recipient's side: bob reads the message over the gateway's IMAP (curl), decrypted
+# and verified, with the subject and body swaks sent.
+wait_port "$imaps_port"
+bob_password=$(sed -n 's/^  password: //p' "$dir/gateway/bob.init")
+out=$(curl --no-progress-meter --max-time 60 --cacert "$ca" --user "bob@example.org:$bob_password" \
+        "imaps://localhost:$imaps_port/INBOX;UID=1" 2>&1) || true
+contains "bob's IMAP shows the subject swaks sent" "Subject: sent by swaks" "$out"
+contains "bob's IMAP shows the body swaks sent, decrypted" "This message left swaks in the clear and SMIMP encrypted." "$out"
+contains "and says it was verified" "X-SMIMP-Verified: pass" "$out"
 
 finish
