@@ -117,7 +117,7 @@ async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a
         tampered = sqlx::query(
             "UPDATE messages SET envelope = json_set(envelope, '$.message', \
              'AAAA' || substr(json_extract(envelope, '$.message'), 5)) \
-             WHERE recipient = 'bob#example.net' AND received_at = (SELECT MAX(received_at) FROM messages) \
+             WHERE rowid = (SELECT MAX(rowid) FROM messages WHERE recipient = 'bob#example.net') \
              AND (SELECT COUNT(*) FROM messages WHERE recipient = 'bob#example.net') = 3",
         )
         .execute(&server_db)
