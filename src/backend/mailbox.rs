@@ -11,9 +11,11 @@ use rand_core::OsRng;
 use tokio::sync::{Mutex, Notify, OnceCell};
 use tokio::task::JoinSet;
 
+use crate::backend::hot_cache::HotCache;
 use crate::backend::inbound::{open_and_render, own_trust, seal_extras, MessageExtras, Rendered, SenderTrust};
 use crate::backend::outbound::{send_payload, DeliveryError};
 use crate::backend::submission::Account;
+use crate::backend::uid_index::UidIndex;
 use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
@@ -39,59 +41,6 @@ const FETCH_CONCURRENCY: usize = 8;
 
 /// Bytes of decrypted messages kept in memory for repeat fetches.
 const HOT_CACHE_BYTES: usize = 128 << 20;
-
-/// A bounded in-memory map of rendered messages, oldest out first: repeat fetches by
-/// one client (headers, then bodies) skip the database and the decryption. Memory only:
-/// nothing decrypted is ever written to disk.
-struct HotCache {
-    limit: usize,
-    inner: std::sync::Mutex<HotInner>,
-}
-
-#[derive(Default)]
-struct HotInner {
-    bytes: usize,
-    map: HashMap<(Address, String), Arc<[u8]>>,
-    order: std::collections::VecDeque<(Address, String)>,
-}
-
-impl HotCache {
-    fn new(limit: usize) -> Self {
-        Self { limit, inner: Default::default() }
-    }
-
-    fn get(&self, address: &Address, id: &str) -> Option<Arc<[u8]>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.map.get(&(address.clone(), id.to_string())).cloned()
-    }
-
-    fn put(&self, address: &Address, id: &str, bytes: Arc<[u8]>) {
-        if bytes.len() > self.limit / 4 {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (address.clone(), id.to_string());
-        if let Some(old) = inner.map.insert(key.clone(), bytes.clone()) {
-            inner.bytes -= old.len();
-        } else {
-            inner.order.push_back(key);
-        }
-        inner.bytes += bytes.len();
-        while inner.bytes > self.limit {
-            let Some(oldest) = inner.order.pop_front() else { break };
-            if let Some(gone) = inner.map.remove(&oldest) {
-                inner.bytes -= gone.len();
-            }
-        }
-    }
-
-    fn forget(&self, address: &Address, id: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(gone) = inner.map.remove(&(address.clone(), id.to_string())) {
-            inner.bytes -= gone.len();
-        }
-    }
-}
 
 /// The special mailboxes every account has: (IMAP name, SMIMP folder_name, SPECIAL-USE).
 pub const SPECIAL_MAILBOXES: [(&str, &str, &str); 5] = [
@@ -152,6 +101,8 @@ pub struct Mailboxes {
     cache_counted: std::sync::atomic::AtomicBool,
     /// Recently read messages, decrypted, in memory only (bounded).
     hot: HotCache,
+    /// UID → message id per mailbox, from the last snapshot.
+    index: UidIndex,
     states: std::sync::Mutex<HashMap<Address, Arc<AccountState>>>,
 }
 
@@ -213,6 +164,7 @@ impl Mailboxes {
             cache_bytes: Default::default(),
             cache_counted: Default::default(),
             hot: HotCache::new(HOT_CACHE_BYTES),
+            index: UidIndex::default(),
             states: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -280,6 +232,7 @@ impl Mailboxes {
 
     async fn reconcile_folders(&self, account: &Account) -> Result<(), MailboxError> {
         let address = &account.sender.address;
+        self.index.forget_account(address);
         let client = self.client(account).await?;
         let mut folders = self.server_folders(account).await?;
         for (display, folder_name, _) in SPECIAL_MAILBOXES {
@@ -401,6 +354,7 @@ impl Mailboxes {
         let _: Deleted =
             client.call(&Route::DeleteFolder { message_type: MessageType::Email, folder_name }, None::<&()>).await?;
         self.store.remove_mailbox(row.id).await?;
+        self.index.forget_account(&account.sender.address);
         self.notify(account);
         Ok(())
     }
@@ -467,6 +421,7 @@ impl Mailboxes {
         }
         let row = self.mailbox(account, name).await?;
         let messages = self.store.mailbox_messages(row.id).await?;
+        self.index.remember(&account.sender.address, name, &messages);
         Ok((row, messages))
     }
 
@@ -490,6 +445,7 @@ impl Mailboxes {
         let gone: Vec<u32> = known.iter().filter(|m| !on_server.contains_key(&m.message_id)).map(|m| m.uid).collect();
         if !gone.is_empty() {
             self.store.remove_mailbox_messages(row.id, &gone).await?;
+            self.index.forget_uids(&account.sender.address, &row.name, &gone);
             changed = true;
         }
         for message in &known {
@@ -716,6 +672,9 @@ impl Mailboxes {
     /// The rendered message with `uid`: from the sealed cache, or fetched, verified and
     /// rendered again when the cache no longer holds it.
     pub async fn message(&self, account: &Account, name: &str, uid: u32) -> Result<Arc<[u8]>, MailboxError> {
+        if let Some(message_id) = self.index.lookup(&account.sender.address, name, uid) {
+            return self.rendered(account, &message_id).await;
+        }
         let row = self.mailbox(account, name).await?;
         let message = self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?;
         self.rendered(account, &message.message_id).await
@@ -835,6 +794,7 @@ impl Mailboxes {
         }
         if !removed.is_empty() {
             self.store.remove_mailbox_messages(row.id, &removed).await?;
+            self.index.forget_uids(&account.sender.address, name, &removed);
             self.notify(account);
         }
         Ok(removed)
@@ -890,6 +850,7 @@ impl Mailboxes {
         let state = self.state(&account.sender.address);
         let guard = state.sync.lock().await;
         self.store.remove_mailbox_messages(source.id, &moved_uids).await?;
+        self.index.forget_uids(&account.sender.address, &source.name, &moved_uids);
         let new_uids = self.store.add_mailbox_messages(target.id, &new_rows).await?;
         drop(guard);
         pairs.extend(moved_uids.into_iter().zip(new_uids));

@@ -3,8 +3,10 @@
 //! engine ([`outbound`]) — the durable queue and delivery with trust checks, proof of
 //! work and sealing.
 
+pub mod hot_cache;
 pub mod imap_store;
 pub mod inbound;
 pub mod mailbox;
 pub mod outbound;
 pub mod submission;
+pub mod uid_index;

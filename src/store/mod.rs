@@ -11,10 +11,12 @@ use crate::smimp::profile::Pin;
 
 mod deliveries;
 mod mailboxes;
+mod progress;
 mod threads;
 
 pub use deliveries::DeliveryRecord;
 pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
+pub use progress::ProgressRecord;
 pub use threads::ThreadEntry;
 
 /// Why the gateway's database failed.
