@@ -78,6 +78,8 @@ pub async fn unlock_accounts(ctx: &Context) -> Result<HashMap<String, Arc<Accoun
 /// Unlocks the accounts, binds the listeners and starts serving.
 pub async fn start(ctx: Context) -> Result<Running, CommandError> {
     let accounts = unlock_accounts(&ctx).await?;
+    // Progress rows left by a gateway that was killed describe work no one is doing.
+    ctx.store.clear_all_progress().await?;
     let io = |what: &str, addr: SocketAddr, e: std::io::Error| CommandError::Unreachable {
         domain: format!("{what} {addr}"),
         reason: e.to_string(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::smimp::timestamp::Timestamp;
-use crate::store::{AccountRecord, DeliveryRecord, GatewayStore, StoreError, TrustEvent};
+use crate::store::{AccountRecord, DeliveryRecord, GatewayStore, ProgressRecord, StoreError, TrustEvent};
 
 /// Why the status could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub struct Status {
     pub database: PathBuf,
     pub accounts: Vec<AccountRecord>,
     pub queue_depth: i64,
+    /// Long work the running gateway is doing (PoW at high difficulty, a large sync).
+    pub progress: Vec<ProgressRecord>,
     pub deliveries: Vec<DeliveryRecord>,
     pub trust_events: Vec<TrustEvent>,
 }
@@ -44,9 +46,10 @@ pub async fn read(config_path: &Path, recent: u32) -> Result<Status, StatusError
     let store = GatewayStore::open(&database).await.map_err(failed)?;
     let accounts = store.accounts().await.map_err(failed)?;
     let queue_depth = store.queue_depth().await.map_err(failed)?;
+    let progress = store.progress().await.map_err(failed)?;
     let deliveries = store.recent_deliveries(recent).await.map_err(failed)?;
     let trust_events = store.trust_events(recent).await.map_err(failed)?;
-    Ok(Status { database, accounts, queue_depth, deliveries, trust_events })
+    Ok(Status { database, accounts, queue_depth, progress, deliveries, trust_events })
 }
 
 /// A Unix time as the spec's UTC form, or the number itself when out of range.
@@ -72,6 +75,20 @@ impl fmt::Display for Status {
             )?;
         }
         writeln!(f, "outbound queue: {} waiting", self.queue_depth)?;
+        writeln!(f, "work in progress ({}):", self.progress.len())?;
+        for work in &self.progress {
+            let percent = if work.total > 0 { work.done.saturating_mul(100) / work.total } else { 0 };
+            writeln!(
+                f,
+                "  {}  {}  {} of {} ({percent}%)  since {}  updated {}",
+                work.account.to_email(),
+                work.task,
+                work.done,
+                work.total,
+                when(work.started_at),
+                when(work.updated_at)
+            )?;
+        }
         writeln!(f, "recent deliveries ({}, newest first):", self.deliveries.len())?;
         for delivery in &self.deliveries {
             let done = delivery.done_at.map(when).unwrap_or_else(|| "not yet".into());
@@ -117,6 +134,14 @@ mod tests {
                 created_at: 0,
             }],
             queue_depth: 1,
+            progress: vec![ProgressRecord {
+                account: alice.clone(),
+                task: "sync of INBOX".into(),
+                done: 500,
+                total: 2000,
+                started_at: 0,
+                updated_at: 30,
+            }],
             deliveries: vec![
                 DeliveryRecord {
                     account: alice.clone(),
@@ -150,6 +175,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("outbound queue: 1 waiting"), "{text}");
+        assert!(
+            text.contains("work in progress (1):\n  alice@example.org  sync of INBOX  500 of 2000 (25%)  since 1970-01-01 00:00:00 UTC  updated 1970-01-01 00:00:30 UTC\n"),
+            "{text}"
+        );
         assert!(text.contains("alice@example.org → bob@example.net  queued  2 attempts  queued 1970-01-01 00:01:00 UTC  done not yet  last error: the server of example.net cannot be reached"), "{text}");
         assert!(
             text.contains(

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::backend::hot_cache::HotCache;
 use crate::backend::inbound::{open_and_render, own_trust, seal_extras, MessageExtras, Rendered, SenderTrust};
 use crate::backend::outbound::{send_payload, DeliveryError};
+use crate::backend::progress::Progress;
 use crate::backend::submission::Account;
 use crate::backend::uid_index::UidIndex;
 use crate::client::trust::{trusted_key, TrustError};
@@ -33,7 +34,7 @@ use crate::smimp::wire::{
 };
 use crate::store::{GatewayStore, MailboxRow, MessageRow, NewMessage, StoreError};
 
-/// A sync of many new messages logs its progress after every this many.
+/// A sync of many new messages reports its progress (log and `status`) after every this many.
 const SYNC_PROGRESS_EVERY: usize = 500;
 
 /// Envelopes fetched from the server at once during a sync.
@@ -474,7 +475,10 @@ impl Mailboxes {
         // The server lists in arrival order; a stable sort keeps its order within a second.
         new.sort_by_key(|m| m.received_at);
         if !new.is_empty() {
-            let added = self.fetch_new(account, &client, row, &new).await?;
+            let mut progress = Progress::new(&self.store, &account.sender.address, format!("sync of {}", row.name));
+            let added = self.fetch_new(account, &client, row, &new, &mut progress).await;
+            progress.finish().await;
+            let added = added?;
             changed |= added > 0;
         }
         if changed {
@@ -491,6 +495,7 @@ impl Mailboxes {
         client: &Arc<SessionClient>,
         row: &MailboxRow,
         new: &[&MessageSummary],
+        progress: &mut Progress<'_>,
     ) -> Result<usize, MailboxError> {
         let mut trust: HashMap<Address, SenderTrust> = HashMap::new();
         let mut fetches: JoinSet<(usize, Result<StoredEnvelope, ClientError>)> = JoinSet::new();
@@ -514,8 +519,9 @@ impl Mailboxes {
             if fetched.is_multiple_of(SYNC_PROGRESS_EVERY) {
                 tracing::info!(
                     account = %account.sender.address, mailbox = %row.name, fetched, total = new.len(),
-                    "first sync in progress"
+                    "sync in progress"
                 );
+                progress.report(fetched as u64, new.len() as u64).await;
             }
             if let Some((index, summary)) = pending.next() {
                 spawn_fetch(&mut fetches, index, summary.message_id);

@@ -8,5 +8,6 @@ pub mod imap_store;
 pub mod inbound;
 pub mod mailbox;
 pub mod outbound;
+pub mod progress;
 pub mod submission;
 pub mod uid_index;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 
+use crate::backend::progress::Progress;
 use crate::client::trust::{verified_message_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
@@ -213,7 +214,8 @@ pub async fn send_payload(
         let solution = preimage.solve(zero_bits, &Id32::random(&mut OsRng), threads, &solving);
         (solution, solving.attempts.load(std::sync::atomic::Ordering::Relaxed))
     });
-    let (solution, pow_attempts) = report_progress(work, &control, recipient, zero_bits)
+    let progress = Progress::new(store, &sender.address, format!("proof of work for {recipient}"));
+    let (solution, pow_attempts) = report_progress(work, &control, progress, recipient, zero_bits, PROGRESS_EVERY)
         .await
         .map_err(|e| DeliveryError::Transient(format!("the proof of work stopped: {e}")))?;
     let solution = solution.map_err(|e| DeliveryError::Transient(e.to_string()))?;
@@ -227,30 +229,35 @@ pub async fn send_payload(
 /// How often a long proof of work reports its progress in the log.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// Awaits the proof of work, logging every [`PROGRESS_EVERY`] how many hashes were
-/// tried against the expected 2^bits, so a slow delivery at high difficulty is visibly
-/// working rather than stuck.
+/// Awaits the proof of work, logging (and recording for `status`) every `every` how
+/// many hashes were tried against the expected 2^bits, so a slow delivery at high
+/// difficulty is visibly working rather than stuck.
 async fn report_progress<T>(
     mut work: tokio::task::JoinHandle<T>,
     control: &SolveControl,
+    mut progress: Progress<'_>,
     recipient: &Address,
     zero_bits: u32,
+    every: Duration,
 ) -> Result<T, tokio::task::JoinError> {
     let started = Instant::now();
     let expected = 2f64.powi(zero_bits as i32);
-    loop {
+    let done = loop {
         tokio::select! {
-            done = &mut work => return done,
-            () = tokio::time::sleep(PROGRESS_EVERY) => {
+            done = &mut work => break done,
+            () = tokio::time::sleep(every) => {
                 let tried = control.attempts.load(std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(
                     recipient = %recipient, zero_bits, attempts = tried,
                     expected_percent = (tried as f64 / expected * 100.0).round() as u64,
                     elapsed_s = started.elapsed().as_secs(), "proof of work in progress"
                 );
+                progress.report(tried, expected as u64).await;
             }
         }
-    }
+    };
+    progress.finish().await;
+    done
 }
 
 /// Attempts one row and records the outcome: sent, retry later, or failed for good.
@@ -339,6 +346,41 @@ async fn fail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_long_proof_of_work_shows_in_status_until_it_ends() {
+        let dir = std::env::temp_dir().join(format!("smimp-pow-progress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = GatewayStore::open(&dir.join("gateway.sqlite")).await.unwrap();
+        let alice: Address = "alice#example.org".parse().unwrap();
+        let bob: Address = "bob#example.net".parse().unwrap();
+        let control = SolveControl::default();
+        control.attempts.store(1 << 19, std::sync::atomic::Ordering::Relaxed);
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let work = tokio::spawn(async move {
+            let _ = finished.await;
+            "solved"
+        });
+        let progress = Progress::new(&store, &alice, format!("proof of work for {bob}"));
+        let reporting = report_progress(work, &control, progress, &bob, 20, Duration::from_millis(20));
+        tokio::pin!(reporting);
+        let shown = loop {
+            tokio::select! {
+                _ = &mut reporting => panic!("the work ended before it was finished"),
+                () = tokio::time::sleep(Duration::from_millis(30)) => {}
+            }
+            let rows = store.progress().await.unwrap();
+            if !rows.is_empty() {
+                break rows;
+            }
+        };
+        assert_eq!(shown[0].task, "proof of work for bob#example.net");
+        assert_eq!((shown[0].done, shown[0].total), (1 << 19, 1 << 20));
+        finish.send(()).unwrap();
+        assert_eq!(reporting.await.unwrap(), "solved");
+        assert!(store.progress().await.unwrap().is_empty(), "finished work leaves status");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -25,6 +25,7 @@ out=$("$bin" status --config "$config")
 contains "status lists alice" "  alice@example.org  login alice@example.org  since " "$out"
 contains "status lists bob" "  bob@example.org  login bob@example.org  since " "$out"
 contains "status shows the empty queue" "outbound queue: 0 waiting" "$out"
+contains "status shows no work in progress once idle" "work in progress (0):" "$out"
 contains "status shows the delivery with its outcome" "alice@example.org → bob@example.org  sent  1 attempt  queued " "$out"
 contains "status shows the first contact with bob" "  bob@example.org  first_contact  " "$out"
 case "$out" in *"status check"*|*"no status may show"*) check "status shows no content" "none" "content";;
