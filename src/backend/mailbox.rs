@@ -592,11 +592,14 @@ impl Mailboxes {
             if envelope.server.read {
                 flags.push("\\Seen".into());
             }
+            let size = u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX);
+            // A client's first FETCH follows its SELECT: it reads from memory, not the sealed cache.
+            self.hot.put(address, &id, Arc::from(rendered.bytes));
             rows.push(NewMessage {
                 message_id: id,
                 flags: join_flags(&flags),
                 internal_date: envelope.server.received_at.unix(),
-                size: u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX),
+                size,
             });
         }
         self.keep_in_cache(address, &cached, now).await?;
