@@ -119,8 +119,11 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     .execute(&server_db)
     .await
     .unwrap();
+    // What was verified stays in this gateway's memory; a restarted gateway whose sealed
+    // cache no longer holds the message fetches it again and meets the tampering.
     ctx.store.forget_cached(&bob.sender.address, &before[1].message_id).await.unwrap();
-    let warned = boxes.message(&bob, "INBOX", 2).await.unwrap();
+    let (restarted, _, restarted_bob) = mailboxes(&ctx, ctx.store.clone()).await;
+    let warned = restarted.message(&restarted_bob, "INBOX", 2).await.unwrap();
     let text = String::from_utf8_lossy(&warned);
     assert!(text.contains("Subject: Unverified message from alice@example.org withheld"), "{text}");
     assert!(text.contains("failed verification"), "{text}");
