@@ -138,11 +138,18 @@ pub struct KeysSection {
     /// How long secrets of discarded message keys are kept (messages sealed to them may still arrive).
     #[serde(with = "humantime_serde")]
     pub retain_discarded: Duration,
+    /// How often `run` checks the ephemeral keys and tops them up below half the target.
+    #[serde(with = "humantime_serde")]
+    pub replenish_every: Duration,
 }
 
 impl Default for KeysSection {
     fn default() -> Self {
-        Self { ephemeral_target: 20, retain_discarded: Duration::from_secs(30 * 24 * 3600) }
+        Self {
+            ephemeral_target: 20,
+            retain_discarded: Duration::from_secs(30 * 24 * 3600),
+            replenish_every: Duration::from_secs(10 * 60),
+        }
     }
 }
 
@@ -190,6 +197,9 @@ impl GatewayConfig {
                     "the gateway serves this machine's mail clients: listen on 127.0.0.1 or ::1 (other addresses would expose unencrypted local mail)".into(),
                 ));
             }
+        }
+        if self.keys.replenish_every < Duration::from_secs(1) {
+            return Err(invalid("keys.replenish_every", "at least 1s, so the server is not polled in a loop".into()));
         }
         if self.imap.poll_interval < Duration::from_secs(1) {
             return Err(invalid("imap.poll_interval", "at least 1s, so the server is not polled in a loop".into()));

@@ -84,7 +84,8 @@ impl Context {
         Ok(Self { config_path: config_path.into(), config, store, discovery, passphrase })
     }
 
-    fn explain(&self, domain: &str, err: ClientError) -> CommandError {
+    /// Turns a client error into the command error that names the setting to change.
+    pub fn explain(&self, domain: &str, err: ClientError) -> CommandError {
         let config = self.config_path.display().to_string();
         match err {
             ClientError::Discovery(DiscoveryError::Certificate { reason, .. }) => CommandError::Untrusted {

@@ -154,7 +154,9 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
             }
         }));
     }
-    tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), stopped(rx))));
+    let upkept: Vec<Arc<Account>> = gateway.accounts.values().cloned().collect();
+    tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), stopped(rx.clone()))));
+    tasks.push(tokio::spawn(crate::key_upkeep::key_upkeep_loop(Arc::new(ctx), upkept, stopped(rx))));
     Ok(Running {
         smtp,
         smtp_tls,

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod enroll;
 pub mod gateway;
 pub mod imap;
+pub mod key_upkeep;
 pub mod keystore;
 pub mod mime;
 pub mod notify;

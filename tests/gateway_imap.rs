@@ -6,35 +6,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::imap_client::Client;
+use common::imap_client::{gateway_login as login, Client};
 use common::*;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
 use smimp_gateway::enroll::Context;
-use smimp_gateway::gateway::Running;
-use tokio::io::BufReader;
-
-async fn connect(running: &Running) -> Client {
-    let ca = smimp_gateway::tls::client_config(std::slice::from_ref(&running.ca_file)).unwrap();
-    let tcp = tokio::net::TcpStream::connect(running.imap_tls.unwrap()).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(ca));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
-    let mut client = Client { io: BufReader::new(Box::new(tls)) };
-    let greeting = client.line().await;
-    assert!(greeting.starts_with("* OK"), "{greeting}");
-    client
-}
-
-async fn login(running: &Running, user: &str, password: &str) -> Client {
-    let mut client = connect(running).await;
-    let response = client.cmd("a1", &format!("LOGIN {user} \"{password}\"")).await;
-    assert!(response.last().unwrap().starts_with("a1 OK"), "{response:?}");
-    client
-}
 
 /// SELECTs INBOX until it holds `count` messages (delivery runs in the background).
 async fn select_until(client: &mut Client, count: usize) -> Vec<String> {

@@ -86,3 +86,25 @@ impl Client {
         )
     }
 }
+
+/// A client on a running gateway's implicit-TLS IMAP port, trusting the gateway's own
+/// CA, after the greeting.
+pub async fn gateway_connect(running: &smimp_gateway::gateway::Running) -> Client {
+    let ca = smimp_gateway::tls::client_config(std::slice::from_ref(&running.ca_file)).unwrap();
+    let tcp = tokio::net::TcpStream::connect(running.imap_tls.unwrap()).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut client = Client { io: BufReader::new(Box::new(tls)) };
+    let greeting = client.line().await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    client
+}
+
+/// [`gateway_connect`], then LOGIN.
+pub async fn gateway_login(running: &smimp_gateway::gateway::Running, user: &str, password: &str) -> Client {
+    let mut client = gateway_connect(running).await;
+    let response = client.cmd("a1", &format!("LOGIN {user} \"{password}\"")).await;
+    assert!(response.last().unwrap().starts_with("a1 OK"), "{response:?}");
+    client
+}

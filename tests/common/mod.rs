@@ -375,9 +375,10 @@ pub fn write_gateway_config(dir: &TempDir, servers: &[&TestServer], extra: &str)
     // Parallel tests must not share the default IMAP ports.
     let imap =
         if extra.contains("[imap]") { "" } else { "[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n" };
+    let keys = if extra.contains("[keys]") { "" } else { "[keys]\nephemeral_target = 2\n" };
     let text = format!(
         "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
-         [keys]\nephemeral_target = 2\n[discovery]\ntrusted_ca_files = [{}]\ntimeout = \"5s\"\n[discovery.resolve]\n{resolve}{extra}\n{imap}",
+         {keys}[discovery]\ntrusted_ca_files = [{}]\ntimeout = \"5s\"\n[discovery.resolve]\n{resolve}{extra}\n{imap}",
         cas.join(", ")
     );
     let path = dir.0.join("gateway.toml");
