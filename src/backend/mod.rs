@@ -7,4 +7,5 @@ pub mod imap_store;
 pub mod inbound;
 pub mod mailbox;
 pub mod outbound;
+pub mod relay;
 pub mod submission;
