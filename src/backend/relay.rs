@@ -88,6 +88,10 @@ impl Relay {
         let to = to.parse().map_err(|e| bad("recipient", to, e))?;
         let envelope = Envelope::new(from, vec![to])
             .map_err(|e| DeliveryError::Permanent(format!("the relay envelope is not usable: {e}")))?;
+        // lettre ends DATA with CRLF . CRLF after the bytes it is given, so the line end
+        // that closes the message's last line is left to it; otherwise the relay would
+        // see one empty line more than was submitted.
+        let message = message.strip_suffix(b"\r\n").unwrap_or(message);
         match self.transport.send_raw(&envelope, message).await {
             Ok(_) => Ok(()),
             Err(err) if err.is_permanent() => {
