@@ -147,3 +147,34 @@ impl Relays {
         self.by_domain.get_key_value(&normalise_domain(domain).ok()?).map(|(d, r)| (d.as_str(), r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(ca_file: Option<&str>) -> RelaySection {
+        let text = match ca_file {
+            Some(file) => format!("host = \"smtp.legacy.example\"\ntls = \"starttls\"\nca_file = \"{file}\"\n"),
+            None => "host = \"smtp.legacy.example\"\ntls = \"tls\"\n".to_string(),
+        };
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn only_the_configured_domains_are_relayed() {
+        assert!(Relays::default().for_recipient("bob@legacy.example").is_none(), "no relay unless configured");
+        let relays = Relays::from_config(&BTreeMap::from([("legacy.example".to_string(), section(None))])).unwrap();
+        let (domain, relay) = relays.for_recipient("First.Last@Legacy.Example.").unwrap();
+        assert_eq!((domain, relay.server().as_str()), ("legacy.example", "smtp.legacy.example:465"));
+        for other in ["bob@example.org", "bob@sub.legacy.example", "bob@legacy.example.org", "no-at-sign"] {
+            assert!(relays.for_recipient(other).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_names_the_relay_and_the_file() {
+        let sections = BTreeMap::from([("legacy.example".to_string(), section(Some("/nonexistent/relay-ca.pem")))]);
+        let err = Relays::from_config(&sections).err().expect("no relay without its CA").to_string();
+        assert!(err.contains("[relay.\"legacy.example\"]") && err.contains("/nonexistent/relay-ca.pem"), "{err}");
+    }
+}
