@@ -28,6 +28,73 @@ pub struct GatewayConfig {
     pub smtp: SmtpSection,
     #[serde(default)]
     pub imap: ImapSection,
+    /// `[relay."DOMAIN"]`: legacy relays by recipient domain. Empty (the default): no
+    /// mail is ever sent as plain email.
+    #[serde(default)]
+    pub relay: BTreeMap<String, RelaySection>,
+}
+
+/// `[relay."legacy.example"]`: a domain whose mail leaves SMIMP's protection and goes
+/// as plain email through this SMTP server (RFC 6409 submission), because its users have
+/// no SMIMP. Only ever configured on purpose: without the table, such recipients are
+/// refused at RCPT TO. TLS is mandatory and the certificate always verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// The relay's host name, also the name its certificate must carry.
+    pub host: String,
+    /// Default: 587 with `tls = "starttls"`, 465 with `tls = "tls"`.
+    pub port: Option<u16>,
+    /// How TLS starts; there is no plaintext mode.
+    pub tls: RelayTls,
+    /// The CA that issued the relay's certificate (a private CA); when absent, the
+    /// public web PKI roots (webpki-roots).
+    pub ca_file: Option<PathBuf>,
+    /// AUTH user name at the relay; needs `password`.
+    pub username: Option<String>,
+    /// AUTH password at the relay; needs `username`.
+    pub password: Option<RelayPassword>,
+}
+
+impl RelaySection {
+    /// The port to connect to: the configured one, or the standard port of the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            RelayTls::StartTls => 587,
+            RelayTls::Tls => 465,
+        })
+    }
+}
+
+/// How a relay connection is protected. Both verify the certificate; neither falls
+/// back to plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RelayTls {
+    /// Plain TCP upgraded with STARTTLS (RFC 3207), required before anything is sent.
+    #[serde(rename = "starttls")]
+    StartTls,
+    /// TLS from the first byte (RFC 8314).
+    #[serde(rename = "tls")]
+    Tls,
+}
+
+/// A relay's AUTH password: kept out of Debug output so configuration dumps and logs
+/// never show it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct RelayPassword(String);
+
+impl RelayPassword {
+    /// The password itself, for the AUTH exchange.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RelayPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayPassword(<redacted>)")
+    }
 }
 
 /// `[imap]`: where mail clients read the decrypted, verified mailbox.
@@ -173,6 +240,15 @@ impl GatewayConfig {
         if let Some(file) = config.keystore.passphrase_file.as_mut() {
             anchor(path, file);
         }
+        for (domain, relay) in config.relay.iter_mut() {
+            if let Some(file) = relay.ca_file.as_mut() {
+                anchor(path, file);
+                if !file.is_file() {
+                    let message = format!("{} is not a readable file", file.display());
+                    return Err(invalid(path, &format!("relay.{domain}.ca_file"), message));
+                }
+            }
+        }
         Ok(config)
     }
 
@@ -210,6 +286,32 @@ impl GatewayConfig {
                 .map_err(|e| invalid(&format!("discovery.resolve.{domain}"), e.to_string()))?;
             self.discovery.resolve.insert(normal, addr);
         }
+        let relays = std::mem::take(&mut self.relay);
+        for (domain, relay) in relays {
+            let key = |name: &str| format!("relay.{domain}.{name}");
+            let normal = normalise_domain(&domain).map_err(|e| invalid(&format!("relay.{domain}"), e.to_string()))?;
+            if relay.host.is_empty() || relay.host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+                return Err(invalid(&key("host"), "a host name or IP address, without port or scheme".into()));
+            }
+            if relay.port == Some(0) {
+                return Err(invalid(&key("port"), "a port from 1 to 65535".into()));
+            }
+            match (&relay.username, &relay.password) {
+                (Some(_), None) => {
+                    return Err(invalid(&key("password"), "username is set, so password is needed".into()))
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(&key("username"), "password is set, so username is needed".into()))
+                }
+                (Some(name), Some(_)) if name.is_empty() => {
+                    return Err(invalid(&key("username"), "must not be empty".into()))
+                }
+                _ => {}
+            }
+            if self.relay.insert(normal.clone(), relay).is_some() {
+                return Err(invalid(&format!("relay.{domain}"), format!("{normal} has a relay already")));
+            }
+        }
         Ok(())
     }
 
@@ -231,5 +333,97 @@ impl GatewayConfig {
     /// The keystore file of an account.
     pub fn keystore_path(&self, address: &crate::smimp::address::Address) -> PathBuf {
         self.gateway.data_dir.join("keystores").join(format!("{}.keystore", address.to_email()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_file::parse_toml;
+
+    const MINIMAL: &str = "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_env = \"PASS\"\n";
+
+    fn load(extra: &str) -> Result<GatewayConfig, ConfigError> {
+        let path = Path::new("gw.toml");
+        let mut config: GatewayConfig = parse_toml(&format!("{MINIMAL}{extra}"), path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn error(extra: &str) -> String {
+        load(extra).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn no_relay_table_means_no_relay() {
+        assert!(load("").unwrap().relay.is_empty());
+    }
+
+    #[test]
+    fn a_relay_parses_with_its_domain_normalised_and_default_ports() {
+        let config = load(
+            "[relay.\"Legacy.Example\"]\nhost = \"smtp.legacy.example\"\ntls = \"starttls\"\n\
+             username = \"alice\"\npassword = \"hunter2\"\n\
+             [relay.\"other.example\"]\nhost = \"mx.other.example\"\ntls = \"tls\"\n\
+             [relay.\"third.example\"]\nhost = \"10.0.0.1\"\nport = 2525\ntls = \"tls\"\n",
+        )
+        .unwrap();
+        let legacy = &config.relay["legacy.example"];
+        assert_eq!((legacy.host.as_str(), legacy.port(), legacy.tls), ("smtp.legacy.example", 587, RelayTls::StartTls));
+        assert_eq!(legacy.password.as_ref().map(RelayPassword::expose), Some("hunter2"));
+        assert!(!format!("{config:?}").contains("hunter2"), "the password never shows in Debug output");
+        assert_eq!(config.relay["other.example"].port(), 465);
+        assert_eq!(config.relay["third.example"].port(), 2525);
+    }
+
+    #[test]
+    fn there_is_no_plaintext_relay() {
+        for mode in ["none", "plain", "off", ""] {
+            let err = error(&format!("[relay.\"legacy.example\"]\nhost = \"smtp.legacy.example\"\ntls = \"{mode}\"\n"));
+            assert!(err.contains("gw.toml") && err.contains("tls") && err.contains("starttls"), "{mode}: {err}");
+        }
+        let err = error("[relay.\"legacy.example\"]\nhost = \"smtp.legacy.example\"\n");
+        assert!(err.contains("gw.toml") && err.contains("missing field `tls`"), "TLS is chosen explicitly: {err}");
+    }
+
+    #[test]
+    fn relay_errors_name_the_file_and_key() {
+        let relay = |body: &str| format!("[relay.\"legacy.example\"]\ntls = \"tls\"\n{body}");
+        let cases = [
+            (relay("host = \"smtp.legacy.example\"\nusername = \"a\"\n"), "key relay.legacy.example.password"),
+            (relay("host = \"smtp.legacy.example\"\npassword = \"p\"\n"), "key relay.legacy.example.username"),
+            (relay("host = \"smtp.legacy.example\"\nusername = \"\"\npassword = \"p\"\n"), "relay.legacy.example.username"),
+            (relay("host = \"smtp.legacy.example\"\nport = 0\n"), "key relay.legacy.example.port"),
+            (relay("host = \"smtp.legacy.example:25\"\n"), "key relay.legacy.example.host"),
+            (relay("host = \"\"\n"), "key relay.legacy.example.host"),
+            (relay("host = \"smtp.legacy.example\"\nverify = false\n"), "unknown field `verify`"),
+            ("[relay.\"nodots\"]\nhost = \"h.example\"\ntls = \"tls\"\n".to_string(), "key relay.nodots"),
+            (
+                "[relay.\"A.example\"]\nhost = \"h.example\"\ntls = \"tls\"\n[relay.\"a.example\"]\nhost = \"h.example\"\ntls = \"tls\"\n"
+                    .to_string(),
+                "a.example has a relay already",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = error(&text);
+            assert!(err.starts_with("gw.toml") && err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named_on_load() {
+        let dir = std::env::temp_dir().join(format!("smimp-config-relay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        let text = format!(
+            "{MINIMAL}[relay.\"legacy.example\"]\nhost = \"smtp.legacy.example\"\ntls = \"tls\"\nca_file = \"relay-ca.pem\"\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let err = GatewayConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("key relay.legacy.example.ca_file") && err.contains("relay-ca.pem"), "{err}");
+        std::fs::write(dir.join("relay-ca.pem"), "pem").unwrap();
+        let config = GatewayConfig::load(&path).unwrap();
+        assert_eq!(config.relay["legacy.example"].ca_file.as_deref(), Some(dir.join("relay-ca.pem").as_path()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -54,6 +54,8 @@ pub enum CommandError {
     Interrupted { address: String, keystore: String, reason: String },
     #[error("another smimp-gateway command is changing {keystore}; wait for it to finish")]
     Busy { keystore: String },
+    #[error("{config}: {reason}")]
+    Relay { reason: String, config: String },
 }
 
 /// Everything an account command needs.

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::backend::mailbox::Mailboxes;
 use crate::backend::outbound::RetryPolicy;
+use crate::backend::relay::Relays;
 use crate::backend::submission::{delivery_loop, Account, Gateway};
 use crate::enroll::{CommandError, Context};
 use crate::imap::ImapConfig;
@@ -114,11 +115,20 @@ pub async fn start(ctx: Context) -> Result<Running, CommandError> {
         ctx.config.imap.cache_max_bytes,
     ));
     let imap_config = ImapConfig { poll_interval: ctx.config.imap.poll_interval, ..ImapConfig::default() };
+    let relays = Relays::from_config(&ctx.config.relay)
+        .map_err(|e| CommandError::Relay { reason: e.to_string(), config: ctx.config_path.display().to_string() })?;
+    for domain in ctx.config.relay.keys() {
+        tracing::warn!(
+            domain,
+            "mail to this domain is relayed as plain email, not end-to-end encrypted ([relay] in the configuration)"
+        );
+    }
     let gateway = Arc::new(Gateway {
         store: ctx.store.clone(),
         discovery: ctx.discovery.clone(),
         policy: RetryPolicy::default(),
         accounts,
+        relays: Arc::new(relays),
         queued: Arc::new(tokio::sync::Notify::new()),
     });
     let (stop, rx) = watch::channel(false);

@@ -95,9 +95,10 @@ impl fmt::Display for Status {
             let plural = if delivery.attempts == 1 { "" } else { "s" };
             write!(
                 f,
-                "  {} → {}  {}  {} attempt{plural}  queued {}  done {}",
+                "  {} → {}{}  {}  {} attempt{plural}  queued {}  done {}",
                 delivery.account.to_email(),
-                delivery.recipient.to_email(),
+                delivery.recipient.email(),
+                if delivery.recipient.smimp().is_some() { "" } else { " (legacy relay, plain email)" },
                 delivery.state,
                 delivery.attempts,
                 when(delivery.created_at),
@@ -120,6 +121,7 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
     use crate::smimp::address::Address;
+    use crate::store::Recipient;
 
     #[test]
     fn the_report_names_accounts_deliveries_and_events_without_content() {
@@ -145,7 +147,7 @@ mod tests {
             deliveries: vec![
                 DeliveryRecord {
                     account: alice.clone(),
-                    recipient: bob.clone(),
+                    recipient: Recipient::Smimp(bob.clone()),
                     state: "queued".into(),
                     attempts: 2,
                     last_error: Some("the server of example.net cannot be reached".into()),
@@ -153,8 +155,17 @@ mod tests {
                     done_at: None,
                 },
                 DeliveryRecord {
+                    account: alice.clone(),
+                    recipient: Recipient::Smimp(bob.clone()),
+                    state: "sent".into(),
+                    attempts: 1,
+                    last_error: None,
+                    created_at: 0,
+                    done_at: Some(1),
+                },
+                DeliveryRecord {
                     account: alice,
-                    recipient: bob.clone(),
+                    recipient: Recipient::Relay { to: "first.last@legacy.example".into(), from: String::new() },
                     state: "sent".into(),
                     attempts: 1,
                     last_error: None,
@@ -178,6 +189,10 @@ mod tests {
         assert!(
             text.contains("work in progress (1):\n  alice@example.org  sync of INBOX  500 of 2000 (25%)  since 1970-01-01 00:00:00 UTC  updated 1970-01-01 00:00:30 UTC\n"),
             "{text}"
+        );
+        assert!(
+            text.contains("alice@example.org → first.last@legacy.example (legacy relay, plain email)  sent"),
+            "a relayed delivery says so: {text}"
         );
         assert!(text.contains("alice@example.org → bob@example.net  queued  2 attempts  queued 1970-01-01 00:01:00 UTC  done not yet  last error: the server of example.net cannot be reached"), "{text}");
         assert!(

@@ -27,6 +27,7 @@ fn every_config_file_parses_and_validates() {
                 assert_eq!(config.keys.ephemeral_target, 20);
                 assert!(config.gateway.data_dir.is_absolute(), "relative paths resolve against the file's directory");
                 assert!(config.keystore.passphrase_file.as_ref().is_some_and(|p| p.is_absolute()));
+                assert!(config.relay.is_empty(), "the legacy relay is off unless configured");
             }
             other => panic!("config/{other} has no parser test: add one here"),
         }

@@ -16,6 +16,7 @@ use lettre::{AsyncTransport, Message};
 use mail_parser::MessageParser;
 use smimp_gateway::backend::mailbox::{FlagChange, Mailboxes};
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy};
+use smimp_gateway::backend::relay::Relays;
 use smimp_gateway::backend::submission::Account;
 use smimp_gateway::enroll::Context;
 use smimp_gateway::gateway::unlock_accounts;
@@ -197,13 +198,22 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     let at = now().unix();
     let ids = enqueue(&ctx.store, &alice.sender, &MessageType::Email, &payload, &[ghost], &policy, at).await.unwrap();
     let row = ctx.store.outbound(ids[0]).await.unwrap().unwrap();
-    let failed = attempt(&ctx.discovery, &ctx.store, &alice.sender, &row, &policy, at).await.unwrap();
+    let failed =
+        attempt(&ctx.discovery, &Relays::default(), &ctx.store, &alice.sender, &row, &policy, at).await.unwrap();
     let reason = failed.expect("the delivery failed for good");
     assert!(reason.contains("ghost#example.net") || reason.contains("ghost@example.net"), "{reason}");
-    let report_row =
-        ctx.store.due_outbound(at, 10).await.unwrap().into_iter().find(|r| r.recipient == alice.sender.address);
+    let report_row = ctx
+        .store
+        .due_outbound(at, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.recipient.smimp() == Some(&alice.sender.address));
     let report_row = report_row.expect("a report to the sender is queued");
-    assert_eq!(attempt(&ctx.discovery, &ctx.store, &alice.sender, &report_row, &policy, at).await.unwrap(), None);
+    assert_eq!(
+        attempt(&ctx.discovery, &Relays::default(), &ctx.store, &alice.sender, &report_row, &policy, at).await.unwrap(),
+        None
+    );
     let uids = wait_for(&boxes, &alice, "INBOX", 1).await;
     let report = boxes.message(&alice, "INBOX", uids[0]).await.unwrap();
     let parsed = MessageParser::new().parse(&report[..]).unwrap();
@@ -225,7 +235,10 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
         let to = [bob.sender.address.clone()];
         let ids = enqueue(&ctx.store, &alice.sender, &MessageType::Email, &payload, &to, &policy, at).await.unwrap();
         let row = ctx.store.outbound(ids[0]).await.unwrap().unwrap();
-        assert_eq!(attempt(&ctx.discovery, &ctx.store, &alice.sender, &row, &policy, at).await.unwrap(), None);
+        assert_eq!(
+            attempt(&ctx.discovery, &Relays::default(), &ctx.store, &alice.sender, &row, &policy, at).await.unwrap(),
+            None
+        );
     }
     let (_, after) = boxes.snapshot(&bob, "INBOX", true).await.unwrap();
     assert_eq!(after.len(), before.len() + 1, "the second copy is not shown");

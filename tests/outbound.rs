@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy, Sender};
+use smimp_gateway::backend::relay::Relays;
 use smimp_gateway::enroll::Context;
 use smimp_gateway::keystore::Keystore;
 use smimp_gateway::smimp::address::Address;
@@ -16,7 +17,7 @@ use smimp_gateway::smimp::crypto::MasterKey;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{MessageList, Route};
-use smimp_gateway::store::GatewayStore;
+use smimp_gateway::store::{GatewayStore, Recipient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_mail_is_delivered_refused_or_deferred() {
@@ -66,7 +67,9 @@ async fn queued_mail_is_delivered_refused_or_deferred() {
 
     let mut bounces = Vec::new();
     for row in &due {
-        if let Some(reason) = attempt(&ctx.discovery, &reopened, &sender, row, &policy, t).await.unwrap() {
+        if let Some(reason) =
+            attempt(&ctx.discovery, &Relays::default(), &reopened, &sender, row, &policy, t).await.unwrap()
+        {
             bounces.push((row.recipient.clone(), reason));
         }
     }
@@ -82,7 +85,7 @@ async fn queued_mail_is_delivered_refused_or_deferred() {
     assert!(reopened.due_outbound(t, 10).await.unwrap().is_empty(), "the deferred row waits for its backoff");
     assert_eq!(reopened.due_outbound(t + 30, 10).await.unwrap().len(), 1);
     assert_eq!(bounces.len(), 1);
-    assert_eq!(bounces[0].0, carol);
+    assert_eq!(bounces[0].0, Recipient::Smimp(carol));
 
     // Bob finds one message from Alice and opens it with his own key.
     let session = login(&client, &net, &bob).await;

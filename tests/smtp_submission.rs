@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use smimp_gateway::smtp::{self, Refusal, SmtpConfig, Submission, TlsMode};
+use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -41,11 +41,14 @@ impl Submission for TestSubmission {
         (username == "alice" && password == "secret").then(|| username.to_string())
     }
 
-    async fn check_recipient(&self, _account: &String, recipient: &str) -> Result<(), Refusal> {
+    async fn check_recipient(&self, _account: &String, recipient: &str) -> Result<RecipientOk, Refusal> {
         if recipient.starts_with("bob@") {
             return Err(Refusal::new(550, [5, 1, 1], format!("{recipient} has no SMIMP profile")));
         }
-        Ok(())
+        if recipient.ends_with("@legacy.example") {
+            return Ok(RecipientOk::with_text("relayed as plain email\r\nINJECTED"));
+        }
+        Ok(RecipientOk::ok())
     }
 
     async fn accept(

@@ -9,5 +9,6 @@ pub mod inbound;
 pub mod mailbox;
 pub mod outbound;
 pub mod progress;
+pub mod relay;
 pub mod submission;
 pub mod uid_index;

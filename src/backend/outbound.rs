@@ -4,6 +4,8 @@
 //! the recipient's pinned key, does the proof of work on all cores, seals and sends.
 //! Transient failures are retried with exponential backoff until the message's time
 //! runs out; permanent ones (no such user, trust violation, blacklisted) fail at once.
+//! Rows for a domain with a legacy relay go through [`super::relay`] instead, with the
+//! same queue, retries and delivery reports.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -12,11 +14,12 @@ use std::time::{Duration, Instant};
 use rand_core::OsRng;
 
 use crate::backend::progress::Progress;
+use crate::backend::relay::Relays;
 use crate::client::trust::{verified_message_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
 use crate::mime::own::email_for_raw;
-use crate::mime::report::{delivery_report, FailedDelivery};
+use crate::mime::report::{delivery_report, FailedDelivery, OriginalHeaders};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
@@ -25,7 +28,7 @@ use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::pow::{PowParams, Preimage, SolveControl};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
-use crate::store::{GatewayStore, NewOutbound, OutboundRow, StoreError};
+use crate::store::{GatewayStore, NewOutbound, OutboundRow, Recipient, StoreError};
 
 /// Difficulty above which a delivery is refused rather than attempted (about a day of work).
 pub const MAX_ACCEPTED_ZERO_BITS: u32 = 36;
@@ -129,23 +132,39 @@ pub async fn enqueue(
     policy: &RetryPolicy,
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    let give_up_at = now + policy.give_up_after.as_secs() as i64;
     let rows: Vec<NewOutbound<'_>> = recipients
         .iter()
         .map(|recipient| {
-            let nonce = BoxNonce::random(&mut OsRng);
-            NewOutbound {
-                account: &sender.address,
-                recipient,
-                message_type: message_type.as_str(),
-                nonce: nonce.to_hex(),
-                sealed_payload: sender.storage_key.seal(&nonce, payload),
-                give_up_at,
-            }
+            sealed_row(sender, Recipient::Smimp(recipient.clone()), message_type.as_str(), payload, policy, now)
         })
         .collect();
     store.enqueue(&rows, now).await
 }
+
+/// One queue row: `payload` sealed with the account's storage key under a fresh nonce,
+/// so the gateway's disk never holds it in the clear, whatever the route.
+pub fn sealed_row<'a>(
+    sender: &'a Sender,
+    recipient: Recipient,
+    message_type: &'a str,
+    payload: &[u8],
+    policy: &RetryPolicy,
+    now: i64,
+) -> NewOutbound<'a> {
+    let nonce = BoxNonce::random(&mut OsRng);
+    NewOutbound {
+        account: &sender.address,
+        recipient,
+        message_type,
+        nonce: nonce.to_hex(),
+        sealed_payload: sender.storage_key.seal(&nonce, payload),
+        give_up_at: now + policy.give_up_after.as_secs() as i64,
+    }
+}
+
+/// The message type stored on relay rows: their payload is the submitted RFC 5322
+/// message, not an SMIMP payload.
+pub const RELAY_MESSAGE_TYPE: &str = "rfc5322";
 
 /// The outcome of one successful delivery.
 #[derive(Debug, Clone)]
@@ -156,7 +175,16 @@ pub struct Delivered {
     pub elapsed: Duration,
 }
 
-/// Delivers one queued row: trust, key, PoW, seal, send.
+/// Opens a row's sealed payload with the account's storage key.
+fn open_payload(sender: &Sender, row: &OutboundRow) -> Result<Vec<u8>, DeliveryError> {
+    let nonce: BoxNonce =
+        row.nonce.parse().map_err(|_| DeliveryError::Permanent("the queued message is corrupt".into()))?;
+    sender.storage_key.open(&nonce, &row.sealed_payload).map_err(|_| {
+        DeliveryError::Permanent("the queued message cannot be opened with this account's storage key".into())
+    })
+}
+
+/// Delivers one queued SMIMP row: trust, key, PoW, seal, send.
 pub async fn deliver(
     discovery: &Discovery,
     store: &GatewayStore,
@@ -164,13 +192,27 @@ pub async fn deliver(
     row: &OutboundRow,
     now: i64,
 ) -> Result<Delivered, DeliveryError> {
-    let nonce: BoxNonce =
-        row.nonce.parse().map_err(|_| DeliveryError::Permanent("the queued message is corrupt".into()))?;
-    let payload = sender.storage_key.open(&nonce, &row.sealed_payload).map_err(|_| {
-        DeliveryError::Permanent("the queued message cannot be opened with this account's storage key".into())
-    })?;
+    let Recipient::Smimp(recipient) = &row.recipient else {
+        return Err(DeliveryError::Permanent("a relay row is not delivered over SMIMP".into()));
+    };
+    let payload = open_payload(sender, row)?;
     let message_type = MessageType::parse(&row.message_type).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-    send_payload(discovery, store, sender, &row.recipient, message_type, &payload, now).await
+    send_payload(discovery, store, sender, recipient, message_type, &payload, now).await
+}
+
+/// Delivers one queued relay row: the submitted message, as it is, to the relay
+/// configured for the recipient's domain. A domain whose relay was removed from the
+/// configuration since is not sent to at all.
+pub async fn deliver_relayed(relays: &Relays, sender: &Sender, row: &OutboundRow) -> Result<(), DeliveryError> {
+    let Recipient::Relay { to, from } = &row.recipient else {
+        return Err(DeliveryError::Permanent("an SMIMP row is not relayed".into()));
+    };
+    let Some((_, relay)) = relays.for_recipient(to) else {
+        return Err(DeliveryError::Permanent(format!(
+            "no legacy relay is configured for {to}'s domain any more; the message was not sent"
+        )));
+    };
+    relay.send(from, to, &open_payload(sender, row)?).await
 }
 
 /// Sends one payload to one recipient: a session at the recipient's server, a message
@@ -260,39 +302,54 @@ async fn report_progress<T>(
     done
 }
 
-/// Attempts one row and records the outcome: sent, retry later, or failed for good.
-/// Returns the final error when the row failed for good (the caller bounces it).
+/// Attempts one row over its route (SMIMP, or the legacy relay) and records the
+/// outcome: sent, retry later, or failed for good. Logs one line per attempt (recipient,
+/// route, outcome, duration; never content). Returns the final error when the row failed
+/// for good (a delivery report to the sender is queued with it).
 pub async fn attempt(
     discovery: &Discovery,
+    relays: &Relays,
     store: &GatewayStore,
     sender: &Sender,
     row: &OutboundRow,
     policy: &RetryPolicy,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
-    match deliver(discovery, store, sender, row, now).await {
+    let started = Instant::now();
+    let (route, outcome) = match &row.recipient {
+        Recipient::Smimp(_) => ("smimp", deliver(discovery, store, sender, row, now).await.map(Some)),
+        Recipient::Relay { .. } => ("relay", deliver_relayed(relays, sender, row).await.map(|()| None)),
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match outcome {
         Ok(done) => {
-            tracing::info!(
-                recipient = %row.recipient, outcome = "sent", zero_bits = done.zero_bits,
-                pow_attempts = done.pow_attempts, duration_ms = done.elapsed.as_millis() as u64, "delivery"
-            );
-            store.outbound_sent(row.id, &done.message_id.to_hex(), now).await?;
+            match &done {
+                Some(done) => tracing::info!(
+                    recipient = %row.recipient, route, outcome = "sent", zero_bits = done.zero_bits,
+                    pow_attempts = done.pow_attempts, duration_ms, "delivery"
+                ),
+                None => tracing::info!(recipient = %row.recipient, route, outcome = "sent", duration_ms, "delivery"),
+            }
+            let message_id = done.map(|d| d.message_id.to_hex());
+            store.outbound_sent(row.id, message_id.as_deref(), now).await?;
             Ok(None)
         }
         Err(DeliveryError::Store(err)) => Err(err),
         Err(DeliveryError::Transient(reason)) => {
             let retry_at = now + policy.delay(row.attempts as u32 + 1).as_secs() as i64;
             if retry_at < row.give_up_at {
-                tracing::info!(recipient = %row.recipient, outcome = "deferred", reason, retry_at, "delivery");
+                tracing::info!(recipient = %row.recipient, route, outcome = "deferred", reason, retry_at, duration_ms, "delivery");
                 store.outbound_attempt_failed(row.id, &reason, Some(retry_at), now).await?;
                 Ok(None)
             } else {
                 let reason = format!("gave up after {} attempts: {reason}", row.attempts + 1);
+                tracing::warn!(recipient = %row.recipient, route, outcome = "failed", reason, duration_ms, "delivery");
                 fail(store, sender, row, &reason, policy, now).await?;
                 Ok(Some(reason))
             }
         }
         Err(DeliveryError::Permanent(reason)) => {
+            tracing::warn!(recipient = %row.recipient, route, outcome = "failed", reason, duration_ms, "delivery");
             fail(store, sender, row, &reason, policy, now).await?;
             Ok(Some(reason))
         }
@@ -310,36 +367,44 @@ async fn fail(
     policy: &RetryPolicy,
     now: i64,
 ) -> Result<(), StoreError> {
-    tracing::warn!(recipient = %row.recipient, outcome = "failed", reason, "delivery");
-    let email = row
-        .nonce
-        .parse::<BoxNonce>()
-        .ok()
-        .and_then(|nonce| sender.storage_key.open(&nonce, &row.sealed_payload).ok())
-        .and_then(|bytes| Payload::parse(&MessageType::Email, &bytes).ok());
-    let (Some(Payload::Email(email)), false) = (email, row.recipient == sender.address) else {
+    let payload =
+        row.nonce.parse::<BoxNonce>().ok().and_then(|nonce| sender.storage_key.open(&nonce, &row.sealed_payload).ok());
+    let Some(at) = Timestamp::from_unix(now) else {
         return store.outbound_attempt_failed(row.id, reason, None, now).await;
     };
-    let at = Timestamp::from_unix(now).unwrap_or(email.date_sent);
+    let original = match (&row.recipient, payload) {
+        // A report that fails is not reported again.
+        (Recipient::Smimp(to), _) if *to == sender.address => None,
+        (Recipient::Smimp(_), Some(bytes)) => match Payload::parse(&MessageType::Email, &bytes) {
+            Ok(Payload::Email(email)) => Some(OriginalHeaders::from_email(&email)),
+            _ => None,
+        },
+        (Recipient::Relay { .. }, Some(bytes)) => Some(OriginalHeaders::from_rfc5322(&bytes, at)),
+        (_, None) => None,
+    };
+    let Some(original) = original else {
+        return store.outbound_attempt_failed(row.id, reason, None, now).await;
+    };
+    let recipient = row.recipient.email();
     let failed = FailedDelivery {
         sender: &sender.address,
-        recipient: &row.recipient,
-        email: &email,
+        recipient: &recipient,
+        original: &original,
+        relayed: matches!(row.recipient, Recipient::Relay { .. }),
         reason,
         arrival: at,
         now: at,
     };
     let report = delivery_report(&failed, &Id32::random(&mut OsRng));
     let payload = Payload::Email(Box::new(email_for_raw(&report, &sender.address, at, &mut OsRng))).to_bytes();
-    let nonce = BoxNonce::random(&mut OsRng);
-    let report_row = NewOutbound {
-        account: &sender.address,
-        recipient: &sender.address,
-        message_type: MessageType::Email.as_str(),
-        nonce: nonce.to_hex(),
-        sealed_payload: sender.storage_key.seal(&nonce, &payload),
-        give_up_at: now + policy.give_up_after.as_secs() as i64,
-    };
+    let report_row = sealed_row(
+        sender,
+        Recipient::Smimp(sender.address.clone()),
+        MessageType::Email.as_str(),
+        &payload,
+        policy,
+        now,
+    );
     store.outbound_failed_with_report(row.id, reason, &report_row, now).await
 }
 

@@ -2,7 +2,10 @@
 //! against the account's keystore, each recipient checked at RCPT TO (an SMIMP form,
 //! an SMIMP server, a profile, trust), and an accepted message converted to the SMIMP
 //! `email` payload and queued durably — one sealed row per recipient — before the
-//! client hears 250. Nothing is ever sent in the clear.
+//! client hears 250. Nothing is ever sent in the clear — except to a domain the
+//! configuration explicitly gives a legacy relay ([`crate::backend::relay`]): such a
+//! recipient is accepted without asking SMIMP, told so in the 250 reply, and queued
+//! with the submitted message as it is (sealed at rest like every queue row).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +13,8 @@ use std::sync::Arc;
 use rand_core::OsRng;
 use tokio::sync::Notify;
 
-use crate::backend::outbound::{enqueue, RetryPolicy, Sender};
+use crate::backend::outbound::{sealed_row, RetryPolicy, Sender, RELAY_MESSAGE_TYPE};
+use crate::backend::relay::Relays;
 use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient};
 use crate::discovery::{Discovery, DiscoveryError};
@@ -23,8 +27,8 @@ use crate::smimp::encoding::Id32;
 use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::ErrorCode;
-use crate::smtp::{Refusal, Submission};
-use crate::store::{GatewayStore, ThreadEntry};
+use crate::smtp::{RecipientOk, Refusal, Submission};
+use crate::store::{GatewayStore, Recipient, ThreadEntry};
 
 /// One account the gateway serves, unlocked.
 pub struct Account {
@@ -85,6 +89,8 @@ pub struct Gateway {
     pub discovery: Discovery,
     pub policy: RetryPolicy,
     pub accounts: HashMap<String, Arc<Account>>,
+    /// Legacy relays by recipient domain (`[relay."DOMAIN"]`); none by default.
+    pub relays: Arc<Relays>,
     /// Woken whenever something is queued, so delivery starts at once.
     pub queued: Arc<Notify>,
 }
@@ -139,7 +145,14 @@ impl Submission for Gateway {
         account.check_password(password).await.then_some(account)
     }
 
-    async fn check_recipient(&self, _account: &Arc<Account>, recipient: &str) -> Result<(), Refusal> {
+    async fn check_recipient(&self, _account: &Arc<Account>, recipient: &str) -> Result<RecipientOk, Refusal> {
+        if let Some((domain, relay)) = self.relays.for_recipient(recipient) {
+            return Ok(RecipientOk::with_text(format!(
+                "{recipient} is relayed as plain email through {} (the legacy relay configured for {domain}), \
+                 NOT end-to-end encrypted",
+                relay.server()
+            )));
+        }
         let address = Address::from_email(recipient).map_err(|e| {
             Refusal::new(
                 550,
@@ -154,42 +167,67 @@ impl Submission for Gateway {
         trusted_key(&server, &self.store, &address, unix_now())
             .await
             .map_err(|e| refusal_for(recipient, &domain, e))?;
-        Ok(())
+        Ok(RecipientOk::ok())
     }
 
     async fn accept(
         &self,
         account: &Arc<Account>,
-        _from: &str,
+        from: &str,
         recipients: &[String],
         message: Vec<u8>,
     ) -> Result<(), Refusal> {
-        let envelope: Vec<Address> = recipients.iter().filter_map(|r| Address::from_email(r).ok()).collect();
+        let (relayed, smimp): (Vec<&String>, Vec<&String>) =
+            recipients.iter().partition(|r| self.relays.for_recipient(r).is_some());
+        let envelope: Vec<Address> = smimp.iter().filter_map(|r| Address::from_email(r).ok()).collect();
         let now = unix_now();
-        let at = Timestamp::from_unix(now).ok_or_else(|| Refusal::temporary("the gateway's clock is out of range"))?;
-        let threads = self.known_threads(&account.sender.address, &message).await?;
-        let mut converted = email_from_rfc5322(&message, &envelope, &threads, at, &mut OsRng)
-            .map_err(|e| Refusal::new(554, [5, 6, 0], format!("the message cannot be converted to SMIMP: {e}")))?;
-        let delivery_id = Id32::random(&mut OsRng).to_hex()[..32].to_string();
-        converted
-            .email
-            .extensions_data
-            .get_or_insert_with(Default::default)
-            .insert(X_DELIVERY.to_string(), delivery_id.into());
-        let thread_id = converted.email.thread_id;
-        let payload = Payload::Email(Box::new(converted.email)).to_bytes();
-        enqueue(&self.store, &account.sender, &MessageType::Email, &payload, &converted.recipients, &self.policy, now)
-            .await
-            .map_err(|_| {
-                Refusal::temporary("the gateway could not store the message; nothing was accepted, try again")
-            })?;
-        if let Some(original) = &converted.original_message_id {
-            let entry = ThreadEntry { thread_id, message_id: None };
-            if let Err(err) = self.store.remember_thread(&account.sender.address, original, entry, now).await {
+        let sender = &account.sender;
+        // Relayed recipients get the message as submitted, one sealed row each.
+        let mut rows: Vec<_> = relayed
+            .iter()
+            .map(|to| {
+                let recipient = Recipient::Relay { to: to.to_string(), from: from.to_string() };
+                sealed_row(sender, recipient, RELAY_MESSAGE_TYPE, &message, &self.policy, now)
+            })
+            .collect();
+        let mut smimp_part = None;
+        if !envelope.is_empty() {
+            let at =
+                Timestamp::from_unix(now).ok_or_else(|| Refusal::temporary("the gateway's clock is out of range"))?;
+            let threads = self.known_threads(&sender.address, &message).await?;
+            let mut converted = email_from_rfc5322(&message, &envelope, &threads, at, &mut OsRng)
+                .map_err(|e| Refusal::new(554, [5, 6, 0], format!("the message cannot be converted to SMIMP: {e}")))?;
+            let delivery_id = Id32::random(&mut OsRng).to_hex()[..32].to_string();
+            converted
+                .email
+                .extensions_data
+                .get_or_insert_with(Default::default)
+                .insert(X_DELIVERY.to_string(), delivery_id.into());
+            let thread_id = converted.email.thread_id;
+            let payload = Payload::Email(Box::new(converted.email)).to_bytes();
+            rows.extend(converted.recipients.iter().map(|r| {
+                sealed_row(
+                    sender,
+                    Recipient::Smimp(r.clone()),
+                    MessageType::Email.as_str(),
+                    &payload,
+                    &self.policy,
+                    now,
+                )
+            }));
+            smimp_part = Some((thread_id, converted.original_message_id));
+        }
+        // Every row of the message in one transaction: all are queued, or none.
+        self.store.enqueue(&rows, now).await.map_err(|_| {
+            Refusal::temporary("the gateway could not store the message; nothing was accepted, try again")
+        })?;
+        if let Some((thread_id, Some(original))) = &smimp_part {
+            let entry = ThreadEntry { thread_id: *thread_id, message_id: None };
+            if let Err(err) = self.store.remember_thread(&sender.address, original, entry, now).await {
                 tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
             }
         }
-        tracing::info!(account = %account.sender.address, recipients = converted.recipients.len(), "message queued");
+        tracing::info!(account = %sender.address, recipients = rows.len(), relayed = relayed.len(), "message queued");
         self.queued.notify_one();
         Ok(())
     }
@@ -252,6 +290,7 @@ pub async fn delivery_loop(
                         let task = running.spawn(async move {
                             if let Err(err) = crate::backend::outbound::attempt(
                                 &gateway.discovery,
+                                &gateway.relays,
                                 &gateway.store,
                                 &account.sender,
                                 &row,

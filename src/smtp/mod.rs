@@ -52,12 +52,14 @@ pub trait Submission: Send + Sync + 'static {
     fn authenticate(&self, username: &str, password: &str) -> impl Future<Output = Option<Self::Account>> + Send;
 
     /// Decides whether `recipient` (as given in `RCPT TO`) can be sent to, e.g.
-    /// `Refusal::new(550, [5, 1, 1], "bob@example.org has no SMIMP profile")`.
+    /// `Refusal::new(550, [5, 1, 1], "bob@example.org has no SMIMP profile")`. An
+    /// accepted recipient's [`RecipientOk`] text is the `250` reply's, so the client can
+    /// be told how the recipient will be reached.
     fn check_recipient(
         &self,
         account: &Self::Account,
         recipient: &str,
-    ) -> impl Future<Output = Result<(), Refusal>> + Send;
+    ) -> impl Future<Output = Result<RecipientOk, Refusal>> + Send;
 
     /// Takes a complete message (RFC 5322 bytes, dot-unstuffed, CRLF line ends) for
     /// the recipients that passed [`Submission::check_recipient`]. `mail_from` is empty
@@ -70,6 +72,29 @@ pub trait Submission: Send + Sync + 'static {
         recipients: &[String],
         message: Vec<u8>,
     ) -> impl Future<Output = Result<(), Refusal>> + Send;
+}
+
+/// The backend's yes to a recipient: the text of the `250 2.1.5` reply. Control
+/// characters in it are replaced by spaces when written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOk {
+    text: String,
+}
+
+impl RecipientOk {
+    /// The plain yes: `250 2.1.5 recipient OK`.
+    pub fn ok() -> Self {
+        Self::with_text("recipient OK")
+    }
+
+    /// A yes that says something the client's user should know (how the recipient is reached).
+    pub fn with_text(text: impl Into<String>) -> Self {
+        Self { text: text.into() }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// A negative SMTP reply chosen by the backend: a 4xx or 5xx code, an enhanced status

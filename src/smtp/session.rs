@@ -27,7 +27,7 @@ use super::codec::{Command, CommandError, Decoder, LineTooLong, MailFrom, Mechan
 use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
-use super::{Refusal, SmtpConfig, Submission, TlsMode};
+use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
@@ -661,14 +661,15 @@ impl<B: Submission> Session<B> {
             return Err(SmtpError::TooManyRecipients);
         }
         self.transaction.rcpt_attempts += 1;
+        let mut accepted = RecipientOk::ok();
         if !self.transaction.recipients.contains(&to) {
-            if let Err(refusal) = self.backend.check_recipient(account, &to).await {
+            accepted = self.backend.check_recipient(account, &to).await.map_err(|refusal| {
                 tracing::debug!(code = refusal.code(), "recipient refused");
-                return Err(SmtpError::Refused(refusal));
-            }
+                SmtpError::Refused(refusal)
+            })?;
             self.transaction.recipients.push(to);
         }
-        self.reply(Reply::new(250, [2, 1, 5], "recipient OK"));
+        self.reply(Reply::new(250, [2, 1, 5], accepted.text()));
         Ok(Flow::Continue)
     }
 

@@ -34,11 +34,14 @@ impl Submission for TestBackend {
         (username == "alice" && password == "secret").then(|| username.to_string())
     }
 
-    async fn check_recipient(&self, _account: &String, recipient: &str) -> Result<(), Refusal> {
+    async fn check_recipient(&self, _account: &String, recipient: &str) -> Result<RecipientOk, Refusal> {
         if recipient.starts_with("bob@") {
             return Err(Refusal::new(550, [5, 1, 1], format!("{recipient} has no SMIMP profile")));
         }
-        Ok(())
+        if recipient.ends_with("@legacy.example") {
+            return Ok(RecipientOk::with_text("relayed as plain email\r\nINJECTED"));
+        }
+        Ok(RecipientOk::ok())
     }
 
     async fn accept(
@@ -175,6 +178,9 @@ async fn a_message_goes_from_greeting_to_250_and_quit() {
     h.client.expect("250 2.1.5 recipient OK").await;
     h.client.send("RCPT TO:<dave@example.net>\r\n").await;
     h.client.expect("250 2.1.5 recipient OK").await;
+    // The backend's own text for an accepted recipient, on one line whatever it holds.
+    h.client.send("RCPT TO:<erin@legacy.example>\r\n").await;
+    h.client.expect("250 2.1.5 relayed as plain email  INJECTED").await;
     h.client.send("DATA\r\n").await;
     h.client.expect("354 end data with <CR><LF>.<CR><LF>").await;
     h.client.send("Subject: hello\r\n\r\n..leading dot\r\nbody\r\n.\r\n").await;
@@ -188,7 +194,7 @@ async fn a_message_goes_from_greeting_to_250_and_quit() {
         [Accepted {
             account: "alice".into(),
             from: "alice@example.org".into(),
-            recipients: vec!["carol@example.org".into(), "dave@example.net".into()],
+            recipients: vec!["carol@example.org".into(), "dave@example.net".into(), "erin@legacy.example".into()],
             message: b"Subject: hello\r\n\r\n.leading dot\r\nbody\r\n".to_vec(),
         }]
     );

@@ -4,14 +4,14 @@
 
 use sqlx::Row;
 
-use super::{parse, GatewayStore, StoreError};
+use super::{parse, GatewayStore, Recipient, StoreError};
 use crate::smimp::address::Address;
 
 /// One delivery as `status` shows it: who it went to and how it went, not what it said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
     pub account: Address,
-    pub recipient: Address,
+    pub recipient: Recipient,
     /// `queued`, `sent` or `failed`.
     pub state: String,
     pub attempts: i64,
@@ -26,7 +26,7 @@ impl GatewayStore {
     /// The latest `limit` deliveries, newest first.
     pub async fn recent_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT account, recipient, state, attempts, last_error, created_at, done_at FROM outbound \
+            "SELECT account, recipient, route, envelope_from, state, attempts, last_error, created_at, done_at FROM outbound \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
@@ -36,7 +36,11 @@ impl GatewayStore {
             .map(|r| {
                 Ok(DeliveryRecord {
                     account: parse(&r.try_get::<String, _>("account")?, "account")?,
-                    recipient: parse(&r.try_get::<String, _>("recipient")?, "recipient")?,
+                    recipient: Recipient::from_columns(
+                        &r.try_get::<String, _>("route")?,
+                        r.try_get("recipient")?,
+                        r.try_get("envelope_from")?,
+                    )?,
                     state: r.try_get("state")?,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,
@@ -65,7 +69,7 @@ mod tests {
         for (at, recipient) in recipients.iter().enumerate() {
             let row = NewOutbound {
                 account: &alice,
-                recipient,
+                recipient: Recipient::Smimp(recipient.clone()),
                 message_type: "email",
                 nonce: "00".into(),
                 sealed_payload: b"sealed secret words".to_vec(),
@@ -73,7 +77,7 @@ mod tests {
             };
             ids.extend(store.enqueue(&[row], 100 + at as i64).await.unwrap());
         }
-        store.outbound_sent(ids[0], "ab", 110).await.unwrap();
+        store.outbound_sent(ids[0], Some("ab"), 110).await.unwrap();
         store.outbound_attempt_failed(ids[1], "no such user", None, 120).await.unwrap();
         store.outbound_attempt_failed(ids[2], "unreachable", Some(500), 130).await.unwrap();
 

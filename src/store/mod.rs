@@ -51,12 +51,65 @@ pub struct TrustEvent {
     pub detail: String,
 }
 
+/// Where a queued delivery goes, and so how it is delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// Sealed and sent to the recipient's SMIMP server.
+    Smimp(Address),
+    /// Sent as plain email, as submitted, through the legacy relay configured for the
+    /// recipient's domain: `to` as given in RCPT TO, `from` the MAIL FROM ('' for `<>`).
+    Relay { to: String, from: String },
+}
+
+impl Recipient {
+    /// The recipient as a mail client writes it (`bob@example.org`).
+    pub fn email(&self) -> String {
+        match self {
+            Recipient::Smimp(address) => address.to_email(),
+            Recipient::Relay { to, .. } => to.clone(),
+        }
+    }
+
+    /// The SMIMP address, for rows delivered over SMIMP.
+    pub fn smimp(&self) -> Option<&Address> {
+        match self {
+            Recipient::Smimp(address) => Some(address),
+            Recipient::Relay { .. } => None,
+        }
+    }
+
+    fn columns(&self) -> (&'static str, &str, Option<&str>) {
+        match self {
+            Recipient::Smimp(address) => ("smimp", address.as_str(), None),
+            Recipient::Relay { to, from } => ("relay", to, Some(from)),
+        }
+    }
+
+    fn from_columns(route: &str, recipient: String, envelope_from: Option<String>) -> Result<Self, StoreError> {
+        match route {
+            "smimp" => Ok(Recipient::Smimp(parse(&recipient, "recipient")?)),
+            "relay" => Ok(Recipient::Relay { to: recipient, from: envelope_from.unwrap_or_default() }),
+            other => Err(StoreError::Corrupt(format!("unknown delivery route {other:?}"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Recipient {
+    /// SMIMP addresses in their SMIMP form; relayed ones as given, marked as relayed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipient::Smimp(address) => write!(f, "{address}"),
+            Recipient::Relay { to, .. } => write!(f, "{to} (relay)"),
+        }
+    }
+}
+
 /// One queued delivery (one recipient of one accepted message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRow {
     pub id: i64,
     pub account: Address,
-    pub recipient: Address,
+    pub recipient: Recipient,
     pub message_type: String,
     pub nonce: String,
     pub sealed_payload: Vec<u8>,
@@ -71,7 +124,7 @@ pub struct OutboundRow {
 #[derive(Debug, Clone)]
 pub struct NewOutbound<'a> {
     pub account: &'a Address,
-    pub recipient: &'a Address,
+    pub recipient: Recipient,
     pub message_type: &'a str,
     pub nonce: String,
     pub sealed_payload: Vec<u8>,
@@ -209,18 +262,21 @@ impl GatewayStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
+            let (route, recipient, envelope_from) = row.recipient.columns();
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
-                 give_up_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 give_up_at, created_at, route, envelope_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(row.account.as_str())
-            .bind(row.recipient.as_str())
+            .bind(recipient)
             .bind(row.message_type)
             .bind(&row.nonce)
             .bind(&row.sealed_payload)
             .bind(now)
             .bind(row.give_up_at)
             .bind(now)
+            .bind(route)
+            .bind(envelope_from)
             .fetch_one(&mut *tx)
             .await?;
             ids.push(id);
@@ -233,7 +289,7 @@ impl GatewayStore {
     pub async fn due_outbound(&self, now: i64, limit: u32) -> Result<Vec<OutboundRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account, recipient, message_type, nonce, sealed_payload, state, attempts, give_up_at, last_error, \
-             message_id FROM outbound WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+             message_id, route, envelope_from FROM outbound WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         )
         .bind(now)
         .bind(limit)
@@ -246,7 +302,7 @@ impl GatewayStore {
     pub async fn outbound(&self, id: i64) -> Result<Option<OutboundRow>, StoreError> {
         let row = sqlx::query(
             "SELECT id, account, recipient, message_type, nonce, sealed_payload, state, attempts, give_up_at, last_error, \
-             message_id FROM outbound WHERE id = ?",
+             message_id, route, envelope_from FROM outbound WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -255,7 +311,8 @@ impl GatewayStore {
     }
 
     /// Marks a delivery sent; its sealed payload is dropped (it is at the recipient now).
-    pub async fn outbound_sent(&self, id: i64, message_id: &str, now: i64) -> Result<(), StoreError> {
+    /// `message_id` is the SMIMP message id; relayed mail has none.
+    pub async fn outbound_sent(&self, id: i64, message_id: Option<&str>, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbound SET state = 'sent', message_id = ?, done_at = ?, sealed_payload = x'', \
              attempts = attempts + 1, last_error = NULL WHERE id = ?",
@@ -317,18 +374,21 @@ impl GatewayStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let (route, recipient, envelope_from) = report.recipient.columns();
         sqlx::query(
             "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
-             give_up_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             give_up_at, created_at, route, envelope_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(report.account.as_str())
-        .bind(report.recipient.as_str())
+        .bind(recipient)
         .bind(report.message_type)
         .bind(&report.nonce)
         .bind(&report.sealed_payload)
         .bind(now)
         .bind(report.give_up_at)
         .bind(now)
+        .bind(route)
+        .bind(envelope_from)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -345,7 +405,11 @@ fn outbound_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboundRow, StoreEr
     Ok(OutboundRow {
         id: r.try_get("id")?,
         account: parse(&r.try_get::<String, _>("account")?, "account")?,
-        recipient: parse(&r.try_get::<String, _>("recipient")?, "recipient")?,
+        recipient: Recipient::from_columns(
+            &r.try_get::<String, _>("route")?,
+            r.try_get("recipient")?,
+            r.try_get("envelope_from")?,
+        )?,
         message_type: r.try_get("message_type")?,
         nonce: r.try_get("nonce")?,
         sealed_payload: r.try_get("sealed_payload")?,
