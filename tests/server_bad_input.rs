@@ -664,6 +664,32 @@ async fn a_remote_user_unknown_at_home_gets_remote_lookup_failed() {
     net.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_users_cannot_make_the_server_contact_private_addresses() {
+    let org = start_one(Options::default()).await;
+    let client = Client::new(&[&org]);
+    let key = stranger();
+    // IP-literal domains are valid SMIMP domains; the server's own machine and private
+    // networks are never contacted on a remote user's behalf (mapped domains still are:
+    // every two-server test resolves its peer to 127.0.0.1 through the configuration).
+    for domain in ["127.0.0.1", "10.0.0.1", "169.254.169.254"] {
+        let mallory = addr(&format!("mallory#{domain}"));
+        let token = login_token(&client, &org, &mallory).await;
+        let response =
+            post_login(&client, &org, &mallory, &token, &key.sign(&create_session_hash(&mallory, &token))).await;
+        assert_error(&response, 502, "remote_lookup_failed");
+        let message = response.1["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "{domain} is a private, local or reserved address, which this server does not contact"
+            )),
+            "{message}"
+        );
+    }
+    assert_eq!(sessions(&org).await, 0);
+    org.stop().await;
+}
+
 // ---- sessions -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 
-use crate::discovery::{Discovery, DiscoveryError};
+use crate::discovery::{Discovery, DiscoveryError, Reach};
 use crate::server::config::ServerConfig;
 use crate::server::routes::account::password_check;
 use crate::server::state::AppState;
@@ -61,10 +61,12 @@ pub fn tls_for(config: &ServerConfig) -> Result<(Arc<rustls::ServerConfig>, Opti
 pub async fn prepare(config: ServerConfig) -> Result<Prepared, AdminError> {
     let (tls, dev_ca_file) = tls_for(&config)?;
     let store = ServerStore::open(&config.server.database).await?;
-    let discovery = Discovery::new(
+    // Remote users choose the domains looked up: only public addresses (or mapped ones).
+    let discovery = Discovery::with_reach(
         &config.discovery.trusted_ca_files,
         config.discovery.resolve.clone(),
         config.limits.request_timeout.min(Duration::from_secs(30)),
+        Reach::PublicOnly,
     )?;
     Ok(Prepared { state: AppState::new(config, store, discovery), tls, dev_ca_file })
 }

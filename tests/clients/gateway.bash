@@ -53,7 +53,7 @@ start_gateway() {
 # messages sent to RECIPIENT (an SMIMP address), 0 if that does not happen within 20 s.
 wait_delivered() {
   for _ in $(seq 1 200); do
-    if [ "$(sed 's/\x1b\[[0-9;]*m//g' "$dir/run.log" | grep -c "recipient=$2 outcome=\"sent\"")" -ge "$1" ]; then
+    if [ "$(sed 's/\x1b\[[0-9;]*m//g' "$dir/run.log" | grep -c "recipient=$2 route=\"smimp\" outcome=\"sent\"")" -ge "$1" ]; then
       echo 1; return
     fi
     sleep 0.1

@@ -4,12 +4,18 @@
 //! to HTTPS, certificates always verified (public roots plus configured private CAs).
 //!
 //! Leaf utility shared by the gateway's client and the reference server (which looks
-//! up remote users' keys); depends only on `tls`.
+//! up remote users' keys, and connects only to public addresses: [`public_only`]);
+//! depends only on `tls`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+mod public_only;
+
+pub use public_only::{is_public, PublicOnlyResolver};
 
 /// Why a server could not be found or reached. No request data is sent after any of these.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +34,23 @@ pub enum DiscoveryError {
     InsecureRecord { domain: String },
     #[error("{domain}: /.well-known/smimp.txt is empty or not a server address ({record:?})")]
     BadRecord { domain: String, record: String },
+    #[error("{url}: {host} is a private, local or reserved address, which this server does not contact")]
+    PrivateAddress { url: String, host: String },
+}
+
+/// Which addresses discovery may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Any address (the gateway: its user chooses whom to write to).
+    Any,
+    /// Public addresses only, except domains mapped in `resolve` (the reference server,
+    /// which remote users make look domains up).
+    PublicOnly,
+}
+
+/// The host of `url` when it is an IP literal.
+fn ip_literal(url: &reqwest::Url) -> Option<IpAddr> {
+    url.host_str()?.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 /// An HTTPS client that only speaks to verified servers, and the domain resolution
@@ -39,6 +62,7 @@ pub struct Discovery {
     /// For API calls: no redirects.
     api: reqwest::Client,
     resolve: BTreeMap<String, SocketAddr>,
+    reach: Reach,
 }
 
 impl Discovery {
@@ -49,10 +73,23 @@ impl Discovery {
         resolve: BTreeMap<String, SocketAddr>,
         timeout: Duration,
     ) -> Result<Self, DiscoveryError> {
+        Self::with_reach(extra_ca_files, resolve, timeout, Reach::Any)
+    }
+
+    /// [`Discovery::new`] limited to the addresses `reach` allows.
+    pub fn with_reach(
+        extra_ca_files: &[PathBuf],
+        resolve: BTreeMap<String, SocketAddr>,
+        timeout: Duration,
+        reach: Reach,
+    ) -> Result<Self, DiscoveryError> {
         let tls = crate::tls::client_config(extra_ca_files)?;
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let private = reach == Reach::PublicOnly && ip_literal(attempt.url()).is_some_and(|ip| !is_public(ip));
             if attempt.url().scheme() != "https" {
                 attempt.error("a redirect to a non-HTTPS address was refused")
+            } else if private {
+                attempt.error("a redirect to a private, local or reserved address was refused")
             } else if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
             } else {
@@ -65,10 +102,6 @@ impl Discovery {
             .redirect(redirects)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)));
-        for (domain, addr) in &resolve {
-            builder = builder.resolve(domain, *addr);
-        }
-        let well_known = builder.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
         let mut api = reqwest::Client::builder()
             .use_preconfigured_tls(crate::tls::client_config(extra_ca_files)?)
             .https_only(true)
@@ -76,11 +109,30 @@ impl Discovery {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)));
+        if reach == Reach::PublicOnly {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+            api = api.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        // Overrides come before the resolver: a mapped domain is trusted as configured.
         for (domain, addr) in &resolve {
+            builder = builder.resolve(domain, *addr);
             api = api.resolve(domain, *addr);
         }
+        let well_known = builder.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
         let api = api.build().map_err(|e| DiscoveryError::Client(e.to_string()))?;
-        Ok(Self { well_known, api, resolve })
+        Ok(Self { well_known, api, resolve, reach })
+    }
+
+    /// Refuses an IP-literal host outside what this client may reach (DNS names are
+    /// checked by the resolver as they are looked up).
+    fn check_literal(&self, url: &str) -> Result<(), DiscoveryError> {
+        let Ok(parsed) = reqwest::Url::parse(url) else { return Ok(()) };
+        match ip_literal(&parsed) {
+            Some(ip) if self.reach == Reach::PublicOnly && !is_public(ip) => {
+                Err(DiscoveryError::PrivateAddress { url: url.into(), host: ip.to_string() })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The verified HTTPS client for API calls to a discovered server (no redirects).
@@ -99,12 +151,15 @@ impl Discovery {
     /// The API base URL of `domain`'s SMIMP server, without a trailing slash.
     pub async fn base_url(&self, domain: &str) -> Result<String, DiscoveryError> {
         let url = self.well_known_url(domain);
+        self.check_literal(&url)?;
         let response = self.well_known.get(&url).send().await.map_err(|e| describe(&url, &e))?;
         if !response.status().is_success() {
             return Err(DiscoveryError::Status { url, status: response.status().as_u16() });
         }
         let bytes = read_capped(response, MAX_RECORD_BYTES).await.map_err(|e| e.at(&url))?;
-        parse_record(domain, &String::from_utf8_lossy(&bytes))
+        let base = parse_record(domain, &String::from_utf8_lossy(&bytes))?;
+        self.check_literal(&base)?;
+        Ok(base)
     }
 }
 
