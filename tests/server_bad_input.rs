@@ -1026,6 +1026,36 @@ async fn a_full_mailbox_is_quota_exceeded_and_stores_nothing() {
     org.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_messages_racing_for_the_last_free_bytes_are_not_both_stored() {
+    let org = start_one(Options { extra: "[limits]\nquota_bytes = 3000\n".into(), ..Options::default() }).await;
+    let client = Client::new(&[&org]);
+    let alice = create_account(&client, &org, "alice", 2).await;
+    let carol = create_account(&client, &org, "carol", 0).await;
+    let alice_session = login(&client, &org, &alice).await;
+    let cs = login(&client, &org, &carol).await;
+    let to = &alice.address;
+    let mut sealed = Vec::new();
+    for _ in 0..2 {
+        let key = message_key(&client, &org, &cs, to).await.message_key.public_key;
+        let params = pow_params(&client, &org, &cs, to, MessageType::Email).await;
+        let mut draft = Draft::new(&carol, &cs, to, key, params);
+        draft.payload = vec![b'x'; 800];
+        sealed.push(draft.seal());
+    }
+    // Each fits alone; both do not.
+    let (first, second) =
+        tokio::join!(send(&client, &org, &cs, to, &sealed[0]), send(&client, &org, &cs, to, &sealed[1]));
+    let statuses = [first.0, second.0];
+    assert!(statuses.contains(&200) && statuses.contains(&507), "one stored, one refused: {first:?} {second:?}");
+    let refused = if first.0 == 507 { &first } else { &second };
+    assert_error(refused, 507, "quota_exceeded");
+    assert_eq!(inbox(&client, &org, &alice_session).await.len(), 1);
+    let used = quota_used(&client, &org, &alice_session).await;
+    assert!(used > 1500 && used <= 3000, "{used} bytes stored of a 3000-byte quota");
+    org.stop().await;
+}
+
 // ---- account administration -----------------------------------------------------------------
 
 /// A correct initialisation request for `address`, to be spoilt one field at a time.

@@ -70,6 +70,19 @@ pub enum Write {
     Conflict,
 }
 
+/// What became of a message handed to [`ServerStore::deliver`]; nothing is stored
+/// unless it is `Stored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Stored,
+    /// Its ephemeral key already carried a message.
+    KeyUsed,
+    /// Its proof-of-work nonce was used already (or never issued).
+    NonceUsed,
+    /// It would take the recipient past the quota.
+    Full,
+}
+
 /// How long an ended or expired session is remembered, so that its id answers
 /// `session_expired` rather than `not_authenticated`.
 pub const ENDED_SESSION_MEMORY_SECS: i64 = 24 * 60 * 60;
@@ -567,7 +580,7 @@ impl ServerStore {
     /// (state `used`: it carries one message only), atomically; `NotFound` when the
     /// ephemeral key was used meanwhile, `Conflict` when the nonce was (a replay
     /// racing the first send).
-    pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Write, StoreError> {
+    pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Delivery, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // The write comes first, so the transaction holds the write lock from its start.
         let claimed = sqlx::query(
@@ -586,7 +599,7 @@ impl ServerStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             if ephemeral.is_some() {
-                return Ok(Write::NotFound);
+                return Ok(Delivery::KeyUsed);
             }
         }
         if let Some(nonce) = message.pow_nonce {
@@ -595,7 +608,18 @@ impl ServerStore {
                 .execute(&mut *tx)
                 .await?;
             if used.rows_affected() != 1 {
-                return Ok(Write::Conflict);
+                return Ok(Delivery::NonceUsed);
+            }
+        }
+        // The quota is checked again inside the transaction, which holds the write lock:
+        // two messages racing for the last free bytes cannot both be stored.
+        if let Some(limit) = message.quota_bytes {
+            let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM messages WHERE recipient = ?")
+                .bind(message.recipient.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if used.max(0) as u64 + message.envelope.len() as u64 > limit {
+                return Ok(Delivery::Full);
             }
         }
         sqlx::query(
@@ -612,7 +636,7 @@ impl ServerStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Write::Done)
+        Ok(Delivery::Stored)
     }
 
     /// Total size of an account's stored envelopes.
@@ -1021,6 +1045,8 @@ pub struct NewMessage<'a> {
     pub pow_nonce: Option<&'a Id32>,
     /// The message key it is encrypted to; an ephemeral one is used up by it.
     pub message_key: &'a BoxPublicKey,
+    /// The recipient's quota in bytes (`None`: unlimited).
+    pub quota_bytes: Option<u64>,
 }
 
 /// An avatar as stored.

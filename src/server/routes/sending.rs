@@ -12,7 +12,7 @@ use crate::server::auth::Session;
 use crate::server::error::{ApiError, ApiResult, Json};
 use crate::server::routes::{address, message_type, no_such_user};
 use crate::server::state::AppState;
-use crate::server::store::{NewMessage, SessionRow, Write};
+use crate::server::store::{Delivery, NewMessage, SessionRow};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
 use crate::smimp::encoding::Id32;
@@ -188,12 +188,14 @@ pub async fn send_message(
             envelope: &envelope,
             pow_nonce: Some(&params.nonce),
             message_key: &stored.sent.message_public_key,
+            quota_bytes: u64::try_from(state.config.limits.quota_bytes).ok(),
         })
         .await?;
     match written {
-        Write::Done => {}
-        Write::NotFound => return Err(ephemeral_key_used()),
-        Write::Conflict => return Err(nonce_unknown()),
+        Delivery::Stored => {}
+        Delivery::KeyUsed => return Err(ephemeral_key_used()),
+        Delivery::NonceUsed => return Err(nonce_unknown()),
+        Delivery::Full => return Err(mailbox_full(&recipient)),
     }
     tracing::info!(recipient = %recipient, sender = %session.address, bytes = envelope.len(), zero_bits = params.zero_bits, "message stored");
     Ok(Json(MessageSent { message_id }))
@@ -234,10 +236,15 @@ async fn check_pow(
     Ok(params)
 }
 
+fn mailbox_full(recipient: &Address) -> ApiError {
+    ApiError::new(ErrorCode::QuotaExceeded, format!("{recipient}'s mailbox is full"))
+}
+
+/// The early check, before the work of storing; `deliver` checks again under its lock.
 async fn check_quota(state: &AppState, recipient: &Address, size: u64) -> ApiResult<()> {
     let limit = state.config.limits.quota_bytes;
     if limit >= 0 && state.store.quota_used(recipient).await? + size > limit as u64 {
-        return Err(ApiError::new(ErrorCode::QuotaExceeded, format!("{recipient}'s mailbox is full")));
+        return Err(mailbox_full(recipient));
     }
     Ok(())
 }
