@@ -411,8 +411,9 @@ pub async fn start(options: Options) -> Result<Demo, DemoError> {
     {
         let app = crate::server::app(server_state.clone());
         let rx = server_rx.clone();
+        let max_connections = server_state.config.limits.max_connections;
         server_tasks.push(tokio::spawn(async move {
-            if let Err(err) = crate::server::run(server_listener, server_tls, app, stopped(rx)).await {
+            if let Err(err) = crate::server::run(server_listener, server_tls, app, max_connections, stopped(rx)).await {
                 tracing::error!(error = %err, "the demo's SMIMP server stopped");
             }
         }));

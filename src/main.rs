@@ -410,9 +410,10 @@ async fn serve(config: ServerConfig) -> Result<()> {
             let _ = rx.changed().await;
         }))
     };
+    let max_connections = state.config.limits.max_connections;
     let app = smimp_gateway::server::app(state);
     let mut rx = stop_rx;
-    let served = smimp_gateway::server::run(listener, prepared.tls, app, async move {
+    let served = smimp_gateway::server::run(listener, prepared.tls, app, max_connections, async move {
         let _ = rx.changed().await;
     });
     tokio::pin!(served);

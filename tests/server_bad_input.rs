@@ -690,6 +690,45 @@ async fn remote_users_cannot_make_the_server_contact_private_addresses() {
     org.stop().await;
 }
 
+/// A TLS connection to the server at `addr` for `domain`, trusting `ca_file`, once the
+/// handshake is done.
+async fn tls_connection(
+    addr: std::net::SocketAddr,
+    domain: String,
+    ca_file: std::path::PathBuf,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let config = smimp_gateway::tls::client_config(&[ca_file]).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(domain).unwrap();
+    connector.connect(name, tcp).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let org = start_one(Options { extra: "[limits]\nmax_connections = 2\n".into(), ..Options::default() }).await;
+    let connect = || tls_connection(org.addr, org.domain.clone(), org.ca_file.clone());
+    let first = connect().await.unwrap();
+    let _second = connect().await.unwrap();
+    // The third is accepted by the kernel but not served: no handshake while two are open.
+    let third = tokio::spawn(connect());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third connection was served past max_connections = 2");
+    drop(first);
+    let mut third = tokio::time::timeout(std::time::Duration::from_secs(10), third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap()
+        .unwrap();
+    let request = format!("GET /.well-known/smimp.txt HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", org.domain);
+    third.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    org.stop().await;
+}
+
 // ---- sessions -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,8 @@ pub struct LimitsSection {
     pub send_message_per_minute: u32,
     /// Bytes of stored envelopes per account; -1 for unlimited.
     pub quota_bytes: i64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for LimitsSection {
@@ -100,6 +102,7 @@ impl Default for LimitsSection {
             message_key_per_minute: 120,
             send_message_per_minute: 120,
             quota_bytes: -1,
+            max_connections: 1024,
         }
     }
 }
@@ -185,6 +188,9 @@ impl ServerConfig {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1".into()));
             }
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1".into()));
         }
         if self.limits.quota_bytes < -1 {
             return Err(invalid("limits.quota_bytes", "use -1 for unlimited or a number of bytes".into()));

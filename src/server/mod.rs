@@ -88,17 +88,28 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 /// Serves HTTPS on `listener` until `shutdown` resolves, then lets open requests
 /// finish (up to 10 seconds). Plain HTTP is never served: a connection that does
-/// not complete a TLS handshake is closed.
+/// not complete a TLS handshake is closed. At most `max_connections` are served at
+/// once; further clients wait in the listen backlog, so a flood of idle connections
+/// cannot exhaust the server's memory or file descriptors.
 pub async fn run(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
@@ -113,6 +124,7 @@ pub async fn run(
                 let app = app.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(err)) => {

@@ -154,9 +154,11 @@ async fn launch(planned: Planned, text: String) -> TestServer {
     let state = prepared.state.clone();
     let app = smimp_gateway::server::app(prepared.state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(smimp_gateway::server::run(planned.listener, prepared.tls, app, async move {
-        let _ = stopped.await;
-    }));
+    let max_connections = config.limits.max_connections;
+    let task =
+        tokio::spawn(smimp_gateway::server::run(planned.listener, prepared.tls, app, max_connections, async move {
+            let _ = stopped.await;
+        }));
     TestServer {
         base: format!("https://{}:{}", planned.domain, planned.addr.port()),
         domain: planned.domain,
