@@ -729,6 +729,31 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     org.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_time_limit_gets_a_json_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let org = start_one(Options { extra: "[limits]\nrequest_timeout = \"1s\"\n".into(), ..Options::default() }).await;
+    let mut connection = tls_connection(org.addr, org.domain.clone(), org.ca_file.clone()).await.unwrap();
+    // A body announced but never sent in full: the handler waits for it past the limit.
+    let path = Route::CreateSession { address: addr("alice#example.org") }.path();
+    let request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"token\":",
+        org.domain
+    );
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), connection.read(&mut answer))
+        .await
+        .expect("the server answers once its limit passes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..read]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/json"), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+    assert!(text.contains("longer than the server's limit of 1 s"), "{text}");
+    org.stop().await;
+}
+
 // ---- sessions -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

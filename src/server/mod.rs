@@ -47,11 +47,21 @@ pub fn app(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn(log_request))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(limits.request_timeout, time_limit))
         .with_state(state)
+}
+
+/// Answers a request that runs past `limit` with a JSON `request_timeout` error, like
+/// every other error the server gives.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
+        )
+        .into_response(),
+    }
 }
 
 async fn well_known(State(state): State<Arc<AppState>>) -> impl IntoResponse {

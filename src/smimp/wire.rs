@@ -1050,6 +1050,9 @@ pub enum ErrorCode {
     UnsupportedVersion,
     /// The path exists but not with this method.
     MethodNotAllowed,
+    /// The request took longer than the server allows; nothing was changed by it
+    /// unless it completed (a retry is safe for every call).
+    RequestTimeout,
     /// `initialize_account` on an account that is already initialised.
     AlreadyInitialized,
     /// The request clashes with the current state: a folder name in use, a folder
@@ -1071,7 +1074,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of docs/protocol.md §10 (by status).
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidAddress,
         ErrorCode::InvalidSignature,
@@ -1088,6 +1091,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::UnsupportedVersion,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
         ErrorCode::AlreadyInitialized,
         ErrorCode::Conflict,
         ErrorCode::ChainBroken,
@@ -1117,6 +1121,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::AlreadyInitialized => "already_initialized",
             ErrorCode::Conflict => "conflict",
             ErrorCode::ChainBroken => "chain_broken",
@@ -1151,6 +1156,7 @@ impl ErrorCode {
             | ErrorCode::Blacklisted => 403,
             ErrorCode::NotFound | ErrorCode::UnsupportedVersion => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::AlreadyInitialized | ErrorCode::Conflict | ErrorCode::ChainBroken => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
@@ -1163,7 +1169,10 @@ impl ErrorCode {
     /// Whether the same call may succeed later without the caller changing it
     /// (the gateway's outbound queue retries these and bounces the rest).
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::RemoteLookupFailed | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::RateLimited | ErrorCode::RemoteLookupFailed | ErrorCode::Internal | ErrorCode::RequestTimeout
+        )
     }
 }
 
