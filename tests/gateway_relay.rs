@@ -198,7 +198,9 @@ Gr\xc3\xbc\xc3\x9fe aus dem Gateway.\r\n.a line that starts with a dot\r\n..and 
     assert_eq!(taken.2, raw, "the relay gets the message byte for byte as submitted");
 
     // 2. Mixed: bob over SMIMP, carol (implicit TLS relay) as plain email.
-    let mixed = b"From: <alice@example.org>\r\nTo: <bob@example.net>, <carol@implicit.example>\r\n\
+    // Its To also names an address SMIMP cannot (no envelope copy goes there): the SMIMP
+    // copy carries it as written.
+    let mixed = b"From: <alice@example.org>\r\nTo: <bob@example.net>, <carol@implicit.example>, <first.last@legacy.example>\r\n\
 Subject: mixed\r\nMessage-ID: <relay.2@example.org>\r\n\r\nto each their own way\r\n"
         .to_vec();
     mailer
@@ -227,6 +229,8 @@ Subject: mixed\r\nMessage-ID: <relay.2@example.org>\r\n\r\nto each their own way
         email.to.iter().map(|a| a.to_email()).collect::<Vec<_>>(),
         ["bob@example.net", "carol@implicit.example"]
     );
+    let plain_to = &email.extensions_data.as_ref().unwrap()["x-rfc5322"]["plain_to"];
+    assert_eq!(plain_to, &serde_json::json!(["first.last@legacy.example"]));
 
     // 3. The relay refuses a recipient (550): a delivery report in Alice's INBOX.
     let refused = b"From: <alice@example.org>\r\nTo: <refused@legacy.example>\r\nSubject: will bounce\r\n\

@@ -147,16 +147,25 @@ pub fn email_from_rfc5322_with_limits(
     let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::new().parse(raw))).ok().flatten();
     let message = parsed.filter(|m| !m.headers().is_empty()).ok_or(MimeError::Malformed)?;
 
-    let to = header_addresses(message.header_values(HeaderName::To), "To")?;
-    let cc: Vec<Address> = header_addresses(message.header_values(HeaderName::Cc), "Cc")?
-        .into_iter()
-        .filter(|address| !to.contains(address))
-        .collect();
+    let (to, plain_to) = header_addresses(message.header_values(HeaderName::To), "To")?;
+    let (cc, plain_cc) = header_addresses(message.header_values(HeaderName::Cc), "Cc")?;
+    let cc: Vec<Address> = cc.into_iter().filter(|address| !to.contains(address)).collect();
     if to.len() + cc.len() > limits.max_recipients {
         return Err(MimeError::TooManyRecipients { count: to.len() + cc.len(), limit: limits.max_recipients });
     }
     let bcc = recipients.iter().filter(|r| !to.contains(r) && !cc.contains(r)).cloned().collect();
-    let reply_to = header_addresses(message.header_values(HeaderName::ReplyTo), "Reply-To")?.into_iter().next();
+    let reply_to = match header_addresses(message.header_values(HeaderName::ReplyTo), "Reply-To")? {
+        (smimp, _) if !smimp.is_empty() => smimp.into_iter().next(),
+        (_, plain) => match plain.first() {
+            // A reply goes where Reply-To says: one that SMIMP cannot name is refused
+            // rather than silently dropped.
+            Some(email) => match Address::from_email(email) {
+                Ok(address) => Some(address),
+                Err(reason) => return Err(MimeError::Address { header: "Reply-To", address: email.clone(), reason }),
+            },
+            None => None,
+        },
+    };
 
     let date_sent = message
         .date()
@@ -195,6 +204,8 @@ pub fn email_from_rfc5322_with_limits(
     put("importance", texts(message.header(HeaderName::Importance)).join(" ").trim().into());
     put("organization", texts(message.header(HeaderName::Organization)).join(" ").trim().into());
     put("keywords", texts(message.header(HeaderName::Keywords)).into());
+    put("plain_to", plain_to.into());
+    put("plain_cc", plain_cc.into());
     let extensions_data = (!rfc5322.is_empty()).then(|| Map::from_iter([(X_RFC5322.to_string(), rfc5322.into())]));
 
     let email = Email {
@@ -224,13 +235,17 @@ fn dedup(addresses: impl Iterator<Item = Address>) -> Vec<Address> {
     out
 }
 
-/// Every address of every instance of an address header (groups flattened), mapped to
-/// its SMIMP form.
+/// Every address of every instance of an address header (groups flattened): those with
+/// an SMIMP form, mapped to it, and the others as written (a legacy recipient the
+/// gateway relays as plain email, say `first.last@legacy.example`). Those travel in
+/// `x-rfc5322` (`plain_to`, `plain_cc`), so every recipient still sees whom the message
+/// was addressed to.
 fn header_addresses<'a>(
     values: impl Iterator<Item = &'a HeaderValue<'a>>,
     header: &'static str,
-) -> Result<Vec<Address>, MimeError> {
-    let mut out = Vec::new();
+) -> Result<(Vec<Address>, Vec<String>), MimeError> {
+    let mut smimp = Vec::new();
+    let mut plain: Vec<String> = Vec::new();
     for value in values {
         let Some(list) = value.as_address() else { continue };
         for addr in list.iter() {
@@ -238,15 +253,14 @@ fn header_addresses<'a>(
                 let name = addr.name().unwrap_or_default().to_string();
                 return Err(MimeError::MissingAddress { header, name });
             };
-            let address = Address::from_email(email).map_err(|reason| MimeError::Address {
-                header,
-                address: email.to_string(),
-                reason,
-            })?;
-            out.push(address);
+            match Address::from_email(email) {
+                Ok(address) => smimp.push(address),
+                Err(_) if !plain.iter().any(|p| p.eq_ignore_ascii_case(email)) => plain.push(email.to_string()),
+                Err(_) => {}
+            }
         }
     }
-    Ok(dedup(out.into_iter()))
+    Ok((dedup(smimp.into_iter()), plain))
 }
 
 /// The ids a message's In-Reply-To and References name, without angle brackets, read
@@ -495,16 +509,28 @@ mod tests {
     }
 
     #[test]
+    fn addressees_without_an_smimp_form_travel_as_written() {
+        let converted =
+            convert("To: first.last@example.org, bob@example.org\r\nCc: Carol <carol@localhost>, FIRST.LAST@example.org\r\n\r\nx")
+                .unwrap();
+        let email = &converted.email;
+        assert_eq!(email.to.iter().map(Address::as_str).collect::<Vec<_>>(), ["bob#example.org"]);
+        assert!(email.cc.is_empty());
+        let x = &email.extensions_data.as_ref().unwrap()[X_RFC5322];
+        assert_eq!(x["plain_to"], serde_json::json!(["first.last@example.org"]));
+        assert_eq!(x["plain_cc"], serde_json::json!(["carol@localhost", "FIRST.LAST@example.org"]));
+        let plain = convert("To: bob@example.org\r\n\r\nx").unwrap();
+        assert!(plain.email.extensions_data.is_none_or(|x| x[X_RFC5322].get("plain_to").is_none()), "only when needed");
+    }
+
+    #[test]
     fn refusals_are_typed() {
-        let err = convert("To: first.last@example.org\r\n\r\nx").unwrap_err();
-        assert!(
-            matches!(&err, MimeError::Address { header: "To", address, .. } if address == "first.last@example.org")
-        );
-        assert!(err.to_string().contains("first.last@example.org"), "{err}");
-        let err = convert("To: bob@example.org\r\nCc: Carol <carol@localhost>\r\n\r\nx").unwrap_err();
-        assert!(matches!(err, MimeError::Address { header: "Cc", .. }), "{err}");
         let err = convert("To: bob@example.org\r\nReply-To: a+b@example.org\r\n\r\nx").unwrap_err();
-        assert!(matches!(err, MimeError::Address { header: "Reply-To", .. }), "{err}");
+        assert!(
+            matches!(&err, MimeError::Address { header: "Reply-To", address, .. } if address == "a+b@example.org"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("a+b@example.org"), "{err}");
         assert_eq!(convert(""), Err(MimeError::Malformed));
         let empty: &[Address] = &[];
         assert_eq!(

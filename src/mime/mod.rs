@@ -29,8 +29,10 @@
 //! whose members are all optional: `message_id` (the original Message-ID, without angle
 //! brackets), `from_name` (the From display name), `date` (the original Date header, with
 //! its zone), `in_reply_to` and `references` (arrays of ids without angle brackets),
-//! `content_language`, `importance`, `organization` and `keywords` (an array). Receivers
-//! treat every member as the sender's unverified claim.
+//! `content_language`, `importance`, `organization` and `keywords` (an array), and
+//! `plain_to` and `plain_cc` (arrays of the To and Cc addresses that have no SMIMP form,
+//! as written: legacy recipients reached through a relay). Receivers treat every member
+//! as the sender's unverified claim.
 //!
 //! `extensions_data["x-smimp-delivery"]` ([`X_DELIVERY`]) is the submission's delivery
 //! id, which lets a receiver drop a second copy of one message.

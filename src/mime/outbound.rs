@@ -112,6 +112,21 @@ fn build_email(email: &Email, meta: &RenderMeta) -> Result<Message, lettre::erro
     for cc in &email.cc {
         builder = builder.cc(Mailbox::new(None, lettre_address(cc)));
     }
+    // Addressees without an SMIMP form (reached through a legacy relay), as the sender
+    // wrote them; lettre checks each is a valid address, and one that is not is left out.
+    let plain = |key: &str| -> Vec<lettre::Address> {
+        rfc5322
+            .and_then(|x| x.get(key))
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).filter_map(|a| a.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    for to in plain("plain_to") {
+        builder = builder.to(Mailbox::new(None, to));
+    }
+    for cc in plain("plain_cc") {
+        builder = builder.cc(Mailbox::new(None, cc));
+    }
     if let Some(reply_to) = &email.reply_to {
         builder = builder.reply_to(Mailbox::new(None, lettre_address(reply_to)));
     }

@@ -190,6 +190,23 @@ fn rendering_then_reparsing_gives_back_the_payload() {
 }
 
 #[test]
+fn addressees_without_an_smimp_form_are_shown_to_every_recipient() {
+    let raw = b"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.net>, <first.last@legacy.example>\r\n\
+Cc: <ops+alerts@legacy.example>\r\nSubject: mixed\r\n\r\nhello\r\n";
+    let bob = [Address::from_email("bob@example.net").unwrap()];
+    let converted =
+        email_from_rfc5322(raw, &bob, &NoThreads, Timestamp::parse("2026-01-02 03:04:05").unwrap(), &mut SeededRng(1))
+            .unwrap();
+    let rendered = rfc5322_from_email(&converted.email, &meta(&converted));
+    let parsed = mail_parser::MessageParser::new().parse(&rendered[..]).expect("parses");
+    let shown = |list: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        list.map(|l| l.iter().filter_map(|a| a.address()).map(str::to_string).collect()).unwrap_or_default()
+    };
+    assert_eq!(shown(parsed.to()), ["bob@example.net", "first.last@legacy.example"]);
+    assert_eq!(shown(parsed.cc()), ["ops+alerts@legacy.example"]);
+}
+
+#[test]
 fn a_reply_names_its_parent_and_keeps_the_thread() {
     let fixture = FIXTURES.iter().find(|f| f.name == "reply").unwrap();
     let converted = convert(fixture, fixture.eml);
