@@ -38,7 +38,7 @@ use crate::store::{GatewayStore, MailboxRow, MessageRow, NewMessage, StoreError}
 const SYNC_PROGRESS_EVERY: usize = 500;
 
 /// Envelopes fetched from the server at once during a sync.
-const FETCH_CONCURRENCY: usize = 8;
+const FETCH_CONCURRENCY: usize = 16;
 
 /// Bytes of decrypted messages kept in memory for repeat fetches.
 const HOT_CACHE_BYTES: usize = 128 << 20;
