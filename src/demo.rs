@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use crate::backend::mailbox::{MailboxError, Mailboxes};
 use crate::backend::outbound::{enqueue, RetryPolicy};
 use crate::backend::submission::Account;
+use crate::clock::unix_now;
 use crate::config_file::ConfigError;
 use crate::enroll::{CommandError, Context, KeystoreLock};
 use crate::gateway::{unlock_accounts, Running};
@@ -369,10 +370,6 @@ fn random_text(bytes: usize) -> String {
     let mut secret = vec![0u8; bytes];
     OsRng.fill_bytes(&mut secret);
     hex::encode(secret)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Starts everything and returns once the welcome message is in the recipient's INBOX.

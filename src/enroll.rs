@@ -10,6 +10,7 @@ use rand_core::{OsRng, RngCore};
 
 use crate::client::account::{self, AccountError};
 use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::clock::unix_now;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::keystore::{Keystore, KeystoreError, Passphrase};
@@ -124,7 +125,7 @@ impl Context {
         let lock = KeystoreLock::take(&path)?;
         let mut keystore = Keystore::load(&path, &self.passphrase)?;
         // Secrets of keys discarded longer ago than keys.retain_discarded go at the next save.
-        keystore.prune(unix_seconds(), self.config.keys.retain_discarded.as_secs());
+        keystore.prune(unix_now(), self.config.keys.retain_discarded.as_secs());
         Ok((address, path, keystore, lock))
     }
 }
@@ -157,10 +158,6 @@ impl KeystoreLock {
             Err(_) => Err(CommandError::Busy { keystore: keystore.display().to_string() }),
         }
     }
-}
-
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 fn parse_address(text: &str) -> Result<Address, CommandError> {

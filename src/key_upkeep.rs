@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::backend::submission::Account;
 use crate::client::SessionClient;
+use crate::clock::unix_now;
 use crate::enroll::{replenish, CommandError, Context};
 use crate::smimp::wire::{EphemeralKeys, Route};
 
@@ -42,10 +43,6 @@ pub async fn top_up(ctx: &Context, account: &Account, now: i64) -> Result<usize,
         account.reload();
     }
     Ok(added)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Checks every account now and then every `keys.replenish_every`, until `shutdown`.

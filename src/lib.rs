@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod demo;

@@ -19,6 +19,7 @@ use crate::backend::submission::Account;
 use crate::backend::uid_index::UidIndex;
 use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::clock::unix_now;
 use crate::discovery::Discovery;
 use crate::mime::own::email_for_raw;
 use crate::smimp::address::Address;
@@ -105,10 +106,6 @@ pub struct Mailboxes {
     /// UID → message id per mailbox, from the last snapshot.
     index: UidIndex,
     states: std::sync::Mutex<HashMap<Address, Arc<AccountState>>>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Flags as stored: a set of words.

@@ -3,12 +3,9 @@
 //! work long enough to report is ever written), later ones update it, and `finish`
 //! removes it. A database failure here is logged and never stops the work itself.
 
+use crate::clock::unix_now;
 use crate::smimp::address::Address;
 use crate::store::{GatewayStore, ProgressRecord};
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
-}
 
 /// One task's progress: `task` says what is being done, in words.
 pub struct Progress<'a> {

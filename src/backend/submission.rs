@@ -17,6 +17,7 @@ use crate::backend::outbound::{sealed_row, RetryPolicy, Sender, RELAY_MESSAGE_TY
 use crate::backend::relay::Relays;
 use crate::client::trust::{trusted_key, TrustError};
 use crate::client::{ClientError, ServerClient};
+use crate::clock::unix_now;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::keystore::{Keystore, Passphrase};
 use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
@@ -93,10 +94,6 @@ pub struct Gateway {
     pub relays: Arc<Relays>,
     /// Woken whenever something is queued, so delivery starts at once.
     pub queued: Arc<Notify>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Turns a failed recipient check into the reply the mail client shows.
