@@ -6,13 +6,14 @@
 //! `smimp-gateway keys replenish` would (keystore lock, save before upload), then
 //! rereads the keystore so mail sealed to the new keys opens at once.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::backend::submission::Account;
 use crate::client::SessionClient;
 use crate::clock::unix_now;
-use crate::enroll::{replenish, CommandError, Context};
+use crate::gateway::context::{CommandError, Context};
+use crate::gateway::enroll::replenish;
+use crate::listen::Shutdown;
 use crate::smimp::wire::{EphemeralKeys, Route};
 
 /// Below this many unissued keys, the supply is topped up to `target`.
@@ -48,8 +49,7 @@ pub async fn top_up(ctx: &Context, account: &Account, now: i64) -> Result<usize,
 /// Checks every account now and then every `keys.replenish_every`, until `shutdown`.
 /// A failure (server unreachable, keystore busy with a command) is logged and tried
 /// again at the next round; it never stops the gateway.
-pub async fn key_upkeep_loop(ctx: Arc<Context>, accounts: Vec<Arc<Account>>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+pub async fn key_upkeep_loop(ctx: Arc<Context>, accounts: Vec<Arc<Account>>, shutdown: Shutdown) {
     loop {
         for account in &accounts {
             match top_up(&ctx, account, unix_now()).await {
@@ -62,7 +62,7 @@ pub async fn key_upkeep_loop(ctx: Arc<Context>, accounts: Vec<Arc<Account>>, shu
         }
         tokio::select! {
             () = tokio::time::sleep(ctx.config.keys.replenish_every) => {}
-            () = &mut shutdown => return,
+            () = shutdown.requested() => return,
         }
     }
 }

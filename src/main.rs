@@ -1,31 +1,19 @@
 //! `smimp-gateway`: the command line. Parses arguments, builds the concrete types
 //! and runs them; the only place `anyhow` is used.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use rand_core::OsRng;
 
-use std::path::PathBuf;
-
-use smimp_gateway::enroll;
+use smimp_gateway::clock::unix_now;
+use smimp_gateway::gateway::context::Context as GatewayContext;
+use smimp_gateway::gateway::enroll;
+use smimp_gateway::listen::Shutdown;
 use smimp_gateway::server::admin;
 use smimp_gateway::server::config::ServerConfig;
 use smimp_gateway::server::store::ServerStore;
-use smimp_gateway::smimp::address::Address;
-use smimp_gateway::smimp::crypto::{BoxNonce, MasterKey};
-use smimp_gateway::smimp::encoding::Id32;
-use smimp_gateway::smimp::envelope::{
-    login_token_hash, Ciphertext, HashContext, ReceivedVia, ServerFields, StoredEnvelope, PROTOCOL_VERSION,
-};
-use smimp_gateway::smimp::keys::{KeyKind, SignedMessageKey};
-use smimp_gateway::smimp::message::{Email, MessageType, Payload};
-use smimp_gateway::smimp::pow::{leading_zero_bits, PowParams, Preimage, SolveControl};
-use smimp_gateway::smimp::profile::{verify_history, ProfileFields, ProfileRecord};
-use smimp_gateway::smimp::timestamp::Timestamp;
+use smimp_gateway::smimp::profile::ProfileFields;
 
 /// End-to-end encrypted mail (SMIMP) for the mail clients people already have.
 #[derive(Parser)]
@@ -55,13 +43,8 @@ enum Command {
         /// Print the settings as one JSON object on stdout (logs go to stderr), for scripts.
         #[arg(long)]
         json: bool,
-        /// Instead, walk one message through the SMIMP protocol core in this process only:
-        /// two new identities, their signed histories and pins, a signed message key,
-        /// proof of work on all cores, seal, verify and open.
-        #[arg(long)]
-        offline: bool,
-        /// Proof-of-work difficulty in leading zero bits (the demo server's, or the
-        /// offline walk's).
+        /// Proof-of-work difficulty in leading zero bits that the demo server asks of
+        /// new senders.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=40))]
         zero_bits: u32,
     },
@@ -204,32 +187,31 @@ enum ServerAction {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo { offline: true, zero_bits, .. } => demo(zero_bits),
-        Command::Demo { dir, json, zero_bits, offline: false } => {
+        Command::Demo { dir, json, zero_bits } => {
             // Mail-client settings are the demo's output: routine logs would bury them.
             init_tracing_with(if json { "info" } else { "warn" });
             run_demo(dir, json, zero_bits)
         }
         Command::SetupClient { config, account, thunderbird_autoconfig } => block_on(async move {
-            let settings = smimp_gateway::setup_client::settings(&config, account.as_deref()).await?;
+            let settings = smimp_gateway::gateway::setup_client::settings(&config, account.as_deref()).await?;
             for (index, account) in settings.iter().enumerate() {
                 if index > 0 {
                     println!();
                 }
-                print!("{}", smimp_gateway::setup_client::instructions(account));
+                print!("{}", smimp_gateway::gateway::setup_client::instructions(account));
             }
             if let Some(out) = thunderbird_autoconfig {
                 let [account] = settings.as_slice() else {
                     bail!("this gateway serves several accounts: choose one for the autoconfig file with --account ADDRESS");
                 };
-                std::fs::write(&out, smimp_gateway::setup_client::thunderbird_autoconfig(account))
+                std::fs::write(&out, smimp_gateway::gateway::setup_client::thunderbird_autoconfig(account))
                     .with_context(|| format!("cannot write the autoconfig file {}", out.display()))?;
                 println!("\nwrote the Thunderbird autoconfig file for {} to {}", account.address, out.display());
             }
             Ok(())
         }),
         Command::Status { config, recent } => block_on(async move {
-            print!("{}", smimp_gateway::status::read(&config, recent).await?);
+            print!("{}", smimp_gateway::gateway::status::read(&config, recent).await?);
             Ok(())
         }),
         Command::Init { config, address, password_file } => {
@@ -239,8 +221,8 @@ fn main() -> Result<()> {
                 None => prompt("One-time initialisation password (from the server's administrator): ")?,
             };
             block_on(async move {
-                let ctx = enroll::Context::open(&config).await?;
-                let done = enroll::init(&ctx, &address, &password, unix_now()?).await?;
+                let ctx = GatewayContext::open(&config).await?;
+                let done = enroll::init(&ctx, &address, &password, unix_now()).await?;
                 println!("initialised {} (keystore {})", done.address.to_email(), done.keystore.display());
                 println!("mail client login for this gateway:");
                 println!("  username: {}", done.username);
@@ -251,18 +233,19 @@ fn main() -> Result<()> {
         }
         Command::Run { config } => block_on(async move {
             let shutdown = shutdown_signals()?;
-            let ctx = enroll::Context::open(&config).await?;
-            let running = smimp_gateway::gateway::start(ctx).await?;
+            let ctx = GatewayContext::open(&config).await?;
+            let listeners = smimp_gateway::gateway::Listeners::bind(&ctx).await?;
+            let (stop, stopping) = Shutdown::new();
+            let running = smimp_gateway::gateway::start(ctx, listeners, stopping).await?;
             smimp_gateway::notify::ready();
+            let at = running.addresses;
             println!("smimp-gateway is running for: {}", running.accounts.join(", "));
-            println!("  SMTP submission: {} (STARTTLS)", running.smtp);
-            if let Some(tls) = running.smtp_tls {
+            println!("  SMTP submission: {} (STARTTLS)", at.smtp);
+            if let Some(tls) = at.smtp_tls {
                 println!("  SMTP submission: {tls} (implicit TLS)");
             }
-            if let Some(imap) = running.imap {
-                println!("  IMAP: {imap} (STARTTLS)");
-            }
-            if let Some(tls) = running.imap_tls {
+            println!("  IMAP: {} (STARTTLS)", at.imap);
+            if let Some(tls) = at.imap_tls {
                 println!("  IMAP: {tls} (implicit TLS)");
             }
             println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
@@ -270,11 +253,12 @@ fn main() -> Result<()> {
             shutdown.await;
             smimp_gateway::notify::stopping();
             tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
-            running.stop().await;
+            stop.stop();
+            running.finished().await;
             Ok(())
         }),
         Command::ExportCa { config } => {
-            let loaded = smimp_gateway::config::GatewayConfig::load(&config)?;
+            let loaded = smimp_gateway::gateway::config::GatewayConfig::load(&config)?;
             let certs = smimp_gateway::gateway::local_certificates(&loaded)?;
             let pem = std::fs::read_to_string(&certs.ca_file)
                 .with_context(|| format!("cannot read {}", certs.ca_file.display()))?;
@@ -285,15 +269,15 @@ fn main() -> Result<()> {
         Command::Keys { action } => block_on(async move {
             match action {
                 KeysAction::Rotate { account, master } => {
-                    let ctx = enroll::Context::open(&account.config).await?;
+                    let ctx = GatewayContext::open(&account.config).await?;
                     let which = if master { enroll::Rotate::Master } else { enroll::Rotate::Nonephemeral };
-                    let key = enroll::rotate(&ctx, &account.address, which, unix_now()?).await?;
+                    let key = enroll::rotate(&ctx, &account.address, which, unix_now()).await?;
                     let what = if master { "master key" } else { "non-ephemeral key" };
                     println!("new {what} of {}: {key}", account.address);
                 }
                 KeysAction::Replenish { account } => {
-                    let ctx = enroll::Context::open(&account.config).await?;
-                    let added = enroll::replenish(&ctx, &account.address, unix_now()?).await?;
+                    let ctx = GatewayContext::open(&account.config).await?;
+                    let added = enroll::replenish(&ctx, &account.address, unix_now()).await?;
                     println!("added {added} ephemeral keys for {}", account.address);
                 }
             }
@@ -301,9 +285,9 @@ fn main() -> Result<()> {
         }),
         Command::Profile { action: ProfileAction::Update { account, name, website, profiles } } => {
             block_on(async move {
-                let ctx = enroll::Context::open(&account.config).await?;
+                let ctx = GatewayContext::open(&account.config).await?;
                 let fields = ProfileFields { name, website, profiles, additional_data: None };
-                let length = enroll::update_profile(&ctx, &account.address, fields, unix_now()?).await?;
+                let length = enroll::update_profile(&ctx, &account.address, fields, unix_now()).await?;
                 println!("profile of {} updated: the history has {length} records", account.address);
                 Ok(())
             })
@@ -319,10 +303,6 @@ fn main() -> Result<()> {
 fn block_on(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     init_tracing();
     tokio::runtime::Runtime::new().context("cannot start the async runtime")?.block_on(work)
-}
-
-fn unix_now() -> Result<i64> {
-    Ok(i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())?)
 }
 
 /// Reads one line from standard input, prompting on standard error when it is a terminal.
@@ -357,7 +337,7 @@ fn init_tracing_with(default: &str) {
 async fn server(path: PathBuf, action: Option<ServerAction>) -> Result<()> {
     init_tracing();
     let config = ServerConfig::load(&path)?;
-    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())?;
+    let now = unix_now();
     match action {
         None => serve(config).await,
         Some(ServerAction::ExportCa) => {
@@ -392,44 +372,24 @@ async fn server(path: PathBuf, action: Option<ServerAction>) -> Result<()> {
 }
 
 async fn serve(config: ServerConfig) -> Result<()> {
-    let shutdown = shutdown_signals()?;
+    let signals = shutdown_signals()?;
     let listen = config.server.listen;
-    let prepared = admin::prepare(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let state = prepared.state.clone();
+    let address = listener.local_addr()?;
+    let (stop, shutdown) = Shutdown::new();
+    let running = smimp_gateway::server::start(config, listener, shutdown).await?;
     tracing::info!(
-        address = %listener.local_addr()?,
-        domain = %state.config.server.domain,
-        ca = ?prepared.dev_ca_file,
+        %address,
+        domain = %running.state.config.server.domain,
+        ca = ?running.dev_ca_file,
         "SMIMP server listening (HTTPS only)"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let purge = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(smimp_gateway::server::purge_loop(state.clone(), async move {
-            let _ = rx.changed().await;
-        }))
-    };
-    let max_connections = state.config.limits.max_connections;
-    let app = smimp_gateway::server::app(state);
-    let mut rx = stop_rx;
-    let served = smimp_gateway::server::run(listener, prepared.tls, app, max_connections, async move {
-        let _ = rx.changed().await;
-    });
-    tokio::pin!(served);
     smimp_gateway::notify::ready();
-    let result = tokio::select! {
-        result = &mut served => result,
-        () = shutdown => {
-            smimp_gateway::notify::stopping();
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-            served.await
-        }
-    };
-    let _ = stop_tx.send(true);
-    let _ = purge.await;
-    Ok(result?)
+    signals.await;
+    smimp_gateway::notify::stopping();
+    tracing::info!("shutting down");
+    stop.stop();
+    Ok(running.finished().await?)
 }
 
 /// Takes over SIGTERM and SIGINT (Ctrl-C) now, and returns what resolves when one
@@ -473,100 +433,4 @@ fn run_demo(dir: Option<PathBuf>, json: bool, zero_bits: u32) -> Result<()> {
         demo.stop().await;
         Ok(())
     })
-}
-
-fn now() -> Result<Timestamp> {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    Timestamp::from_unix(i64::try_from(seconds)?).context("the system clock is outside the years 0000-9999")
-}
-
-fn demo(zero_bits: u32) -> Result<()> {
-    let alice = Address::from_email("alice@example.org")?;
-    let bob = Address::from_email("bob@example.org")?;
-    let at = now()?;
-
-    let alice_key = MasterKey::generate(&mut OsRng);
-    let bob_key = MasterKey::generate(&mut OsRng);
-    let alice_history = [ProfileRecord::initial(&alice_key, &alice, ProfileFields::default(), at)];
-    let bob_history = [ProfileRecord::initial(&bob_key, &bob, ProfileFields::default(), at)];
-    let bob_pin = verify_history(&bob, &bob_history)?.pin();
-    let alice_pin = verify_history(&alice, &alice_history)?.pin();
-    println!("identities: {alice} key {}, {bob} key {}", alice_key.public(), bob_key.public());
-    println!("histories verified and pinned (first key = latest key, {} record each)", bob_pin.length);
-
-    let (bob_secret, bob_message_key) = SignedMessageKey::generate(&bob_key, &bob, KeyKind::Ephemeral, &mut OsRng);
-    bob_message_key.verify(&bob, &bob_pin.latest_key)?;
-    println!("message key {} verified against bob's pinned key", bob_message_key.public_key);
-
-    let email = Email {
-        to: vec![bob.clone()],
-        cc: vec![],
-        subject: "Welcome".into(),
-        thread_id: Id32::random(&mut OsRng),
-        reply_to_message_id: None,
-        date_sent: at,
-        body: "This message was **sealed**, worked for and opened by the SMIMP core.".into(),
-        signature_text: None,
-        attachments: vec![],
-        extensions_data: None,
-        reply_to: None,
-        auto_reply_address: None,
-    };
-    let payload = Payload::Email(Box::new(email)).to_bytes();
-    let token_hash = login_token_hash(&Id32::random(&mut OsRng));
-    let context = HashContext { sender: &alice, recipient: &bob, login_token_hash: &token_hash };
-    let sealed = Ciphertext::seal(
-        &payload,
-        MessageType::Email,
-        BoxNonce::random(&mut OsRng),
-        &bob_message_key.public_key,
-        &alice_key,
-    );
-
-    let params = PowParams { zero_bits, nonce: Id32::random(&mut OsRng) };
-    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-    let control = SolveControl::default();
-    let started = Instant::now();
-    let pow = Preimage::new(&sealed.pow_input(&context), &params.nonce).solve(
-        zero_bits,
-        &Id32::random(&mut OsRng),
-        threads,
-        &control,
-    )?;
-    let elapsed = started.elapsed();
-    let attempts = control.attempts.load(Ordering::Relaxed);
-    println!(
-        "proof of work: {} zero bits wanted, {} found, {attempts} hashes on {threads} threads in {:.2?} ({:.1} M hashes/s)",
-        zero_bits,
-        leading_zero_bits(&pow.hash),
-        elapsed,
-        attempts as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
-    );
-
-    let stored = StoredEnvelope {
-        sent: sealed.into_envelope(&alice_key, &context, Some(pow)),
-        server: ServerFields {
-            recipient: bob.clone(),
-            sender: alice.clone(),
-            sender_public_key: alice_key.public(),
-            received_at: at,
-            pow_params: Some(params),
-            message_id: Id32::random(&mut OsRng),
-            login_token_hash: token_hash,
-            received_via: ReceivedVia::SmimpClient,
-            read: false,
-            extensions_data: None,
-            protocol_version: PROTOCOL_VERSION.into(),
-        },
-    };
-    let wire = serde_json::to_string(&stored)?;
-    println!("envelope: {} bytes of JSON, signed message hash {}", wire.len(), stored.sent.message_hash);
-
-    let received: StoredEnvelope = serde_json::from_str(&wire)?;
-    let opened = received.open(&alice_pin.latest_key, &bob_key.public(), &bob_secret)?;
-    let Payload::Email(email) = Payload::parse(&received.sent.message_type, &opened)? else {
-        bail!("the opened payload is not an email");
-    };
-    println!("opened by bob after every check: subject {:?}, body {:?}", email.subject, email.body);
-    Ok(())
 }

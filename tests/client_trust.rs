@@ -200,7 +200,7 @@ async fn fake_well_known(body: &'static str, redirect: Option<&'static str>) -> 
     )
     .unwrap();
     let tls = smimp_gateway::tls::server_config(&dev.cert_file, &dev.key_file).unwrap();
-    tokio::spawn(smimp_gateway::server::run(listener, tls, app, 64, std::future::pending()));
+    tokio::spawn(smimp_gateway::server::run(listener, tls, app, 64, smimp_gateway::listen::Shutdown::never()));
     let mut fake = server;
     fake.addr = addr;
     (fake, hits)

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use smimp_gateway::config::GatewayConfig;
+use smimp_gateway::gateway::config::GatewayConfig;
 use smimp_gateway::server::config::ServerConfig;
 
 #[test]

@@ -32,7 +32,7 @@ use common::*;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use smimp_gateway::enroll::Initialised;
+use smimp_gateway::gateway::enroll::Initialised;
 use smimp_gateway::mime::X_DELIVERY;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};

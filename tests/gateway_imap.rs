@@ -12,7 +12,6 @@ use common::imap_client::{gateway_login as login, Client};
 use common::*;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
-use smimp_gateway::enroll::Context;
 
 /// SELECTs INBOX until it holds `count` messages (delivery runs in the background).
 async fn select_until(client: &mut Client, count: usize) -> Vec<String> {
@@ -34,7 +33,7 @@ async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a
     let config = write_gateway_config(&dir, &[&org, &net], extra);
     let alice = init_on_gateway(&config, &org, "alice").await;
     let bob = init_on_gateway(&config, &net, "bob").await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let smtp = gateway_mailer(&running, &alice, Mechanism::Plain);
     for n in 1..=3 {
         let message = Message::builder()
@@ -127,7 +126,7 @@ async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a
 
     // A restart keeps UIDVALIDITY and the UIDs.
     running.stop().await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let mut again = login(&running, &bob.username, &bob.password).await;
     let selected = again.cmd("r1", "SELECT INBOX").await;
     assert!(selected.contains(&validity), "the same {validity}: {selected:?}");

@@ -11,7 +11,6 @@ use common::imap_client::gateway_login;
 use common::*;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
-use smimp_gateway::enroll::Context;
 
 async fn available_keys(db: &sqlx::SqlitePool, address: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM message_keys WHERE address = ? AND state = 'available'")
@@ -46,7 +45,7 @@ async fn run_tops_up_ephemeral_keys_and_mail_to_the_new_keys_opens() {
         .await
         .unwrap();
 
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let smtp = gateway_mailer(&running, &alice, Mechanism::Plain);
     for n in 1..=3 {
         smtp.send(note(n)).await.unwrap();

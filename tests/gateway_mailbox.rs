@@ -18,7 +18,7 @@ use smimp_gateway::backend::mailbox::{FlagChange, Mailboxes};
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy};
 use smimp_gateway::backend::relay::Relays;
 use smimp_gateway::backend::submission::Account;
-use smimp_gateway::enroll::Context;
+use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::message::{Email, MessageType, Payload};
@@ -74,7 +74,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
         write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
     let alice_login = init_on_gateway(&config, &org, "alice").await;
     init_on_gateway(&config, &net, "bob").await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let ctx = Context::open(&config).await.unwrap();
     let (boxes, alice, bob) = mailboxes(&ctx, ctx.store.clone()).await;
 
@@ -248,7 +248,7 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     assert_eq!(after.len(), before.len() + 1, "the second copy is not shown");
 
     // Keys added by `keys replenish` while the gateway runs open new mail at once.
-    let added = smimp_gateway::enroll::replenish(&ctx, "bob@example.net", now().unix()).await.unwrap();
+    let added = smimp_gateway::gateway::enroll::replenish(&ctx, "bob@example.net", now().unix()).await.unwrap();
     assert!(added > 0, "bob's used ephemeral keys were replaced");
     let fresh = Message::builder()
         .from("alice@example.org".parse().unwrap())

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
-use smimp_gateway::enroll::Context;
+use smimp_gateway::gateway::context::Context;
 use smimp_gateway::server::admin;
 
 fn message(to: &str) -> Message {
@@ -35,7 +35,7 @@ async fn each_refused_recipient_gets_its_reason() {
     let config = write_gateway_config(&dir, &[&org, &net], &extra);
     let done = init_on_gateway(&config, &org, "alice").await;
     create_account(&client, &net, "bob", 2).await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let mailer = gateway_mailer(&running, &done, Mechanism::Plain);
     let refusal = |to: &'static str| {
         let mailer = mailer.clone();

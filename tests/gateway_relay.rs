@@ -21,7 +21,8 @@ use lettre::transport::smtp::commands::{Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::AsyncTransport;
 use smimp_gateway::backend::mailbox::Mailboxes;
-use smimp_gateway::enroll::{Context, Initialised};
+use smimp_gateway::gateway::context::Context;
+use smimp_gateway::gateway::enroll::Initialised;
 use smimp_gateway::gateway::{unlock_accounts, Running};
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
@@ -29,7 +30,6 @@ use smimp_gateway::smimp::wire::{MessageList, Route};
 use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
 use smimp_gateway::store::Recipient;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// What the relay took: envelope sender, envelope recipients, message bytes.
 type Taken = (String, Vec<String>, Vec<u8>);
@@ -67,7 +67,7 @@ struct RelayServer {
     starttls_port: u16,
     implicit_port: u16,
     ca_file: std::path::PathBuf,
-    stop: watch::Sender<bool>,
+    stop: smimp_gateway::listen::StopHandle,
     _dir: TempDir,
 }
 
@@ -79,15 +79,12 @@ async fn start_relay() -> RelayServer {
     let recording = Arc::new(RecordingRelay::default());
     // The relay is not on loopback in real life: AUTH only after TLS here too.
     let config = SmtpConfig { allow_plain_auth_on_loopback: false, ..SmtpConfig::default() };
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = smimp_gateway::listen::Shutdown::new();
     let mut ports = Vec::new();
     for mode in [TlsMode::StartTls, TlsMode::Implicit] {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         ports.push(listener.local_addr().unwrap().port());
-        let mut stopping = stopping.clone();
-        let shutdown = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
+        let shutdown = stopping.clone();
         tokio::spawn(smtp::run(listener, Some(tls.clone()), mode, recording.clone(), config.clone(), shutdown));
     }
     RelayServer { recording, starttls_port: ports[0], implicit_port: ports[1], ca_file: certs.ca_file, stop, _dir: dir }
@@ -124,7 +121,7 @@ async fn rcpt_reply(running: &Running, login: &Initialised, to: &str) -> String 
         .unwrap();
     let hello = ClientId::Domain("client.test".into());
     let mut connection = AsyncSmtpConnection::connect_tokio1(
-        ("localhost", running.smtp.port()),
+        ("localhost", running.addresses.smtp.port()),
         Some(Duration::from_secs(10)),
         &hello,
         None,
@@ -174,7 +171,7 @@ async fn relayed_domains_get_the_submitted_bytes_over_verified_tls_and_nothing_e
     let dir = TempDir::new("gateway-relay");
     let config = write_gateway_config(&dir, &[&org, &net], &format!("{}{SMTP}", relay_tables(&relay)));
     let alice = init_on_gateway(&config, &org, "alice").await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let mailer = gateway_mailer(&running, &alice, Mechanism::Plain);
 
     // RCPT TO: a relayed recipient needs no SMIMP form, and the client is told it goes as plain email.
@@ -281,7 +278,7 @@ Message-ID: <relay.3@example.org>\r\n\r\nx\r\n"
     let closed = "\"legacy.example\" = \"127.0.0.1:9\"\n";
     let plain_config = write_gateway_config(&plain_dir, &[&org, &net], &format!("{closed}{SMTP}"));
     let erin = init_on_gateway(&plain_config, &org, "erin").await;
-    let plain = smimp_gateway::gateway::start(Context::open(&plain_config).await.unwrap()).await.unwrap();
+    let plain = common::start_gateway(&plain_config).await;
     let reply = rcpt_reply(&plain, &erin, "first.last@legacy.example").await;
     assert!(reply.contains("550") && reply.contains("has no SMIMP form"), "{reply}");
     let reply = rcpt_reply(&plain, &erin, "carol@legacy.example").await;
@@ -291,7 +288,7 @@ Message-ID: <relay.3@example.org>\r\n\r\nx\r\n"
     );
     plain.stop().await;
     assert_eq!(relay.taken().len(), 2);
-    let _ = relay.stop.send(true);
+    relay.stop.stop();
     org.stop().await;
     net.stop().await;
 }

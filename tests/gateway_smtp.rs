@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::*;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
-use smimp_gateway::enroll::Context;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
 use smimp_gateway::smimp::wire::{MessageList, Route};
@@ -25,7 +24,7 @@ async fn mail_submitted_over_smtp_arrives_encrypted() {
     let config =
         write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
     let done = init_on_gateway(&config, &org, "alice").await;
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
 
     let mailer = gateway_mailer(&running, &done, Mechanism::Plain);
 

@@ -18,7 +18,7 @@ use lettre::{AsyncTransport, Message};
 use mail_parser::{MessageParser, MimeHeaders};
 use smimp_gateway::backend::mailbox::Mailboxes;
 use smimp_gateway::backend::submission::Account;
-use smimp_gateway::enroll::Context;
+use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 
 async fn inbox(boxes: &Mailboxes, account: &Account, count: usize) -> Vec<Vec<u8>> {
@@ -54,7 +54,7 @@ async fn recipients_decrypt_what_the_client_wrote_and_bcc_never_leaks() {
     for user in ["bob", "carol", "dave"] {
         init_on_gateway(&config, &net, user).await;
     }
-    let running = smimp_gateway::gateway::start(Context::open(&config).await.unwrap()).await.unwrap();
+    let running = common::start_gateway(&config).await;
     let ctx = Context::open(&config).await.unwrap();
     let accounts = unlock_accounts(&ctx).await.unwrap();
     let user = |local: &str| -> Arc<Account> {

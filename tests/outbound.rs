@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::*;
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy, Sender};
 use smimp_gateway::backend::relay::Relays;
-use smimp_gateway::enroll::Context;
+use smimp_gateway::gateway::context::Context;
 use smimp_gateway::keystore::Keystore;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::crypto::MasterKey;

@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 const MAX_SIZE: usize = 64 * 1024;
@@ -75,7 +75,7 @@ struct Gateway {
     implicit_port: u16,
     ca_pem: Vec<u8>,
     ca_file: std::path::PathBuf,
-    stop: watch::Sender<bool>,
+    stop: smimp_gateway::listen::StopHandle,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -93,16 +93,13 @@ async fn start(submission: TestSubmission) -> Gateway {
         allow_plain_auth_on_loopback: false,
         ..SmtpConfig::default()
     };
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = smimp_gateway::listen::Shutdown::new();
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for mode in [TlsMode::StartTls, TlsMode::Implicit] {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         ports.push(listener.local_addr().unwrap().port());
-        let mut stopping = stopping.clone();
-        let shutdown = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
+        let shutdown = stopping.clone();
         servers.push(tokio::spawn(smtp::run(
             listener,
             Some(Arc::clone(&tls)),
@@ -150,7 +147,7 @@ impl Gateway {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
+        self.stop.stop();
         for server in self.servers {
             server.await.unwrap().unwrap();
         }

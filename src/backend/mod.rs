@@ -10,5 +10,6 @@ pub mod mailbox;
 pub mod outbound;
 pub mod progress;
 pub mod relay;
+pub mod relay_settings;
 pub mod submission;
 pub mod uid_index;

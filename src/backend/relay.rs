@@ -17,7 +17,7 @@ use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsPar
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::backend::outbound::DeliveryError;
-use crate::config::{RelaySection, RelayTls};
+use crate::backend::relay_settings::{RelaySection, RelayTls};
 use crate::smimp::address::normalise_domain;
 
 /// Why a configured relay cannot be set up. Names the domain's table.

@@ -262,12 +262,7 @@ const CONCURRENT_DELIVERIES: usize = 4;
 /// later pass (which would send the message twice). At shutdown no new delivery starts
 /// and the ones in flight finish, since one cut short after the server took the message
 /// would be sent again on the next start.
-pub async fn delivery_loop(
-    gateway: Arc<Gateway>,
-    tick: std::time::Duration,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
+pub async fn delivery_loop(gateway: Arc<Gateway>, tick: std::time::Duration, shutdown: crate::listen::Shutdown) {
     let by_address: HashMap<Address, Arc<Account>> =
         gateway.accounts.values().map(|a| (a.sender.address.clone(), a.clone())).collect();
     let mut running = tokio::task::JoinSet::new();
@@ -318,7 +313,7 @@ pub async fn delivery_loop(
             }
             () = gateway.queued.notified() => {}
             () = tokio::time::sleep(tick) => {}
-            () = &mut shutdown => {
+            () = shutdown.requested() => {
                 while running.join_next().await.is_some() {}
                 return;
             }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::config_file::ConfigError;
 use crate::config_file::{anchor, invalid, parse_toml, read_toml};
@@ -15,7 +15,7 @@ use crate::smimp::address::normalise_domain;
 use crate::smimp::message::MessageType;
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub server: ServerSection,
@@ -30,7 +30,7 @@ pub struct ServerConfig {
 }
 
 /// `[server]`: what is served, where.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// Address and port to listen on.
@@ -47,7 +47,7 @@ pub struct ServerSection {
 }
 
 /// `[tls]`: a real certificate, or a development CA.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
@@ -72,7 +72,7 @@ fn default_dev_ca_dir() -> PathBuf {
 }
 
 /// `[limits]`: abuse limits and lifetimes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     pub max_body_bytes: usize,
@@ -108,7 +108,7 @@ impl Default for LimitsSection {
 }
 
 /// `[pow]`: difficulty per message type; whitelisted senders always get 0.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PowSection {
     pub default_zero_bits: u32,
@@ -130,7 +130,7 @@ impl PowSection {
 }
 
 /// `[discovery]`: how this server finds other servers (remote users' keys).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoverySection {
     /// CA certificates to trust in addition to the public ones (private deployments).

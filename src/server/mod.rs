@@ -3,10 +3,10 @@
 //! store. Shares only the protocol core (`smimp`) and leaf utilities (`tls`,
 //! `discovery`) with the gateway.
 //!
-//! `run(listener, tls, app, shutdown)` serves until `shutdown` resolves; the caller
-//! binds the socket (port 0 in tests) and owns shutdown.
+//! `start(config, listener, shutdown)` serves until `shutdown`; the caller binds the
+//! socket (port 0 in tests) and owns shutdown. Connections go through the shared
+//! listener (`listen`).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ mod routes;
 pub mod state;
 pub mod store;
 
+use crate::listen::{tls_handshake, Limits, Shutdown, WhenFull};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::smimp::wire::{ErrorCode, VERSION};
@@ -96,80 +97,98 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves HTTPS on `listener` until `shutdown` resolves, then lets open requests
-/// finish (up to 10 seconds). Plain HTTP is never served: a connection that does
-/// not complete a TLS handshake is closed. At most `max_connections` are served at
-/// once; further clients wait in the listen backlog, so a flood of idle connections
-/// cannot exhaust the server's memory or file descriptors.
+/// A started server: its shared state (tests read its store and clock) and the task
+/// serving it.
+pub struct Running {
+    pub state: Arc<AppState>,
+    /// The CA clients must trust, when a development CA is in use.
+    pub dev_ca_file: Option<std::path::PathBuf>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the server has stopped (after its shutdown was requested).
+    pub async fn finished(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or_else(|err| Err(std::io::Error::other(err)))
+    }
+}
+
+/// Opens the store, then serves the API on `listener` and purges expired rows, both
+/// until `shutdown`. The caller binds the socket (port 0 in tests) and owns shutdown.
+pub async fn start(
+    config: config::ServerConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<Running, admin::AdminError> {
+    let prepared = admin::prepare(config).await?;
+    let state = prepared.state;
+    let max_connections = state.config.limits.max_connections;
+    let purge = tokio::spawn(purge_loop(Arc::clone(&state), shutdown.clone()));
+    let served = run(listener, prepared.tls, app(Arc::clone(&state)), max_connections, shutdown);
+    let task = tokio::spawn(async move {
+        let result = served.await;
+        let _ = purge.await;
+        result
+    });
+    Ok(Running { state, dev_ca_file: prepared.dev_ca_file, task })
+}
+
+/// Serves HTTPS on `listener` until `shutdown`, then lets open requests finish (up to
+/// 10 seconds). Plain HTTP is never served: a connection that does not complete a TLS
+/// handshake is closed. At most `max_connections` are served at once; further clients
+/// wait in the listen backlog, so a flood of idle connections cannot exhaust the
+/// server's memory or file descriptors.
 pub async fn run(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     max_connections: usize,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    tokio::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ClientIp(peer.ip()));
-                        app.clone().oneshot(request.map(axum::body::Body::new))
-                    });
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(stream), service);
-                    if let Err(err) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
-        tracing::warn!("open connections did not finish within 10 seconds");
-    }
+    let limits = Limits { name: "SMIMP server", max_connections, when_full: WhenFull::Wait, drain: GRACE };
+    let serve = |tcp, peer| serve_connection(acceptor.clone(), app.clone(), tcp, peer, shutdown.clone());
+    crate::listen::serve(listener, limits, shutdown.clone(), serve, |_, _| async {}).await;
     Ok(())
+}
+
+/// How long open requests may take to finish after shutdown, and a TLS handshake at most.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// One HTTPS connection: the TLS handshake, then HTTP/1.1 until the client is done or
+/// shutdown asks the connection to finish its request in flight and close.
+async fn serve_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    shutdown: Shutdown,
+) {
+    let Some(stream) = tls_handshake(&acceptor, tcp, GRACE).await else { return };
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ClientIp(peer.ip()));
+        app.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.requested() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
 }
 
 /// Deletes expired sessions, tokens and nonces, and forgets idle rate-limit keys,
 /// every minute until `shutdown`.
-pub async fn purge_loop(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+pub async fn purge_loop(state: Arc<AppState>, shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -181,7 +200,7 @@ pub async fn purge_loop(state: Arc<AppState>, shutdown: impl Future<Output = ()>
                 state.limits.message_key.retain_recent();
                 state.limits.send_message.retain_recent();
             }
-            () = &mut shutdown => return,
+            () = shutdown.requested() => return,
         }
     }
 }

@@ -20,7 +20,7 @@
 //! - [`run`]: the listener loop and graceful shutdown.
 //!
 //! Must not depend on anything else in the crate (client, server, store, keystore,
-//! backend): only std, tokio (with tokio-rustls), rustls, smtp-proto and tracing (and
+//! backend) but the leaf `listen`: only std, tokio (with tokio-rustls), rustls, smtp-proto and tracing (and
 //! thiserror's derive). Never logs message bodies, passwords or SASL responses.
 
 use std::future::Future;
@@ -30,9 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 use tracing::Instrument;
+
+use crate::listen::{tls_handshake, Limits, Shutdown, WhenFull};
 
 mod codec;
 mod data;
@@ -212,8 +212,8 @@ impl Default for SmtpConfig {
     }
 }
 
-/// Serves SMTP submission on `listener` until `shutdown` resolves. Then it stops
-/// accepting, tells idle connections `421`, lets open transactions finish for
+/// Serves SMTP submission on `listener` until `shutdown`. Then it stops accepting,
+/// tells idle connections `421`, lets open transactions finish for
 /// `config.shutdown_grace` (then `421`), and returns once every connection has ended.
 /// The caller binds the socket (port 0 in tests) and owns shutdown.
 pub async fn run<B: Submission>(
@@ -222,63 +222,39 @@ pub async fn run<B: Submission>(
     mode: TlsMode,
     submission: Arc<B>,
     config: SmtpConfig,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> io::Result<()> {
     if mode == TlsMode::Implicit && tls.is_none() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "implicit TLS needs a TLS configuration"));
     }
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let config = Arc::new(config);
-    let (stop, stopping) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let span = tracing::info_span!("smtp", %peer, ?mode);
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    connections.spawn(session::refuse_busy(tcp, mode, Arc::clone(&config)).instrument(span));
-                    continue;
-                };
-                let connection = Connection {
-                    peer,
-                    acceptor: acceptor.clone(),
-                    submission: Arc::clone(&submission),
-                    config: Arc::clone(&config),
-                    shutdown: stopping.clone(),
-                };
-                connections.spawn(
-                    async move {
-                        let _slot = slot;
-                        if let Err(err) = connection.serve(tcp, mode).await {
-                            tracing::debug!(error = %err, "connection ended with an error");
-                        }
-                    }
-                    .instrument(span),
-                );
+    let limits = Limits {
+        name: "SMTP",
+        max_connections: config.max_connections,
+        when_full: WhenFull::Refuse,
+        drain: config.shutdown_grace + config.tls_handshake_timeout,
+    };
+    let refusing = Arc::clone(&config);
+    let serve = |tcp, peer| {
+        let connection = Connection {
+            peer,
+            acceptor: acceptor.clone(),
+            submission: Arc::clone(&submission),
+            config: Arc::clone(&config),
+            shutdown: shutdown.clone(),
+        };
+        async move {
+            if let Err(err) = connection.serve(tcp, mode).await {
+                tracing::debug!(error = %err, "connection ended with an error");
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = &mut shutdown => break,
         }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    let wait = config.shutdown_grace + config.tls_handshake_timeout;
-    let drained = tokio::time::timeout(wait, async { while connections.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(open = connections.len(), "SMTP connections did not end in time; aborting them");
-        connections.abort_all();
-    }
+        .instrument(tracing::info_span!("smtp", %peer, ?mode))
+    };
+    let refuse = |tcp, peer: SocketAddr| {
+        session::refuse_busy(tcp, mode, Arc::clone(&refusing)).instrument(tracing::info_span!("smtp", %peer, ?mode))
+    };
+    crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
     Ok(())
 }
 
@@ -288,7 +264,7 @@ struct Connection<B: Submission> {
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     submission: Arc<B>,
     config: Arc<SmtpConfig>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl<B: Submission> Connection<B> {
@@ -296,16 +272,8 @@ impl<B: Submission> Connection<B> {
         let Connection { peer, acceptor, submission, config, shutdown } = self;
         match (mode, acceptor) {
             (TlsMode::Implicit, Some(acceptor)) => {
-                let stream = match tokio::time::timeout(config.tls_handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "TLS handshake failed");
-                        return Ok(());
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
-                        return Ok(());
-                    }
+                let Some(stream) = tls_handshake(&acceptor, tcp, config.tls_handshake_timeout).await else {
+                    return Ok(());
                 };
                 session::serve(stream, peer, true, None, submission, config, shutdown).await
             }

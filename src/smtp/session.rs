@@ -19,7 +19,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -28,6 +27,7 @@ use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
 use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
+use crate::listen::{tls_handshake, Shutdown};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
@@ -230,7 +230,7 @@ pub(crate) async fn serve<S, B>(
     starttls: Option<tokio_rustls::TlsAcceptor>,
     backend: Arc<B>,
     config: Arc<SmtpConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -255,12 +255,12 @@ where
         config,
     };
     tracing::debug!(tls, "connected");
-    if *shutdown.borrow() {
+    if shutdown.is_requested() {
         session.fail(&SmtpError::ShuttingDown);
         return session.flush(&mut io).await;
     }
     session.reply(Reply::bare(220, format!("{} ESMTP smimp-gateway ready", session.config.hostname)));
-    let flow = session.drive(&mut io, &mut shutdown).await?;
+    let flow = session.drive(&mut io, &shutdown).await?;
     let Some(acceptor) = starttls.filter(|_| flow == Flow::StartTls) else {
         let _ = io.shutdown().await;
         return Ok(());
@@ -269,20 +269,12 @@ where
     if dropped > 0 {
         tracing::warn!(dropped, "discarded plaintext sent after STARTTLS");
     }
-    let mut io = match tokio::time::timeout(session.config.tls_handshake_timeout, acceptor.accept(io)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) => {
-            tracing::debug!(error = %err, "STARTTLS handshake failed");
-            return Ok(());
-        }
-        Err(_) => {
-            tracing::debug!("STARTTLS handshake timed out");
-            return Ok(());
-        }
+    let Some(mut io) = tls_handshake(&acceptor, io, session.config.tls_handshake_timeout).await else {
+        return Ok(());
     };
     session.tls_started();
     tracing::debug!("TLS started");
-    session.drive(&mut io, &mut shutdown).await?;
+    session.drive(&mut io, &shutdown).await?;
     let _ = io.shutdown().await;
     Ok(())
 }
@@ -300,17 +292,10 @@ pub(crate) async fn refuse_busy(mut tcp: tokio::net::TcpStream, mode: TlsMode, c
     let _ = tcp.shutdown().await;
 }
 
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        // Nobody can ask for shutdown any more.
-        std::future::pending::<()>().await;
-    }
-}
-
 impl<B: Submission> Session<B> {
     /// Reads, decodes and answers until the flow is no longer `Continue`. Replies to a
     /// pipelined group are written together, before the next read.
-    async fn drive<S>(&mut self, io: &mut S, shutdown: &mut watch::Receiver<bool>) -> io::Result<Flow>
+    async fn drive<S>(&mut self, io: &mut S, shutdown: &Shutdown) -> io::Result<Flow>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -349,7 +334,7 @@ impl<B: Submission> Session<B> {
                         return Ok(Flow::Close);
                     }
                 },
-                () = shutdown_requested(shutdown), if draining.is_none() => {
+                () = shutdown.requested(), if draining.is_none() => {
                     if self.transaction_open() {
                         self.draining_until = Some(Instant::now() + self.config.shutdown_grace);
                     } else {

@@ -5,7 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+
+use crate::listen::{Shutdown, StopHandle};
 use tokio::task::JoinHandle;
 
 use super::*;
@@ -122,7 +124,7 @@ impl Client {
 struct Harness {
     client: Client,
     backend: Arc<TestBackend>,
-    stop: watch::Sender<bool>,
+    stop: StopHandle,
     server: JoinHandle<io::Result<()>>,
 }
 
@@ -136,7 +138,7 @@ fn config() -> SmtpConfig {
 async fn start_with(config: SmtpConfig, peer: &str, backend: TestBackend) -> Harness {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let backend = Arc::new(backend);
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = Shutdown::new();
     let server = tokio::spawn(serve(
         server,
         peer.parse().unwrap(),
@@ -492,7 +494,7 @@ async fn shutdown_closes_idle_sessions_and_lets_transactions_finish() {
     // Idle: 421 at once.
     let mut h = start().await;
     h.client.login().await;
-    h.stop.send(true).unwrap();
+    h.stop.stop();
     h.client.expect("421 4.3.2 localhost shutting down; try again later").await;
     h.client.expect_closed().await;
     h.server.await.unwrap().unwrap();
@@ -505,7 +507,7 @@ async fn shutdown_closes_idle_sessions_and_lets_transactions_finish() {
         h.client.reply().await;
     }
     h.client.send("first part\r\n").await;
-    h.stop.send(true).unwrap();
+    h.stop.stop();
     tokio::time::sleep(Duration::from_secs(5)).await;
     h.client.send("second part\r\n.\r\n").await;
     h.client.expect("250 2.0.0 message accepted for delivery").await;
@@ -519,7 +521,7 @@ async fn shutdown_closes_idle_sessions_and_lets_transactions_finish() {
     h.client.send("MAIL FROM:<alice@example.org>\r\n").await;
     h.client.reply().await;
     let started = tokio::time::Instant::now();
-    h.stop.send(true).unwrap();
+    h.stop.stop();
     h.client.expect("421 4.3.2 localhost shutting down; try again later").await;
     assert_eq!(started.elapsed(), Duration::from_secs(30));
     h.client.expect_closed().await;

@@ -91,7 +91,7 @@ impl Client {
 /// CA, after the greeting.
 pub async fn gateway_connect(running: &smimp_gateway::gateway::Running) -> Client {
     let ca = smimp_gateway::tls::client_config(std::slice::from_ref(&running.ca_file)).unwrap();
-    let tcp = tokio::net::TcpStream::connect(running.imap_tls.unwrap()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(running.addresses.imap_tls.unwrap()).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();

@@ -61,8 +61,8 @@ pub struct TestServer {
     pub ca_file: PathBuf,
     pub config: ServerConfig,
     pub state: Arc<AppState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stop: Option<smimp_gateway::listen::StopHandle>,
+    running: Option<smimp_gateway::server::Running>,
     _dir: TempDir,
 }
 
@@ -70,10 +70,10 @@ impl TestServer {
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            stop.stop();
         }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
+        if let Some(running) = self.running.take() {
+            running.finished().await.unwrap();
         }
     }
 }
@@ -150,15 +150,9 @@ async fn launch(planned: Planned, text: String) -> TestServer {
     let path = planned.dir.0.join("server.toml");
     std::fs::write(&path, text).unwrap();
     let config = ServerConfig::load(&path).unwrap();
-    let prepared = admin::prepare(config.clone()).await.unwrap();
-    let state = prepared.state.clone();
-    let app = smimp_gateway::server::app(prepared.state);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let max_connections = config.limits.max_connections;
-    let task =
-        tokio::spawn(smimp_gateway::server::run(planned.listener, prepared.tls, app, max_connections, async move {
-            let _ = stopped.await;
-        }));
+    let (stop, shutdown) = smimp_gateway::listen::Shutdown::new();
+    let running = smimp_gateway::server::start(config.clone(), planned.listener, shutdown).await.unwrap();
+    let state = running.state.clone();
     TestServer {
         base: format!("https://{}:{}", planned.domain, planned.addr.port()),
         domain: planned.domain,
@@ -167,7 +161,7 @@ async fn launch(planned: Planned, text: String) -> TestServer {
         config,
         state,
         stop: Some(stop),
-        task: Some(task),
+        running: Some(running),
         _dir: planned.dir,
     }
 }
@@ -390,18 +384,22 @@ pub fn write_gateway_config(dir: &TempDir, servers: &[&TestServer], extra: &str)
 
 /// Creates `local@domain` on `server` with the admin command and runs `init` for it
 /// with the gateway configuration at `config`, as a new user would.
-pub async fn init_on_gateway(config: &Path, server: &TestServer, local: &str) -> smimp_gateway::enroll::Initialised {
+pub async fn init_on_gateway(
+    config: &Path,
+    server: &TestServer,
+    local: &str,
+) -> smimp_gateway::gateway::enroll::Initialised {
     let email = format!("{local}@{}", server.domain);
     let (_, password) = admin::add_account(&server.config, &server.state.store, &email, 0).await.unwrap();
-    let ctx = smimp_gateway::enroll::Context::open(config).await.unwrap();
-    smimp_gateway::enroll::init(&ctx, &email, &password, now().unix()).await.unwrap()
+    let ctx = smimp_gateway::gateway::context::Context::open(config).await.unwrap();
+    smimp_gateway::gateway::enroll::init(&ctx, &email, &password, now().unix()).await.unwrap()
 }
 
 /// A mail client's SMTP transport to a running gateway: STARTTLS required, the
 /// certificate checked against the gateway's own CA, AUTH with `mechanism`.
 pub fn gateway_mailer(
     running: &smimp_gateway::gateway::Running,
-    login: &smimp_gateway::enroll::Initialised,
+    login: &smimp_gateway::gateway::enroll::Initialised,
     mechanism: lettre::transport::smtp::authentication::Mechanism,
 ) -> lettre::AsyncSmtpTransport<lettre::Tokio1Executor> {
     use lettre::transport::smtp::authentication::Credentials;
@@ -412,9 +410,40 @@ pub fn gateway_mailer(
         .build_rustls()
         .unwrap();
     lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("localhost")
-        .port(running.smtp.port())
+        .port(running.addresses.smtp.port())
         .tls(Tls::Required(tls))
         .credentials(Credentials::new(login.username.clone(), login.password.clone()))
         .authentication(vec![mechanism])
         .build()
+}
+
+/// A gateway started for a test on its configured ports, and the handle that stops it.
+pub struct TestGateway {
+    running: smimp_gateway::gateway::Running,
+    stop: smimp_gateway::listen::StopHandle,
+}
+
+impl std::ops::Deref for TestGateway {
+    type Target = smimp_gateway::gateway::Running;
+
+    fn deref(&self) -> &Self::Target {
+        &self.running
+    }
+}
+
+impl TestGateway {
+    /// Stops the gateway and waits until every part has ended.
+    pub async fn stop(self) {
+        self.stop.stop();
+        self.running.finished().await;
+    }
+}
+
+/// Starts the gateway of `config` as `smimp-gateway run` does.
+pub async fn start_gateway(config: &Path) -> TestGateway {
+    let ctx = smimp_gateway::gateway::context::Context::open(config).await.unwrap();
+    let listeners = smimp_gateway::gateway::Listeners::bind(&ctx).await.unwrap();
+    let (stop, shutdown) = smimp_gateway::listen::Shutdown::new();
+    let running = smimp_gateway::gateway::start(ctx, listeners, shutdown).await.unwrap();
+    TestGateway { running, stop }
 }

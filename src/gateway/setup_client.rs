@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, GatewayConfig};
 use crate::config_file::invalid;
+use crate::gateway::config::{ConfigError, GatewayConfig};
 use crate::smimp::address::Address;
 use crate::store::{GatewayStore, StoreError};
 
@@ -29,7 +29,7 @@ pub enum SetupError {
     UnknownAccount { address: String, served: String, config: PathBuf },
     /// Making or reading the gateway's local certificates failed.
     #[error(transparent)]
-    Certificates(#[from] crate::enroll::CommandError),
+    Certificates(#[from] crate::gateway::context::CommandError),
     #[error("the gateway's TLS certificate: {0}")]
     Tls(#[from] crate::tls::TlsError),
 }

@@ -7,15 +7,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::backend::relay_settings::RelaySection;
 pub use crate::config_file::ConfigError;
 use crate::config_file::{anchor, invalid, read_toml};
 use crate::keystore::{KdfParams, PassphraseConfig, PassphraseSource};
 use crate::smimp::address::normalise_domain;
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     pub gateway: GatewaySection,
@@ -34,71 +35,8 @@ pub struct GatewayConfig {
     pub relay: BTreeMap<String, RelaySection>,
 }
 
-/// `[relay."legacy.example"]`: a domain whose mail leaves SMIMP's protection and goes
-/// as plain email through this SMTP server (RFC 6409 submission), because its users have
-/// no SMIMP. Only ever configured on purpose: without the table, such recipients are
-/// refused at RCPT TO. TLS is mandatory and the certificate always verified.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelaySection {
-    /// The relay's host name, also the name its certificate must carry.
-    pub host: String,
-    /// Default: 587 with `tls = "starttls"`, 465 with `tls = "tls"`.
-    pub port: Option<u16>,
-    /// How TLS starts; there is no plaintext mode.
-    pub tls: RelayTls,
-    /// The CA that issued the relay's certificate (a private CA); when absent, the
-    /// public web PKI roots (webpki-roots).
-    pub ca_file: Option<PathBuf>,
-    /// AUTH user name at the relay; needs `password`.
-    pub username: Option<String>,
-    /// AUTH password at the relay; needs `username`.
-    pub password: Option<RelayPassword>,
-}
-
-impl RelaySection {
-    /// The port to connect to: the configured one, or the standard port of the TLS mode.
-    pub fn port(&self) -> u16 {
-        self.port.unwrap_or(match self.tls {
-            RelayTls::StartTls => 587,
-            RelayTls::Tls => 465,
-        })
-    }
-}
-
-/// How a relay connection is protected. Both verify the certificate; neither falls
-/// back to plaintext.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum RelayTls {
-    /// Plain TCP upgraded with STARTTLS (RFC 3207), required before anything is sent.
-    #[serde(rename = "starttls")]
-    StartTls,
-    /// TLS from the first byte (RFC 8314).
-    #[serde(rename = "tls")]
-    Tls,
-}
-
-/// A relay's AUTH password: kept out of Debug output so configuration dumps and logs
-/// never show it.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct RelayPassword(String);
-
-impl RelayPassword {
-    /// The password itself, for the AUTH exchange.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RelayPassword {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RelayPassword(<redacted>)")
-    }
-}
-
 /// `[imap]`: where mail clients read the decrypted, verified mailbox.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapSection {
     /// Plain port with STARTTLS.
@@ -125,7 +63,7 @@ impl Default for ImapSection {
 }
 
 /// `[smtp]`: where mail clients submit mail.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSection {
     /// Plain port with STARTTLS (AUTH is allowed without TLS only on loopback).
@@ -147,7 +85,7 @@ impl Default for SmtpSection {
 }
 
 /// `[gateway]`: where its state lives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySection {
     /// Directory of the gateway's database and keystores.
@@ -155,7 +93,7 @@ pub struct GatewaySection {
 }
 
 /// `[keystore]`: how keystores are unlocked and how hard the passphrase is stretched.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeystoreSection {
     /// The passphrase's first line is read from this file.
@@ -197,7 +135,7 @@ impl KeystoreSection {
 }
 
 /// `[keys]`: the supply of message keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeysSection {
     /// Unissued ephemeral keys the gateway keeps on the server.
@@ -221,7 +159,7 @@ impl Default for KeysSection {
 }
 
 /// `[discovery]`: private CAs and domain overrides (private deployments, tests).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoverySection {
     pub trusted_ca_files: Vec<PathBuf>,
@@ -339,6 +277,7 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::relay_settings::{RelayPassword, RelayTls};
     use crate::config_file::parse_toml;
 
     const MINIMAL: &str = "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_env = \"PASS\"\n";

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, GatewayConfig};
+use crate::gateway::config::{ConfigError, GatewayConfig};
 use crate::smimp::timestamp::Timestamp;
 use crate::store::{AccountRecord, DeliveryRecord, GatewayStore, ProgressRecord, StoreError, TrustEvent};
 

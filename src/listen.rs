@@ -1,0 +1,279 @@
+//! Leaf: the one listener every network front-end uses (SMTP submission, IMAP, the
+//! reference server), so connection caps, TLS handshakes, panics and shutdown behave
+//! the same everywhere and are written once.
+//!
+//! The caller binds the socket (port 0 in tests) and owns shutdown: it makes a
+//! [`Shutdown`] pair, hands the watching half to every part, and keeps the
+//! [`StopHandle`]. Dropping the handle counts as a request to stop, so a service whose
+//! owner is gone winds down instead of running unowned.
+//!
+//! Depends on nothing else in the crate: std, tokio, tokio-rustls and tracing only.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+/// The watching half of a shutdown request; cheap to clone, one per task.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// `None` for a service that is never asked to stop (tests, one-shot tools).
+    rx: Option<watch::Receiver<bool>>,
+}
+
+/// The owner's half: [`StopHandle::stop`] asks every holder of the paired
+/// [`Shutdown`] to stop; so does dropping it.
+#[derive(Debug)]
+pub struct StopHandle {
+    tx: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    /// A new request, not yet made, and the handle that makes it.
+    pub fn new() -> (StopHandle, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (StopHandle { tx }, Shutdown { rx: Some(rx) })
+    }
+
+    /// A shutdown that never comes.
+    pub fn never() -> Shutdown {
+        Shutdown { rx: None }
+    }
+
+    /// Whether stopping was asked for (or the handle is gone).
+    pub fn is_requested(&self) -> bool {
+        self.rx.as_ref().is_some_and(|rx| *rx.borrow() || rx.has_changed().is_err())
+    }
+
+    /// Resolves once stopping is asked for (or the handle is gone); never for
+    /// [`Shutdown::never`].
+    pub async fn requested(&self) {
+        let Some(rx) = &self.rx else { return std::future::pending().await };
+        let mut rx = rx.clone();
+        // An error means the handle is gone: nobody can keep the service running.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+impl StopHandle {
+    /// Asks every holder of the paired [`Shutdown`] to stop.
+    pub fn stop(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+/// What the listener does with a connection beyond the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Accept it and hand it to the refusal callback (a mail client is told to come
+    /// back later rather than left hanging).
+    Refuse,
+    /// Leave it in the kernel's listen backlog until a slot is free (a flood of idle
+    /// connections cannot exhaust memory or file descriptors).
+    Wait,
+}
+
+/// How a listener admits and drains connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The service's name in log lines ("SMTP", "IMAP", "SMIMP server").
+    pub name: &'static str,
+    /// Connections served at once.
+    pub max_connections: usize,
+    pub when_full: WhenFull,
+    /// After shutdown, how long open connections may take before they are aborted.
+    pub drain: Duration,
+}
+
+/// Serves connections on `listener` until `shutdown`: each accepted one is passed to
+/// `serve` (or, when full under [`WhenFull::Refuse`], to `refuse`) and runs as its own
+/// task holding a slot. Then it stops accepting, waits up to `limits.drain` for open
+/// connections and aborts the rest. A connection task that panics is logged and its
+/// slot freed; the listener carries on.
+pub async fn serve<S, SF, R, RF>(listener: TcpListener, limits: Limits, shutdown: Shutdown, mut serve: S, mut refuse: R)
+where
+    S: FnMut(TcpStream, SocketAddr) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+    R: FnMut(TcpStream, SocketAddr) -> RF,
+    RF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        let reserved = match limits.when_full {
+            WhenFull::Refuse => None,
+            WhenFull::Wait => tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => slot.ok(),
+                () = shutdown.requested() => break,
+            },
+        };
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Some((tcp, peer)) = accepted_or_pause(accepted).await else { continue };
+                let _ = tcp.set_nodelay(true);
+                match reserved.or_else(|| Arc::clone(&slots).try_acquire_owned().ok()) {
+                    Some(slot) => connections.spawn(holding(slot, serve(tcp, peer))),
+                    None => connections.spawn(refuse(tcp, peer)),
+                };
+            }
+            Some(joined) = connections.join_next(), if !connections.is_empty() => log_panic(limits.name, joined),
+            () = shutdown.requested() => break,
+        }
+    }
+    drop(listener);
+    drain(limits, connections).await;
+}
+
+/// A connection's future, holding its slot until it ends.
+async fn holding(slot: OwnedSemaphorePermit, connection: impl Future<Output = ()>) {
+    let _slot = slot;
+    connection.await;
+}
+
+/// An accepted connection, or `None` after a short pause when accepting failed (out of
+/// file descriptors, say): the pause keeps a failing accept from spinning the CPU.
+async fn accepted_or_pause(accepted: std::io::Result<(TcpStream, SocketAddr)>) -> Option<(TcpStream, SocketAddr)> {
+    match accepted {
+        Ok(pair) => Some(pair),
+        Err(err) => {
+            tracing::warn!(error = %err, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+fn log_panic(name: &str, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        if err.is_panic() {
+            tracing::error!(service = name, "a connection task panicked; its connection was dropped");
+        }
+    }
+}
+
+/// Waits up to `limits.drain` for open connections, then aborts what is left.
+async fn drain(limits: Limits, mut connections: JoinSet<()>) {
+    let drained = tokio::time::timeout(limits.drain, async {
+        while let Some(joined) = connections.join_next().await {
+            log_panic(limits.name, joined);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            service = limits.name,
+            open = connections.len(),
+            "connections did not end in time; aborting them"
+        );
+        connections.abort_all();
+    }
+}
+
+/// A TLS handshake that gives up after `timeout`; `None` (logged at debug level) when
+/// it failed or timed out, since a client that cannot finish a handshake is only closed.
+pub async fn tls_handshake<IO>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    io: IO,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(timeout, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn limits(max_connections: usize, when_full: WhenFull) -> Limits {
+        Limits { name: "test", max_connections, when_full, drain: Duration::from_secs(1) }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_handle_counts_as_a_request_and_never_never_comes() {
+        let (handle, shutdown) = Shutdown::new();
+        assert!(!shutdown.is_requested());
+        drop(handle);
+        assert!(shutdown.is_requested());
+        shutdown.requested().await;
+        let never = Shutdown::never();
+        assert!(!never.is_requested());
+        assert!(tokio::time::timeout(Duration::from_millis(20), never.requested()).await.is_err());
+    }
+
+    /// Serves a one-line greeting on one slot; a second client is refused while the
+    /// first holds it, and shutdown ends the loop with the open connection aborted.
+    #[tokio::test]
+    async fn connections_beyond_the_cap_are_refused_and_shutdown_ends_the_loop() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (handle, shutdown) = Shutdown::new();
+        let serving = tokio::spawn(serve(
+            listener,
+            limits(1, WhenFull::Refuse),
+            shutdown,
+            |mut tcp, _| async move {
+                let _ = tcp.write_all(b"hello\n").await;
+                let mut rest = Vec::new();
+                let _ = tcp.read_to_end(&mut rest).await;
+            },
+            |mut tcp, _| async move {
+                let _ = tcp.write_all(b"busy\n").await;
+            },
+        ));
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        let mut line = [0u8; 6];
+        first.read_exact(&mut line).await.expect("greeting");
+        assert_eq!(&line, b"hello\n");
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        let mut refused = Vec::new();
+        second.read_to_end(&mut refused).await.expect("refusal");
+        assert_eq!(refused, b"busy\n");
+        handle.stop();
+        tokio::time::timeout(Duration::from_secs(5), serving).await.expect("stops").expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_connection_frees_its_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (handle, shutdown) = Shutdown::new();
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&served);
+        let serving = tokio::spawn(serve(
+            listener,
+            limits(1, WhenFull::Wait),
+            shutdown,
+            move |_, _| {
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { assert!(n > 0, "the first connection's task panics on purpose") }
+            },
+            |_, _| async {},
+        ));
+        for _ in 0..2 {
+            let mut tcp = TcpStream::connect(addr).await.expect("connect");
+            let mut rest = Vec::new();
+            let _ = tcp.read_to_end(&mut rest).await;
+        }
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+        drop(handle);
+        tokio::time::timeout(Duration::from_secs(5), serving).await.expect("stops").expect("no panic");
+    }
+}
