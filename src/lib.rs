@@ -17,7 +17,6 @@ pub mod demo;
 pub mod discovery;
 pub mod gateway;
 pub mod imap;
-pub mod key_upkeep;
 pub mod keystore;
 pub mod listen;
 pub mod mime;

@@ -192,24 +192,9 @@ fn main() -> Result<()> {
             init_tracing_with(if json { "info" } else { "warn" });
             run_demo(dir, json, zero_bits)
         }
-        Command::SetupClient { config, account, thunderbird_autoconfig } => block_on(async move {
-            let settings = smimp_gateway::gateway::setup_client::settings(&config, account.as_deref()).await?;
-            for (index, account) in settings.iter().enumerate() {
-                if index > 0 {
-                    println!();
-                }
-                print!("{}", smimp_gateway::gateway::setup_client::instructions(account));
-            }
-            if let Some(out) = thunderbird_autoconfig {
-                let [account] = settings.as_slice() else {
-                    bail!("this gateway serves several accounts: choose one for the autoconfig file with --account ADDRESS");
-                };
-                std::fs::write(&out, smimp_gateway::gateway::setup_client::thunderbird_autoconfig(account))
-                    .with_context(|| format!("cannot write the autoconfig file {}", out.display()))?;
-                println!("\nwrote the Thunderbird autoconfig file for {} to {}", account.address, out.display());
-            }
-            Ok(())
-        }),
+        Command::SetupClient { config, account, thunderbird_autoconfig } => {
+            block_on(setup_client(config, account, thunderbird_autoconfig))
+        }
         Command::Status { config, recent } => block_on(async move {
             print!("{}", smimp_gateway::gateway::status::read(&config, recent).await?);
             Ok(())
@@ -220,69 +205,11 @@ fn main() -> Result<()> {
                     .with_context(|| format!("cannot read the one-time password from {}", file.display()))?,
                 None => prompt("One-time initialisation password (from the server's administrator): ")?,
             };
-            block_on(async move {
-                let ctx = GatewayContext::open(&config).await?;
-                let done = enroll::init(&ctx, &address, &password, unix_now()).await?;
-                println!("initialised {} (keystore {})", done.address.to_email(), done.keystore.display());
-                println!("mail client login for this gateway:");
-                println!("  username: {}", done.username);
-                println!("  password: {}", done.password);
-                println!("keep the password: it is stored only as a hash in the keystore");
-                Ok(())
-            })
+            block_on(init(config, address, password))
         }
-        Command::Run { config } => block_on(async move {
-            let shutdown = shutdown_signals()?;
-            let ctx = GatewayContext::open(&config).await?;
-            let listeners = smimp_gateway::gateway::Listeners::bind(&ctx).await?;
-            let (stop, stopping) = Shutdown::new();
-            let running = smimp_gateway::gateway::start(ctx, listeners, stopping).await?;
-            smimp_gateway::notify::ready();
-            let at = running.addresses;
-            println!("smimp-gateway is running for: {}", running.accounts.join(", "));
-            println!("  SMTP submission: {} (STARTTLS)", at.smtp);
-            if let Some(tls) = at.smtp_tls {
-                println!("  SMTP submission: {tls} (implicit TLS)");
-            }
-            println!("  IMAP: {} (STARTTLS)", at.imap);
-            if let Some(tls) = at.imap_tls {
-                println!("  IMAP: {tls} (implicit TLS)");
-            }
-            println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
-            println!("  its SHA-256 fingerprint: {}", running.ca_fingerprint);
-            shutdown.await;
-            smimp_gateway::notify::stopping();
-            tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
-            stop.stop();
-            running.finished().await;
-            Ok(())
-        }),
-        Command::ExportCa { config } => {
-            let loaded = smimp_gateway::gateway::config::GatewayConfig::load(&config)?;
-            let certs = smimp_gateway::gateway::local_certificates(&loaded)?;
-            let pem = std::fs::read_to_string(&certs.ca_file)
-                .with_context(|| format!("cannot read {}", certs.ca_file.display()))?;
-            eprintln!("SHA-256 fingerprint: {}", smimp_gateway::tls::sha256_fingerprint(&certs.ca_file)?);
-            print!("{pem}");
-            Ok(())
-        }
-        Command::Keys { action } => block_on(async move {
-            match action {
-                KeysAction::Rotate { account, master } => {
-                    let ctx = GatewayContext::open(&account.config).await?;
-                    let which = if master { enroll::Rotate::Master } else { enroll::Rotate::Nonephemeral };
-                    let key = enroll::rotate(&ctx, &account.address, which, unix_now()).await?;
-                    let what = if master { "master key" } else { "non-ephemeral key" };
-                    println!("new {what} of {}: {key}", account.address);
-                }
-                KeysAction::Replenish { account } => {
-                    let ctx = GatewayContext::open(&account.config).await?;
-                    let added = enroll::replenish(&ctx, &account.address, unix_now()).await?;
-                    println!("added {added} ephemeral keys for {}", account.address);
-                }
-            }
-            Ok(())
-        }),
+        Command::Run { config } => block_on(run(config)),
+        Command::ExportCa { config } => export_ca(&config),
+        Command::Keys { action } => block_on(keys(action)),
         Command::Profile { action: ProfileAction::Update { account, name, website, profiles } } => {
             block_on(async move {
                 let ctx = GatewayContext::open(&account.config).await?;
@@ -298,6 +225,93 @@ fn main() -> Result<()> {
             runtime.block_on(server(config, action))
         }
     }
+}
+
+async fn setup_client(config: PathBuf, account: Option<String>, autoconfig: Option<PathBuf>) -> Result<()> {
+    use smimp_gateway::gateway::setup_client::{instructions, settings, thunderbird_autoconfig};
+    let settings = settings(&config, account.as_deref()).await?;
+    for (index, account) in settings.iter().enumerate() {
+        if index > 0 {
+            println!();
+        }
+        print!("{}", instructions(account));
+    }
+    if let Some(out) = autoconfig {
+        let [account] = settings.as_slice() else {
+            bail!("this gateway serves several accounts: choose one for the autoconfig file with --account ADDRESS");
+        };
+        std::fs::write(&out, thunderbird_autoconfig(account))
+            .with_context(|| format!("cannot write the autoconfig file {}", out.display()))?;
+        println!("\nwrote the Thunderbird autoconfig file for {} to {}", account.address, out.display());
+    }
+    Ok(())
+}
+
+async fn init(config: PathBuf, address: String, password: String) -> Result<()> {
+    let ctx = GatewayContext::open(&config).await?;
+    let done = enroll::init(&ctx, &address, &password, unix_now()).await?;
+    println!("initialised {} (keystore {})", done.address.to_email(), done.keystore.display());
+    println!("mail client login for this gateway:");
+    println!("  username: {}", done.username);
+    println!("  password: {}", done.password);
+    println!("keep the password: it is stored only as a hash in the keystore");
+    Ok(())
+}
+
+/// `run`: the gateway on its configured ports until SIGTERM or SIGINT.
+async fn run(config: PathBuf) -> Result<()> {
+    let shutdown = shutdown_signals()?;
+    let ctx = GatewayContext::open(&config).await?;
+    let listeners = smimp_gateway::gateway::Listeners::bind(&ctx).await?;
+    let (stop, stopping) = Shutdown::new();
+    let running = smimp_gateway::gateway::start(ctx, listeners, stopping).await?;
+    smimp_gateway::notify::ready();
+    let at = running.addresses;
+    println!("smimp-gateway is running for: {}", running.accounts.join(", "));
+    println!("  SMTP submission: {} (STARTTLS)", at.smtp);
+    if let Some(tls) = at.smtp_tls {
+        println!("  SMTP submission: {tls} (implicit TLS)");
+    }
+    println!("  IMAP: {} (STARTTLS)", at.imap);
+    if let Some(tls) = at.imap_tls {
+        println!("  IMAP: {tls} (implicit TLS)");
+    }
+    println!("  TLS certificate authority to trust in the mail client: {}", running.ca_file.display());
+    println!("  its SHA-256 fingerprint: {}", running.ca_fingerprint);
+    shutdown.await;
+    smimp_gateway::notify::stopping();
+    tracing::info!("shutting down: open SMTP transactions finish, the queue is kept");
+    stop.stop();
+    running.finished().await;
+    Ok(())
+}
+
+fn export_ca(config: &std::path::Path) -> Result<()> {
+    let loaded = smimp_gateway::gateway::config::GatewayConfig::load(config)?;
+    let certs = smimp_gateway::gateway::local_certificates(&loaded)?;
+    let pem =
+        std::fs::read_to_string(&certs.ca_file).with_context(|| format!("cannot read {}", certs.ca_file.display()))?;
+    eprintln!("SHA-256 fingerprint: {}", smimp_gateway::tls::sha256_fingerprint(&certs.ca_file)?);
+    print!("{pem}");
+    Ok(())
+}
+
+async fn keys(action: KeysAction) -> Result<()> {
+    match action {
+        KeysAction::Rotate { account, master } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let which = if master { enroll::Rotate::Master } else { enroll::Rotate::Nonephemeral };
+            let key = enroll::rotate(&ctx, &account.address, which, unix_now()).await?;
+            let what = if master { "master key" } else { "non-ephemeral key" };
+            println!("new {what} of {}: {key}", account.address);
+        }
+        KeysAction::Replenish { account } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let added = enroll::replenish(&ctx, &account.address, unix_now()).await?;
+            println!("added {added} ephemeral keys for {}", account.address);
+        }
+    }
+    Ok(())
 }
 
 fn block_on(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {

@@ -115,7 +115,6 @@ const MAP: &[(&str, &[&str])] = &[
         "backend",
         &["client", "clock", "discovery", "imap", "keystore", "listen", "mime", "smimp", "smtp", "store", "tls"],
     ),
-    ("key_upkeep", &["backend", "client", "clock", "gateway", "listen", "smimp"]),
     ("server", &["config_file", "discovery", "listen", "smimp", "sqlite", "tls"]),
     (
         "gateway",

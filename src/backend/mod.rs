@@ -6,6 +6,7 @@
 pub mod hot_cache;
 pub mod imap_store;
 pub mod inbound;
+pub mod key_upkeep;
 pub mod mailbox;
 pub mod outbound;
 pub mod progress;

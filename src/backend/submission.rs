@@ -68,6 +68,11 @@ impl Account {
 
     /// Reads the keystore file again (for message keys another command added); keeps
     /// the one in memory when the file cannot be read.
+    /// The keystore's file and passphrase, when the account was opened from one.
+    pub fn keystore_file(&self) -> Option<(&std::path::Path, &Passphrase)> {
+        self.reopen.as_ref().map(|(path, passphrase)| (path.as_path(), passphrase))
+    }
+
     pub fn reload(&self) -> bool {
         let Some((path, passphrase)) = &self.reopen else { return false };
         match Keystore::load(path, passphrase) {

@@ -16,7 +16,7 @@ use crate::smimp::profile::{verify_history, ProfileError, ProfileFields, Profile
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{
     init_password_hash, AccountInitialized, EphemeralKeys, InitializeAccountRequest, KeyCount, ProfileLength, Route,
-    UserHistory, UserInfoKind,
+    UserHistory, UserInfoKind, UserPublicKey,
 };
 
 /// Why an account operation failed.
@@ -43,6 +43,20 @@ fn new_key(keystore: &mut Keystore, kind: KeyKind, now: i64) -> SignedMessageKey
     let signed = SignedMessageKey::sign(keystore.master(), keystore.address(), kind, secret.public());
     keystore.add_message_key(secret, kind, now);
     signed
+}
+
+/// An owner session on the account's server, signed with the master key the server
+/// publishes as current (the keystore also keeps earlier ones, and a rotation may have
+/// been interrupted after the server took the new key).
+pub async fn owner_session(
+    server: ServerClient,
+    address: &Address,
+    keystore: &Keystore,
+) -> Result<SessionClient, AccountError> {
+    let route = Route::GetUser { address: address.clone(), kind: UserInfoKind::PublicKey };
+    let current: UserPublicKey = server.call(&route, None, None::<&()>).await?;
+    let key = keystore.master_for(&current.public_key).ok_or(AccountError::NotOurKey)?;
+    Ok(SessionClient::new(server, address.clone(), std::sync::Arc::new(MasterKey::from_seed(&key.seed()))))
 }
 
 /// A new keystore's initialisation: the first record, a non-ephemeral key and

@@ -9,8 +9,8 @@ use super::state::{State, StoredLogin};
 use super::{io, random_text, DemoError, DOMAIN, USERS};
 use crate::clock::unix_now;
 use crate::gateway::context::{CommandError, Context};
-use crate::gateway::enroll::{Initialised, KeystoreLock};
-use crate::keystore::Keystore;
+use crate::gateway::enroll::Initialised;
+use crate::keystore::{Keystore, KeystoreLock};
 use crate::server::admin::{self, AdminError};
 use crate::server::config::ServerConfig;
 use crate::smimp::address::Address;
@@ -72,7 +72,7 @@ async fn create_account(
 
 /// Gives an account a new mail client password (its keystore keeps only the hash).
 fn reset_local_password(ctx: &Context, keystore_path: &Path, password: &str) -> Result<(), DemoError> {
-    let _lock = KeystoreLock::take(keystore_path)?;
+    let _lock = KeystoreLock::take(keystore_path).map_err(CommandError::from)?;
     let mut keystore = Keystore::load(keystore_path, &ctx.passphrase).map_err(CommandError::from)?;
     keystore.set_local_password(password).map_err(CommandError::from)?;
     keystore.save(keystore_path, &ctx.passphrase, ctx.config.keystore.kdf()).map_err(CommandError::from)?;

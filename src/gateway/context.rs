@@ -47,8 +47,6 @@ pub enum CommandError {
     Account(AccountError),
     #[error("the answer to initialising {address} was lost ({reason}). The server may have accepted it, so the keystore {keystore} is kept; ask the server's administrator whether {address} is initialised (`server list-accounts`) before trying again")]
     Interrupted { address: String, keystore: String, reason: String },
-    #[error("another smimp-gateway command is changing {keystore}; wait for it to finish")]
-    Busy { keystore: String },
     #[error("{config}: {reason}")]
     Relay { reason: String, config: String },
 }

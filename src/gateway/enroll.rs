@@ -2,19 +2,19 @@
 //! `keys rotate`, `keys replenish` and `profile update`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rand_core::{OsRng, RngCore};
 
+use crate::backend::key_upkeep::{self, KeySupply, UpkeepError};
 use crate::client::account::{self, AccountError};
 use crate::client::SessionClient;
 use crate::clock::unix_now;
 use crate::gateway::context::{CommandError, Context};
-use crate::keystore::{Keystore, KeystoreError};
+use crate::keystore::{Keystore, KeystoreError, KeystoreLock};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{MasterKey, SecretBoxKey};
 use crate::smimp::profile::ProfileFields;
-use crate::smimp::wire::{ErrorCode, Route, UserInfoKind, UserPublicKey};
+use crate::smimp::wire::ErrorCode;
 use crate::store::AccountRecord;
 
 impl Context {
@@ -23,49 +23,35 @@ impl Context {
         move |keystore: &Keystore| keystore.save(&path, &self.passphrase, self.config.keystore.kdf())
     }
 
-    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore, KeystoreLock), CommandError> {
-        let address = parse_address(text)?;
+    /// The keystore file of an account registered on this gateway.
+    async fn keystore_of(&self, address: &Address) -> Result<PathBuf, CommandError> {
         let accounts = self.store.accounts().await?;
-        let record = accounts.iter().find(|a| a.address == address).ok_or_else(|| CommandError::NotHere {
+        let record = accounts.iter().find(|a| &a.address == address).ok_or_else(|| CommandError::NotHere {
             address: address.to_email(),
             config: self.config_path.display().to_string(),
         })?;
-        let path = PathBuf::from(&record.keystore_path);
+        Ok(PathBuf::from(&record.keystore_path))
+    }
+
+    /// The `[keys]` and `[keystore]` settings the key supply is kept with.
+    pub fn key_supply(&self) -> KeySupply {
+        let keys = &self.config.keys;
+        KeySupply {
+            ephemeral_target: keys.ephemeral_target,
+            check_every: keys.replenish_every,
+            retain_discarded: keys.retain_discarded,
+            kdf: self.config.keystore.kdf(),
+        }
+    }
+
+    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore, KeystoreLock), CommandError> {
+        let address = parse_address(text)?;
+        let path = self.keystore_of(&address).await?;
         let lock = KeystoreLock::take(&path)?;
         let mut keystore = Keystore::load(&path, &self.passphrase)?;
         // Secrets of keys discarded longer ago than keys.retain_discarded go at the next save.
         keystore.prune(unix_now(), self.config.keys.retain_discarded.as_secs());
         Ok((address, path, keystore, lock))
-    }
-}
-
-/// Held while a command changes a keystore, so two commands never interleave their
-/// load → change → save → upload (which could publish a key whose secret was lost).
-pub struct KeystoreLock {
-    // The lock lasts as long as the open file.
-    _file: std::fs::File,
-}
-
-impl KeystoreLock {
-    /// Takes the lock of `keystore`, or says another command holds it.
-    pub fn take(keystore: &Path) -> Result<Self, CommandError> {
-        let path = keystore.with_extension("lock");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io {
-                action: "create",
-                path: dir.into(),
-                source,
-            })?;
-        }
-        let file = std::fs::File::create(&path).map_err(|source| KeystoreError::Io {
-            action: "create",
-            path: path.clone(),
-            source,
-        })?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(_) => Err(CommandError::Busy { keystore: keystore.display().to_string() }),
-        }
     }
 }
 
@@ -162,12 +148,10 @@ pub enum Rotate {
 /// keys the server currently names (an interrupted rotation leaves the older one there).
 async fn owner(ctx: &Context, address: &Address, keystore: &Keystore) -> Result<SessionClient, CommandError> {
     let server = ctx.server(address.domain()).await?;
-    let current: UserPublicKey = server
-        .call(&Route::GetUser { address: address.clone(), kind: UserInfoKind::PublicKey }, None, None::<&()>)
-        .await
-        .map_err(|e| ctx.explain(address.domain(), e))?;
-    let key = keystore.master_for(&current.public_key).ok_or(CommandError::Account(AccountError::NotOurKey))?;
-    Ok(SessionClient::new(server, address.clone(), Arc::new(MasterKey::from_seed(&key.seed()))))
+    account::owner_session(server, address, keystore).await.map_err(|err| match err {
+        AccountError::Client(e) => ctx.explain(address.domain(), e),
+        other => CommandError::Account(other),
+    })
 }
 
 /// `keys rotate`: returns the new public key (hex).
@@ -212,17 +196,12 @@ pub async fn update_profile(
 
 /// Tops up the server's ephemeral keys to the configured target: the number added.
 pub async fn replenish(ctx: &Context, address_text: &str, now: i64) -> Result<usize, CommandError> {
-    let (address, path, mut keystore, _lock) = ctx.open_account(address_text).await?;
-    let owner = owner(ctx, &address, &keystore).await?;
-    let added = account::replenish_ephemeral_keys(
-        &owner,
-        &mut keystore,
-        ctx.config.keys.ephemeral_target,
-        now,
-        ctx.save(&path),
-    )
-    .await
-    .map_err(CommandError::Account)?;
-    let _ = owner.logout().await;
-    Ok(added)
+    let address = parse_address(address_text)?;
+    let path = ctx.keystore_of(&address).await?;
+    key_upkeep::replenish(&ctx.discovery, &path, &ctx.passphrase, &ctx.key_supply(), now).await.map_err(|err| match err
+    {
+        UpkeepError::Account(AccountError::Client(e)) => ctx.explain(address.domain(), e),
+        UpkeepError::Account(e) => CommandError::Account(e),
+        UpkeepError::Keystore(e) => CommandError::Keystore(e),
+    })
 }

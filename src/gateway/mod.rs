@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::backend::key_upkeep::key_upkeep_loop;
 use crate::backend::mailbox::Mailboxes;
 use crate::backend::outbound::RetryPolicy;
 use crate::backend::relay::Relays;
@@ -178,7 +179,8 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
     }
     let upkept: Vec<Arc<Account>> = gateway.accounts.values().cloned().collect();
     tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), shutdown.clone())));
-    tasks.push(tokio::spawn(crate::key_upkeep::key_upkeep_loop(Arc::new(ctx), upkept, shutdown)));
+    let supply = ctx.key_supply();
+    tasks.push(tokio::spawn(key_upkeep_loop(ctx.discovery.clone(), upkept, supply, shutdown)));
     Ok(Running { addresses, ca_file: certs.ca_file, ca_fingerprint, accounts: account_names, tasks })
 }
 

@@ -54,6 +54,10 @@ pub enum KeystoreError {
     #[error("keystore KDF parameters refused: {reason}")]
     KdfParams { reason: String },
 
+    /// Another command (or the running gateway) holds the keystore's lock.
+    #[error("another smimp-gateway command is changing {keystore}; wait for it to finish")]
+    Busy { keystore: PathBuf },
+
     /// The local SMTP/IMAP password could not be hashed.
     #[error("cannot hash the local password: {reason}")]
     LocalPassword { reason: String },

@@ -20,10 +20,12 @@
 
 mod error;
 mod file;
+mod lock;
 mod passphrase;
 
 pub use error::KeystoreError;
 pub use file::{KdfParams, FORMAT_NAME, FORMAT_VERSION};
+pub use lock::KeystoreLock;
 pub use passphrase::{Passphrase, PassphraseConfig, PassphraseSource};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
