@@ -72,10 +72,10 @@ pub trait MailStore: Send + Sync + 'static {
 
     fn delete_mailbox(&self, account: &Self::Account, name: &str) -> impl Future<Output = Result<(), No>> + Send;
 
-    /// Renames `from` to `to`. The front-end refuses a rename onto INBOX itself; a
-    /// rename of INBOX reaches the backend, and the gateway's backend refuses it (NO
-    /// [CANNOT]: the client moves the messages instead) rather than take RFC 3501
-    /// §6.3.5's option of moving INBOX's messages to `to`.
+    /// Renames `from` to `to`. A rename onto INBOX is refused by the front-end; a
+    /// rename of INBOX itself reaches the backend, and the gateway's backend refuses
+    /// it with `NO [CANNOT]` (the client moves the messages instead) rather than take
+    /// RFC 3501 §6.3.5's option of moving INBOX's messages to `to`.
     fn rename_mailbox(
         &self,
         account: &Self::Account,
