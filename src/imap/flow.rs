@@ -106,6 +106,7 @@ impl<A> State<A> {
         }
     }
 
+    #[cfg(test)]
     pub fn view(&self) -> Option<&View> {
         match self {
             State::Selected { view, .. } => Some(view),
@@ -113,9 +114,10 @@ impl<A> State<A> {
         }
     }
 
-    pub fn view_mut(&mut self) -> Option<&mut View> {
+    /// The account, user name and the selected mailbox's view once selected.
+    pub fn selected_mut(&mut self) -> Option<(&A, &str, &mut View)> {
         match self {
-            State::Selected { view, .. } => Some(view),
+            State::Selected { account, user, view } => Some((account, user.as_str(), view)),
             _ => None,
         }
     }

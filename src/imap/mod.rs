@@ -15,9 +15,13 @@
 //! - `view` (pure): the selected mailbox as one session sees it; sequence sets;
 //!   snapshot diffs as EXPUNGE/EXISTS/RECENT/FETCH updates.
 //! - `flow` (pure): the session states and the one place transitions are applied.
-//! - `session`: framing (imap-codec's fragmentizer and decoders), literals, timeouts,
-//!   STARTTLS, AUTHENTICATE, IDLE, the command handlers and the one function that maps
-//!   errors to responses.
+//! - `response` (pure): `ImapError`, the one function that maps errors to responses,
+//!   and the untagged lines commands answer with (SELECT's, STATUS, SEARCH, updates).
+//! - `connection`: one connection's I/O loop: framing (imap-codec's fragmentizer and
+//!   decoders), literals, timeouts, STARTTLS, refusing a connection over the cap.
+//! - `command`: the state gate and the handlers, grouped by the state they are valid
+//!   in (`any`, `auth`, `mailbox` for authenticated, `selected`, `idle`), each given
+//!   the context its state guarantees.
 //! - [`run`]: the listener loop, connection cap and graceful shutdown.
 //!
 //! imap-codec (2.0.0-alpha.10, the version imap-next 0.3 is built on, pinned exactly)
@@ -31,7 +35,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,11 +43,13 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+mod command;
+mod connection;
 mod fetch;
 mod flow;
 mod list;
+mod response;
 mod search;
-mod session;
 mod structure;
 mod view;
 mod wire;
@@ -67,8 +72,10 @@ pub trait MailStore: Send + Sync + 'static {
 
     fn delete_mailbox(&self, account: &Self::Account, name: &str) -> impl Future<Output = Result<(), No>> + Send;
 
-    /// Renames `from` to `to`. Renaming INBOX moves its messages to `to` and leaves
-    /// INBOX empty (RFC 3501 §6.3.5).
+    /// Renames `from` to `to`. A rename onto INBOX is refused by the front-end; a
+    /// rename of INBOX itself reaches the backend, and the gateway's backend refuses
+    /// it with `NO [CANNOT]` (the client moves the messages instead) rather than take
+    /// RFC 3501 §6.3.5's option of moving INBOX's messages to `to`.
     fn rename_mailbox(
         &self,
         account: &Self::Account,
@@ -385,10 +392,10 @@ pub async fn run<S: MailStore>(
                 let _ = tcp.set_nodelay(true);
                 let span = tracing::info_span!("imap", %peer, ?mode);
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    connections.spawn(session::refuse_busy(tcp, mode, Arc::clone(&config)).instrument(span));
+                    connections.spawn(connection::refuse_busy(tcp, mode, Arc::clone(&config)).instrument(span));
                     continue;
                 };
-                let connection = Connection {
+                let connection = connection::Connection {
                     peer,
                     acceptor: acceptor.clone(),
                     store: Arc::clone(&store),
@@ -425,41 +432,6 @@ pub async fn run<S: MailStore>(
         connections.abort_all();
     }
     Ok(())
-}
-
-/// One accepted connection and what serving it needs.
-struct Connection<S: MailStore> {
-    peer: SocketAddr,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    store: Arc<S>,
-    config: Arc<ImapConfig>,
-    recent: Arc<view::RecentClaims>,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl<S: MailStore> Connection<S> {
-    async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode) -> io::Result<()> {
-        let Connection { peer, acceptor, store, config, recent, shutdown } = self;
-        let shared = session::Shared { store, config: Arc::clone(&config), recent };
-        match (mode, acceptor) {
-            (TlsMode::Implicit, Some(acceptor)) => {
-                let stream = match tokio::time::timeout(config.tls_handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "TLS handshake failed");
-                        return Ok(());
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
-                        return Ok(());
-                    }
-                };
-                session::serve(stream, peer, true, None, shared, shutdown).await
-            }
-            (TlsMode::Implicit, None) => Ok(()),
-            (TlsMode::StartTls, acceptor) => session::serve(tcp, peer, false, acceptor, shared, shutdown).await,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,261 @@
+//! Commands valid with a mailbox selected (RFC 3501 §6.4, with RFC 4315 UID EXPUNGE
+//! and COPYUID, RFC 6851 MOVE, RFC 3691 UNSELECT): reading, searching, flagging,
+//! copying and removing messages of the selected mailbox. The handlers work on the
+//! session's view of it, so sequence numbers are those the client was told; an
+//! EXAMINEd mailbox refuses every change.
+
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::flag::{Flag as WireFlag, StoreResponse, StoreType};
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
+use tokio::io::AsyncWrite;
+
+use super::{convert_flags, mailbox_name, Outcome, Selected};
+use crate::imap::connection::flush;
+use crate::imap::flow::Transition;
+use crate::imap::response::{self, ImapError};
+use crate::imap::view::View;
+use crate::imap::wire::uid_set;
+use crate::imap::{fetch as fetching, search as searching, Flag, FlagOp, MailStore};
+
+/// Output is written out once it grows past this (long FETCH responses).
+const FLUSH_AT: usize = 256 * 1024;
+
+type Done<S> = Result<Outcome<<S as MailStore>::Account>, ImapError>;
+
+/// The commands of the selected state; `io` is where a long FETCH writes as it goes.
+pub(super) async fn handle<IO, S>(cx: Selected<'_, S>, io: &mut IO, body: CommandBody<'static>) -> Done<S>
+where
+    IO: AsyncWrite + Unpin,
+    S: MailStore,
+{
+    type C<'a> = CommandBody<'a>;
+    match body {
+        C::Check => Ok(Outcome::ok("CHECK completed")),
+        C::Close => Ok(close(cx).await),
+        C::Unselect => Ok(Outcome::ok("UNSELECT completed").with(Transition::Unselect)),
+        C::Expunge => expunge(cx, None).await,
+        C::ExpungeUid { sequence_set } => expunge(cx, Some(&sequence_set)).await,
+        C::Search { charset, criteria, uid } => {
+            let key = search_key(charset, criteria.into_inner())?;
+            Ok(search(cx, &key, uid).await)
+        }
+        C::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
+            let items = fetching::items(&macro_or_item_names, uid);
+            fetch(cx, io, &sequence_set, &items, uid).await
+        }
+        C::Store { sequence_set, kind, response, flags, uid, .. } => {
+            let op = match kind {
+                StoreType::Add => FlagOp::Add,
+                StoreType::Remove => FlagOp::Remove,
+                StoreType::Replace => FlagOp::Replace,
+            };
+            store(cx, &sequence_set, op, &flags, response == StoreResponse::Silent, uid).await
+        }
+        C::Copy { sequence_set, mailbox, uid } => copy(cx, &sequence_set, mailbox_name(&mailbox), uid, false).await,
+        C::Move { sequence_set, mailbox, uid } => copy(cx, &sequence_set, mailbox_name(&mailbox), uid, true).await,
+        other => Err(ImapError::Unsupported(other.name())),
+    }
+}
+
+/// The view, when it may be changed (SELECTed, not EXAMINEd).
+fn writable(view: &View) -> Result<&View, ImapError> {
+    if view.read_only {
+        return Err(ImapError::ReadOnly);
+    }
+    Ok(view)
+}
+
+/// Records flags the backend reports as changed in the view.
+fn apply_flags(view: &mut View, changed: &[(u32, Vec<Flag>)]) {
+    for (uid, flags) in changed {
+        if let Some(index) = view.index_of(*uid) {
+            view.messages[index].flags = flags.clone();
+        }
+    }
+}
+
+/// CLOSE expunges silently (RFC 3501 §6.4.2), unless the mailbox was EXAMINEd.
+async fn close<S: MailStore>(cx: Selected<'_, S>) -> Outcome<S::Account> {
+    if !cx.view.read_only {
+        if let Err(no) = cx.shared.store.expunge(cx.account, &cx.view.mailbox, None).await {
+            tracing::debug!(refusal = %no, "expunge on CLOSE failed");
+        }
+    }
+    Outcome::ok("CLOSE completed").with(Transition::Unselect)
+}
+
+async fn expunge<S: MailStore>(cx: Selected<'_, S>, set: Option<&SequenceSet>) -> Done<S> {
+    let view = writable(cx.view)?;
+    let uids: Option<Vec<u32>> = match set {
+        Some(set) => Some(view.resolve(set, true)?.into_iter().map(|i| view.messages[i].uid).collect()),
+        None => None,
+    };
+    let removed = cx.shared.store.expunge(cx.account, &view.mailbox, uids.as_deref()).await?;
+    let updates = cx.view.remove(&removed);
+    response::updates(cx.out, &updates);
+    Ok(Outcome::ok("EXPUNGE completed"))
+}
+
+/// The SEARCH criteria as one key, once the charset is known to be one we read.
+fn search_key(
+    charset: Option<Charset<'_>>,
+    mut keys: Vec<SearchKey<'static>>,
+) -> Result<SearchKey<'static>, ImapError> {
+    let charset = charset.map(|c| c.as_ref().to_ascii_uppercase());
+    if charset.as_deref().is_some_and(|c| c != "UTF-8" && c != "US-ASCII") {
+        return Err(ImapError::BadCharset);
+    }
+    if keys.len() == 1 {
+        return Ok(keys.remove(0));
+    }
+    Ok(match Vec1::try_from(keys) {
+        Ok(keys) => SearchKey::And(keys),
+        Err(_) => SearchKey::All,
+    })
+}
+
+async fn search<S: MailStore>(cx: Selected<'_, S>, key: &SearchKey<'_>, uid: bool) -> Outcome<S::Account> {
+    let view = &*cx.view;
+    let need = searching::needs_content(key);
+    let mut found = Vec::new();
+    let (largest_seq, largest_uid) = (view.exists(), view.highest_uid());
+    for (index, known) in view.messages.iter().enumerate() {
+        let content = if need {
+            match cx.shared.store.message(cx.account, &view.mailbox, known.uid).await {
+                Ok(bytes) => Some(searching::Content::new(&bytes)),
+                Err(_) => continue,
+            }
+        } else {
+            None
+        };
+        let seq = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let candidate = searching::Candidate { seq, known, content: content.as_ref(), largest_seq, largest_uid };
+        if searching::matches(key, &candidate) {
+            found.push(if uid { known.uid } else { seq });
+        }
+    }
+    response::search(cx.out, &found);
+    Outcome::ok(if uid { "UID SEARCH completed" } else { "SEARCH completed" })
+}
+
+/// FETCH: a body fetch without PEEK sets \Seen first, so FLAGS shows it; messages the
+/// backend no longer has are left out and reported after the others.
+async fn fetch<IO, S>(
+    cx: Selected<'_, S>,
+    io: &mut IO,
+    set: &SequenceSet,
+    items: &[fetching::Item],
+    uid: bool,
+) -> Done<S>
+where
+    IO: AsyncWrite + Unpin,
+    S: MailStore,
+{
+    let done = Outcome::ok(if uid { "UID FETCH completed" } else { "FETCH completed" });
+    let indices = cx.view.resolve(set, uid)?;
+    if fetching::sets_seen(items) && !cx.view.read_only {
+        let unseen: Vec<u32> = indices
+            .iter()
+            .map(|&i| &cx.view.messages[i])
+            .filter(|m| !m.flags.contains(&Flag::Seen))
+            .map(|m| m.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let changed =
+                cx.shared.store.store_flags(cx.account, &cx.view.mailbox, &unseen, FlagOp::Add, &[Flag::Seen]).await?;
+            apply_flags(cx.view, &changed);
+        }
+    }
+    let need = fetching::needs_content(items);
+    let mut missing = false;
+    for index in indices {
+        let Some(known) = cx.view.messages.get(index) else { continue };
+        let content = if need {
+            match cx.shared.store.message(cx.account, &cx.view.mailbox, known.uid).await {
+                Ok(bytes) => Some(bytes),
+                Err(no) => {
+                    tracing::debug!(uid = known.uid, refusal = %no, "message could not be fetched");
+                    missing = true;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let seq = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        fetching::render(cx.out, seq, known, content.as_deref(), items);
+        if cx.out.len() >= FLUSH_AT {
+            flush(io, cx.out).await?;
+        }
+    }
+    if missing {
+        return Err(ImapError::MessagesMissing);
+    }
+    Ok(done)
+}
+
+async fn store<S: MailStore>(
+    cx: Selected<'_, S>,
+    set: &SequenceSet,
+    op: FlagOp,
+    flags: &[WireFlag<'_>],
+    silent: bool,
+    uid: bool,
+) -> Done<S> {
+    let flags = convert_flags(flags)?;
+    let view = writable(cx.view)?;
+    let indices = view.resolve(set, uid)?;
+    let uids: Vec<u32> = indices.iter().map(|&i| view.messages[i].uid).collect();
+    if !uids.is_empty() {
+        let changed = cx.shared.store.store_flags(cx.account, &view.mailbox, &uids, op, &flags).await?;
+        apply_flags(cx.view, &changed);
+    }
+    if !silent {
+        for index in indices {
+            let Some(m) = cx.view.messages.get(index) else { continue };
+            response::fetch_flags(cx.out, index + 1, uid.then_some(m.uid), &m.flags, m.recent);
+        }
+    }
+    Ok(Outcome::ok(if uid { "UID STORE completed" } else { "STORE completed" }))
+}
+
+/// COPY, or MOVE when `remove`: COPYUID in the tagged OK, or for MOVE in an untagged
+/// OK before the EXPUNGEs (RFC 6851 §4.3).
+async fn copy<S: MailStore>(
+    cx: Selected<'_, S>,
+    set: &SequenceSet,
+    target: String,
+    uid: bool,
+    remove: bool,
+) -> Done<S> {
+    let view = if remove { writable(cx.view)? } else { &*cx.view };
+    let uids: Vec<u32> = view.resolve(set, uid)?.into_iter().map(|i| view.messages[i].uid).collect();
+    let what = match (uid, remove) {
+        (false, false) => "COPY",
+        (true, false) => "UID COPY",
+        (false, true) => "MOVE",
+        (true, true) => "UID MOVE",
+    };
+    if uids.is_empty() {
+        return Ok(Outcome::ok(format!("{what} completed (no messages)")));
+    }
+    let copied = cx.shared.store.copy(cx.account, &view.mailbox, &uids, &target, remove).await?;
+    let sources: Vec<u32> = copied.uids.iter().map(|p| p.0).collect();
+    let targets: Vec<u32> = copied.uids.iter().map(|p| p.1).collect();
+    let code = if copied.uids.is_empty() {
+        String::new()
+    } else {
+        format!("[COPYUID {} {} {}] ", copied.uid_validity, uid_set(&sources), uid_set(&targets))
+    };
+    if !remove {
+        return Ok(Outcome::ok(format!("{code}{what} completed")));
+    }
+    if !code.is_empty() {
+        cx.out.extend_from_slice(format!("* OK {code}moved\r\n").as_bytes());
+    }
+    let updates = cx.view.remove(&uids);
+    response::updates(cx.out, &updates);
+    Ok(Outcome::ok(format!("{what} completed")))
+}
