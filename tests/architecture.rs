@@ -110,6 +110,7 @@ const MAP: &[(&str, &[&str])] = &[
     ("keystore", &["smimp"]),
     ("store", &["smimp", "sqlite"]),
     ("smtp", &["listen"]),
+    ("imap", &["listen"]),
     ("client", &["discovery", "keystore", "smimp", "store"]),
     (
         "backend",
@@ -156,7 +157,7 @@ fn the_map_covers_every_part_of_the_crate() {
     for entry in std::fs::read_dir(&root).expect("src/") {
         let path = entry.expect("directory entry").path();
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        if !["demo", "main", "lib", "imap"].contains(&name.as_str()) && !MAP.iter().any(|(part, _)| *part == name) {
+        if !["demo", "main", "lib"].contains(&name.as_str()) && !MAP.iter().any(|(part, _)| *part == name) {
             unmapped.push(name);
         }
     }
@@ -167,7 +168,7 @@ fn the_map_covers_every_part_of_the_crate() {
 /// `MailStore` trait from outside) and uses only the crates its module doc names.
 #[test]
 fn the_imap_front_end_stands_alone() {
-    let violations = check_reach("imap", &["imap"]);
+    let violations = check_reach("imap", &["imap", "listen"]);
     assert!(violations.is_empty(), "dependency rule broken:\n{}", violations.join("\n"));
     const CRATES: &[&str] = &[
         "std",

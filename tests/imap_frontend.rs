@@ -14,7 +14,7 @@ use smimp_gateway::imap::{
 };
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 #[path = "common/imap_client.rs"]
@@ -256,7 +256,7 @@ struct Gateway {
     implicit_port: u16,
     starttls_port: u16,
     client_tls: Arc<rustls::ClientConfig>,
-    stop: watch::Sender<bool>,
+    stop: smimp_gateway::listen::StopHandle,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -276,16 +276,13 @@ async fn start_with(config: ImapConfig) -> Gateway {
     let store = Arc::new(MemStore::new());
     let config =
         ImapConfig { max_literal_size: LITERAL_LIMIT, auth_failure_delay: Duration::from_millis(10), ..config };
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = smimp_gateway::listen::Shutdown::new();
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for mode in [TlsMode::Implicit, TlsMode::StartTls] {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         ports.push(listener.local_addr().unwrap().port());
-        let mut stopping = stopping.clone();
-        let shutdown = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
+        let shutdown = stopping.clone();
         servers.push(tokio::spawn(imap::run(
             listener,
             Some(Arc::clone(&tls)),
@@ -300,7 +297,7 @@ async fn start_with(config: ImapConfig) -> Gateway {
 
 impl Gateway {
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         for server in self.servers {
             server.await.unwrap().unwrap();
         }
@@ -429,7 +426,7 @@ async fn starttls_upgrades_the_plain_port() {
     );
     assert!(c.cmd("d", "LOGIN alice secret").await[0].starts_with("d OK"));
     // Shutdown tells open connections BYE.
-    gateway.stop.send(true).unwrap();
+    gateway.stop.stop();
     assert_eq!(c.line().await, "* BYE server shutting down");
     assert!(c.closed().await);
     gateway.stop().await;

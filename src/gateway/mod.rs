@@ -170,11 +170,14 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
     }
     for (listener, mode) in [(Some(imap), crate::imap::TlsMode::StartTls), (imap_tls, crate::imap::TlsMode::Implicit)] {
         let Some(listener) = listener else { continue };
-        // The IMAP front-end still takes a plain future for its shutdown.
-        let stop = shutdown.clone();
-        let stopped = async move { stop.requested().await };
-        let serving =
-            crate::imap::run(listener, Some(tls.clone()), mode, mailboxes.clone(), imap_config.clone(), stopped);
+        let serving = crate::imap::run(
+            listener,
+            Some(tls.clone()),
+            mode,
+            mailboxes.clone(),
+            imap_config.clone(),
+            shutdown.clone(),
+        );
         tasks.push(spawn_logged(serving, "IMAP", mode == crate::imap::TlsMode::Implicit));
     }
     let upkept: Vec<Arc<Account>> = gateway.accounts.values().cloned().collect();

@@ -22,7 +22,6 @@ use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::CommandCodec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -31,6 +30,7 @@ use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
 use super::view::RecentClaims;
 use super::{ImapConfig, MailStore, TlsMode};
+use crate::listen::{tls_handshake, Shutdown};
 
 /// Client mistakes (BAD responses) after which the connection is closed.
 const MAX_ERRORS: u32 = 30;
@@ -53,7 +53,7 @@ pub(crate) struct Connection<S: MailStore> {
     pub store: Arc<S>,
     pub config: Arc<ImapConfig>,
     pub recent: Arc<RecentClaims>,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
 }
 
 impl<S: MailStore> Connection<S> {
@@ -62,16 +62,8 @@ impl<S: MailStore> Connection<S> {
         let shared = Shared { store, config: Arc::clone(&config), recent };
         match (mode, acceptor) {
             (TlsMode::Implicit, Some(acceptor)) => {
-                let stream = match tokio::time::timeout(config.tls_handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "TLS handshake failed");
-                        return Ok(());
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
-                        return Ok(());
-                    }
+                let Some(stream) = tls_handshake(&acceptor, tcp, config.tls_handshake_timeout).await else {
+                    return Ok(());
                 };
                 serve(stream, peer, true, None, shared, shutdown).await
             }
@@ -99,7 +91,7 @@ pub(crate) struct Link<IO> {
     pub io: IO,
     pub fragmentizer: Fragmentizer,
     pub out: Vec<u8>,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
     /// The largest literal accepted, in octets.
     max_literal: u32,
 }
@@ -123,7 +115,7 @@ enum Announced {
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     /// A link over `io` with nothing framed yet.
-    fn new(io: IO, max_literal: u32, shutdown: watch::Receiver<bool>) -> Self {
+    fn new(io: IO, max_literal: u32, shutdown: Shutdown) -> Self {
         let fragmentizer = Fragmentizer::new(max_literal.saturating_add(LINE_ALLOWANCE));
         Link { io, fragmentizer, out: Vec::new(), shutdown, max_literal }
     }
@@ -158,7 +150,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             let read = tokio::select! {
                 read = self.io.read(&mut chunk) => read?,
                 () = tokio::time::sleep_until(deadline) => return Ok(Read::TimedOut),
-                () = shutdown_requested(&mut self.shutdown) => return Ok(Read::Shutdown),
+                () = self.shutdown.requested() => return Ok(Read::Shutdown),
             };
             if read == 0 {
                 return Ok(Read::Closed);
@@ -242,7 +234,7 @@ pub(crate) async fn serve<IO, S>(
     tls: bool,
     starttls: Option<tokio_rustls::TlsAcceptor>,
     shared: Shared<S>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> io::Result<()>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -260,7 +252,7 @@ where
         shared,
     };
     tracing::debug!(tls, "connected");
-    if *link.shutdown.borrow() {
+    if link.shutdown.is_requested() {
         link.out.extend_from_slice(b"* BYE shutting down\r\n");
         return link.flush().await;
     }
@@ -274,16 +266,8 @@ where
     // Whatever was sent after STARTTLS in the clear is dropped (RFC 3501 §6.2.1).
     let Link { io, shutdown, .. } = link;
     let timeout = session.shared.config.tls_handshake_timeout;
-    let io = match tokio::time::timeout(timeout, acceptor.accept(io)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) => {
-            tracing::debug!(error = %err, "STARTTLS handshake failed");
-            return Ok(());
-        }
-        Err(_) => {
-            tracing::debug!("STARTTLS handshake timed out");
-            return Ok(());
-        }
+    let Some(io) = tls_handshake(&acceptor, io, timeout).await else {
+        return Ok(());
     };
     let mut link = Link::new(io, max_literal, shutdown);
     session.tls = true;
@@ -354,12 +338,4 @@ pub(crate) async fn refuse_busy(mut tcp: tokio::net::TcpStream, mode: TlsMode, c
         let _ = tokio::time::timeout(config.tls_handshake_timeout, tcp.write_all(line)).await;
     }
     let _ = tcp.shutdown().await;
-}
-
-/// Resolves once shutdown is asked for (never, when nobody can ask any more).
-pub(crate) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        // Nobody can ask for shutdown any more.
-        std::future::pending::<()>().await;
-    }
 }

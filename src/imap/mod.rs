@@ -35,13 +35,15 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::Notify;
 use tracing::Instrument;
+
+use crate::listen::{Limits, Shutdown, WhenFull};
 
 mod command;
 mod connection;
@@ -355,9 +357,9 @@ impl Default for ImapConfig {
     }
 }
 
-/// Serves IMAP on `listener` until `shutdown` resolves. Then it stops accepting, tells
-/// every connection `* BYE` (an IDLE or a command in progress ends first), and returns
-/// once every connection has ended (aborting those still open after
+/// Serves IMAP on `listener` until `shutdown`. Then it stops accepting, tells every
+/// connection `* BYE` (an IDLE or a command in progress ends first), and returns once
+/// every connection has ended (aborting those still open after
 /// `config.shutdown_grace`). The caller binds the socket (port 0 in tests) and owns
 /// shutdown. A panic in one session ends only that connection.
 pub async fn run<S: MailStore>(
@@ -366,7 +368,7 @@ pub async fn run<S: MailStore>(
     mode: TlsMode,
     store: Arc<S>,
     config: ImapConfig,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> io::Result<()> {
     if mode == TlsMode::Implicit && tls.is_none() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "implicit TLS needs a TLS configuration"));
@@ -374,63 +376,33 @@ pub async fn run<S: MailStore>(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let config = Arc::new(config);
     let recent = Arc::new(view::RecentClaims::default());
-    let (stop, stopping) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let span = tracing::info_span!("imap", %peer, ?mode);
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    connections.spawn(connection::refuse_busy(tcp, mode, Arc::clone(&config)).instrument(span));
-                    continue;
-                };
-                let connection = connection::Connection {
-                    peer,
-                    acceptor: acceptor.clone(),
-                    store: Arc::clone(&store),
-                    config: Arc::clone(&config),
-                    recent: Arc::clone(&recent),
-                    shutdown: stopping.clone(),
-                };
-                connections.spawn(
-                    async move {
-                        let _slot = slot;
-                        if let Err(err) = connection.serve(tcp, mode).await {
-                            tracing::debug!(error = %err, "connection ended with an error");
-                        }
-                    }
-                    .instrument(span),
-                );
+    let limits = Limits {
+        name: "IMAP",
+        max_connections: config.max_connections,
+        when_full: WhenFull::Refuse,
+        drain: config.shutdown_grace + config.tls_handshake_timeout,
+    };
+    let refusing = Arc::clone(&config);
+    let serve = |tcp, peer| {
+        let connection = connection::Connection {
+            peer,
+            acceptor: acceptor.clone(),
+            store: Arc::clone(&store),
+            config: Arc::clone(&config),
+            recent: Arc::clone(&recent),
+            shutdown: shutdown.clone(),
+        };
+        async move {
+            if let Err(err) = connection.serve(tcp, mode).await {
+                tracing::debug!(error = %err, "connection ended with an error");
             }
-            Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(err) = joined {
-                    if err.is_panic() {
-                        tracing::error!("an IMAP session panicked; its connection was dropped");
-                    }
-                }
-            }
-            () = &mut shutdown => break,
         }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    let wait = config.shutdown_grace + config.tls_handshake_timeout;
-    let drained = tokio::time::timeout(wait, async { while connections.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(open = connections.len(), "IMAP connections did not end in time; aborting them");
-        connections.abort_all();
-    }
+        .instrument(tracing::info_span!("imap", %peer, ?mode))
+    };
+    let refuse = |tcp, peer: SocketAddr| {
+        connection::refuse_busy(tcp, mode, Arc::clone(&refusing)).instrument(tracing::info_span!("imap", %peer, ?mode))
+    };
+    crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
     Ok(())
 }
 

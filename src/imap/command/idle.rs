@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
 
 use super::{refresh, Outcome};
-use crate::imap::connection::{shutdown_requested, Link, Shared};
+use crate::imap::connection::{Link, Shared};
 use crate::imap::flow::State;
 use crate::imap::response::{Flow, ImapError};
 use crate::imap::MailStore;
@@ -70,7 +70,7 @@ where
                 link.out.extend_from_slice(b"* BYE IDLE lasted too long\r\n");
                 return Ok(Outcome::ok("IDLE ended").then(Flow::Close));
             }
-            () = shutdown_requested(&mut link.shutdown) => {
+            () = link.shutdown.requested() => {
                 link.out.extend_from_slice(b"* BYE server shutting down\r\n");
                 return Ok(Outcome::ok("IDLE ended").then(Flow::Close));
             }
