@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// The watching half of a shutdown request; cheap to clone, one per task.
 #[derive(Debug, Clone)]
@@ -90,15 +91,32 @@ pub struct Limits {
     pub drain: Duration,
 }
 
+impl Limits {
+    /// A mail front-end's limits: a client beyond the cap is told to come back later.
+    pub fn refusing(name: &'static str, max_connections: usize, drain: Duration) -> Limits {
+        Limits { name, max_connections, when_full: WhenFull::Refuse, drain }
+    }
+}
+
+/// What a protocol session does after a command or response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Upgrade the stream to TLS, then continue.
+    StartTls,
+    Close,
+}
+
 /// Serves connections on `listener` until `shutdown`: each accepted one is passed to
 /// `serve` (or, when full under [`WhenFull::Refuse`], to `refuse`) and runs as its own
-/// task holding a slot. Then it stops accepting, waits up to `limits.drain` for open
+/// task holding a slot, in a span naming the service and the peer; an error that ends
+/// it is logged. Then it stops accepting, waits up to `limits.drain` for open
 /// connections and aborts the rest. A connection task that panics is logged and its
 /// slot freed; the listener carries on.
 pub async fn serve<S, SF, R, RF>(listener: TcpListener, limits: Limits, shutdown: Shutdown, mut serve: S, mut refuse: R)
 where
     S: FnMut(TcpStream, SocketAddr) -> SF,
-    SF: Future<Output = ()> + Send + 'static,
+    SF: Future<Output = std::io::Result<()>> + Send + 'static,
     R: FnMut(TcpStream, SocketAddr) -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
@@ -116,9 +134,10 @@ where
             accepted = listener.accept() => {
                 let Some((tcp, peer)) = accepted_or_pause(accepted).await else { continue };
                 let _ = tcp.set_nodelay(true);
+                let span = tracing::info_span!("connection", service = limits.name, %peer);
                 match reserved.or_else(|| Arc::clone(&slots).try_acquire_owned().ok()) {
-                    Some(slot) => connections.spawn(holding(slot, serve(tcp, peer))),
-                    None => connections.spawn(refuse(tcp, peer)),
+                    Some(slot) => connections.spawn(holding(slot, serve(tcp, peer)).instrument(span)),
+                    None => connections.spawn(refuse(tcp, peer).instrument(span)),
                 };
             }
             Some(joined) = connections.join_next(), if !connections.is_empty() => log_panic(limits.name, joined),
@@ -129,10 +148,13 @@ where
     drain(limits, connections).await;
 }
 
-/// A connection's future, holding its slot until it ends.
-async fn holding(slot: OwnedSemaphorePermit, connection: impl Future<Output = ()>) {
+/// A connection's future, holding its slot until it ends; an error that ends it is
+/// logged (at debug level: a client that goes away is no event).
+async fn holding(slot: OwnedSemaphorePermit, connection: impl Future<Output = std::io::Result<()>>) {
     let _slot = slot;
-    connection.await;
+    if let Err(err) = connection.await {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
 }
 
 /// An accepted connection, or `None` after a short pause when accepting failed (out of
@@ -230,9 +252,9 @@ mod tests {
             limits(1, WhenFull::Refuse),
             shutdown,
             |mut tcp, _| async move {
-                let _ = tcp.write_all(b"hello\n").await;
+                tcp.write_all(b"hello\n").await?;
                 let mut rest = Vec::new();
-                let _ = tcp.read_to_end(&mut rest).await;
+                tcp.read_to_end(&mut rest).await.map(drop)
             },
             |mut tcp, _| async move {
                 let _ = tcp.write_all(b"busy\n").await;
@@ -263,7 +285,10 @@ mod tests {
             shutdown,
             move |_, _| {
                 let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                async move { assert!(n > 0, "the first connection's task panics on purpose") }
+                async move {
+                    assert!(n > 0, "the first connection's task panics on purpose");
+                    Ok(())
+                }
             },
             |_, _| async {},
         ));

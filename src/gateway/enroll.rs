@@ -10,7 +10,7 @@ use crate::client::account::{self, AccountError};
 use crate::client::SessionClient;
 use crate::clock::unix_now;
 use crate::gateway::context::{CommandError, Context};
-use crate::keystore::{Keystore, KeystoreError, KeystoreLock};
+use crate::keystore::{create_parent_dir, Keystore, KeystoreError, KeystoreLock};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{MasterKey, SecretBoxKey};
 use crate::smimp::profile::ProfileFields;
@@ -97,13 +97,7 @@ pub async fn init(
     OsRng.fill_bytes(&mut secret);
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
     keystore.set_local_password(&password)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io {
-            action: "create",
-            path: dir.into(),
-            source,
-        })?;
-    }
+    create_parent_dir(&path)?;
     (ctx.save(&path))(&keystore)?;
     if let Err(err) = account::send_initialization(&server, &request).await {
         // Only a refusal proves nothing was accepted; after a lost answer the server may

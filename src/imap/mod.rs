@@ -35,15 +35,13 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tracing::Instrument;
 
-use crate::listen::{Limits, Shutdown, WhenFull};
+use crate::listen::{Limits, Shutdown};
 
 mod command;
 mod connection;
@@ -376,32 +374,15 @@ pub async fn run<S: MailStore>(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let config = Arc::new(config);
     let recent = Arc::new(view::RecentClaims::default());
-    let limits = Limits {
-        name: "IMAP",
-        max_connections: config.max_connections,
-        when_full: WhenFull::Refuse,
-        drain: config.shutdown_grace + config.tls_handshake_timeout,
-    };
+    let name = if mode == TlsMode::Implicit { "IMAP (implicit TLS)" } else { "IMAP" };
+    let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
     let refusing = Arc::clone(&config);
     let serve = |tcp, peer| {
-        let connection = connection::Connection {
-            peer,
-            acceptor: acceptor.clone(),
-            store: Arc::clone(&store),
-            config: Arc::clone(&config),
-            recent: Arc::clone(&recent),
-            shutdown: shutdown.clone(),
-        };
-        async move {
-            if let Err(err) = connection.serve(tcp, mode).await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        }
-        .instrument(tracing::info_span!("imap", %peer, ?mode))
+        let (store, recent) = (Arc::clone(&store), Arc::clone(&recent));
+        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
+        connection::Connection { peer, acceptor: acceptor.clone(), store, config, recent, shutdown }.serve(tcp, mode)
     };
-    let refuse = |tcp, peer: SocketAddr| {
-        connection::refuse_busy(tcp, mode, Arc::clone(&refusing)).instrument(tracing::info_span!("imap", %peer, ?mode))
-    };
+    let refuse = |tcp, _| connection::refuse_busy(tcp, mode, Arc::clone(&refusing));
     crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
     Ok(())
 }

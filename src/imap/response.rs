@@ -14,19 +14,11 @@ use imap_codec::imap_types::status::StatusDataItemName;
 use super::view::{SetError, Update, View};
 use super::wire::{flag_list, mailbox_to_wire, sanitize, string};
 use super::{Flag, No, Snapshot};
+pub(crate) use crate::listen::Flow;
 
 /// What is offered in every state; STARTTLS and AUTH= are added before login.
 pub(crate) const AUTHENTICATED_CAPABILITIES: &str =
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE ID ENABLE UNSELECT CHILDREN";
-
-/// What the connection does after a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    Continue,
-    /// Upgrade the stream to TLS, then continue.
-    StartTls,
-    Close,
-}
 
 /// Everything that ends a command other than success.
 #[derive(Debug, thiserror::Error)]

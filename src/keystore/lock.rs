@@ -16,13 +16,7 @@ impl KeystoreLock {
     /// command holds it.
     pub fn take(keystore: &Path) -> Result<Self, KeystoreError> {
         let path = keystore.with_extension("lock");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io {
-                action: "create",
-                path: dir.into(),
-                source,
-            })?;
-        }
+        create_parent_dir(&path)?;
         let file = std::fs::File::create(&path).map_err(|source| KeystoreError::Io {
             action: "create",
             path: path.clone(),
@@ -33,6 +27,12 @@ impl KeystoreLock {
             Err(_) => Err(KeystoreError::Busy { keystore: keystore.into() }),
         }
     }
+}
+
+/// Creates the directory a keystore file (or its lock) goes in, when missing.
+pub fn create_parent_dir(file: &Path) -> Result<(), KeystoreError> {
+    let Some(dir) = file.parent() else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io { action: "create", path: dir.into(), source })
 }
 
 #[cfg(test)]

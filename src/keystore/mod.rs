@@ -25,7 +25,7 @@ mod passphrase;
 
 pub use error::KeystoreError;
 pub use file::{KdfParams, FORMAT_NAME, FORMAT_VERSION};
-pub use lock::KeystoreLock;
+pub use lock::{create_parent_dir, KeystoreLock};
 pub use passphrase::{Passphrase, PassphraseConfig, PassphraseSource};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};

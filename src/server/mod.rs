@@ -163,8 +163,8 @@ async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     shutdown: Shutdown,
-) {
-    let Some(stream) = tls_handshake(&acceptor, tcp, GRACE).await else { return };
+) -> std::io::Result<()> {
+    let Some(stream) = tls_handshake(&acceptor, tcp, GRACE).await else { return Ok(()) };
     let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(ClientIp(peer.ip()));
         app.clone().oneshot(request.map(axum::body::Body::new))
@@ -181,9 +181,7 @@ async fn serve_connection(
             connection.await
         }
     };
-    if let Err(err) = result {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
-    }
+    result.map_err(std::io::Error::other)
 }
 
 /// Deletes expired sessions, tokens and nonces, and forgets idle rate-limit keys,

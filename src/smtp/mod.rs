@@ -30,9 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::Instrument;
 
-use crate::listen::{tls_handshake, Limits, Shutdown, WhenFull};
+use crate::listen::{tls_handshake, Limits, Shutdown};
 
 mod codec;
 mod data;
@@ -229,31 +228,15 @@ pub async fn run<B: Submission>(
     }
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let config = Arc::new(config);
-    let limits = Limits {
-        name: "SMTP",
-        max_connections: config.max_connections,
-        when_full: WhenFull::Refuse,
-        drain: config.shutdown_grace + config.tls_handshake_timeout,
-    };
+    let name = if mode == TlsMode::Implicit { "SMTP (implicit TLS)" } else { "SMTP" };
+    let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
     let refusing = Arc::clone(&config);
     let serve = |tcp, peer| {
-        let connection = Connection {
-            peer,
-            acceptor: acceptor.clone(),
-            submission: Arc::clone(&submission),
-            config: Arc::clone(&config),
-            shutdown: shutdown.clone(),
-        };
-        async move {
-            if let Err(err) = connection.serve(tcp, mode).await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        }
-        .instrument(tracing::info_span!("smtp", %peer, ?mode))
+        let submission = Arc::clone(&submission);
+        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
+        Connection { peer, acceptor: acceptor.clone(), submission, config, shutdown }.serve(tcp, mode)
     };
-    let refuse = |tcp, peer: SocketAddr| {
-        session::refuse_busy(tcp, mode, Arc::clone(&refusing)).instrument(tracing::info_span!("smtp", %peer, ?mode))
-    };
+    let refuse = |tcp, _| session::refuse_busy(tcp, mode, Arc::clone(&refusing));
     crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
     Ok(())
 }

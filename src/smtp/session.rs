@@ -27,21 +27,12 @@ use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
 use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
-use crate::listen::{tls_handshake, Shutdown};
+use crate::listen::{tls_handshake, Flow, Shutdown};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
 /// How much is read from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// What the session does after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    Continue,
-    /// Upgrade the stream to TLS, then continue.
-    StartTls,
-    Close,
-}
 
 /// Everything that ends in a reply other than the success of a command.
 #[derive(Debug, thiserror::Error)]
