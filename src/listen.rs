@@ -68,6 +68,30 @@ impl StopHandle {
     }
 }
 
+/// How a mail front-end's listener uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP with STARTTLS offered (RFC 3207, RFC 3501 §6.2.1), when a TLS
+    /// configuration is given; without one the port is plain only.
+    StartTls,
+    /// TLS from the first byte (RFC 8314); needs a TLS configuration.
+    Implicit,
+}
+
+impl TlsMode {
+    /// The acceptor for `tls`, refusing implicit TLS without a TLS configuration.
+    pub fn acceptor(
+        self,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Option<tokio_rustls::TlsAcceptor>> {
+        if self == TlsMode::Implicit && tls.is_none() {
+            let missing = "implicit TLS needs a TLS configuration";
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, missing));
+        }
+        Ok(tls.map(tokio_rustls::TlsAcceptor::from))
+    }
+}
+
 /// What the listener does with a connection beyond the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenFull {

@@ -41,6 +41,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+pub use crate::listen::TlsMode;
 use crate::listen::{Limits, Shutdown};
 
 mod command;
@@ -299,16 +300,6 @@ impl NoCode {
     }
 }
 
-/// How a listener uses TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plain TCP with STARTTLS offered, when a TLS configuration is given; without one
-    /// the port is plain only.
-    StartTls,
-    /// TLS from the first byte (RFC 8314); needs a TLS configuration.
-    Implicit,
-}
-
 /// Limits and policy of the IMAP front-end. The defaults suit a local gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapConfig {
@@ -368,10 +359,7 @@ pub async fn run<S: MailStore>(
     config: ImapConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    if mode == TlsMode::Implicit && tls.is_none() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "implicit TLS needs a TLS configuration"));
-    }
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let acceptor = mode.acceptor(tls)?;
     let config = Arc::new(config);
     let recent = Arc::new(view::RecentClaims::default());
     let name = if mode == TlsMode::Implicit { "IMAP (implicit TLS)" } else { "IMAP" };

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+pub use crate::listen::TlsMode;
 use crate::listen::{tls_handshake, Limits, Shutdown};
 
 mod codec;
@@ -147,16 +148,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// How a listener uses TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plain TCP with STARTTLS offered (RFC 3207), when a TLS configuration is given;
-    /// without one the port is plain only.
-    StartTls,
-    /// TLS from the first byte (RFC 8314); needs a TLS configuration.
-    Implicit,
-}
-
 /// Limits and policy of the SMTP front-end. The defaults suit a local gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpConfig {
@@ -223,10 +214,7 @@ pub async fn run<B: Submission>(
     config: SmtpConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    if mode == TlsMode::Implicit && tls.is_none() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "implicit TLS needs a TLS configuration"));
-    }
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let acceptor = mode.acceptor(tls)?;
     let config = Arc::new(config);
     let name = if mode == TlsMode::Implicit { "SMTP (implicit TLS)" } else { "SMTP" };
     let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
