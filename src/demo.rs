@@ -506,7 +506,8 @@ pub async fn start(options: Options) -> Result<Demo, DemoError> {
         }
     };
     let (_, messages) = inbox(&recipient).await?;
-    let already = state.welcome_message_id.as_ref().is_some_and(|id| messages.iter().any(|m| &m.message_id == id));
+    let already =
+        state.welcome_message_id.as_ref().is_some_and(|id| messages.iter().any(|m| m.message_id.to_hex() == *id));
     let mut queue_id = None;
     if !already {
         let waiting = match state.welcome_queue_id {
@@ -547,7 +548,7 @@ pub async fn start(options: Options) -> Result<Demo, DemoError> {
         let message_id = state.welcome_message_id.clone().unwrap_or_default();
         let uid = await_in_inbox(&mailboxes, &recipient, &message_id).await?;
         let bytes = mailboxes
-            .message(&recipient, "INBOX", uid)
+            .message(&recipient, "INBOX", uid.into())
             .await
             .map_err(|source| DemoError::Mailbox { account: recipient.sender.address.to_email(), source })?;
         let parsed = mail_parser::MessageParser::new()
@@ -719,8 +720,8 @@ async fn await_in_inbox(mailboxes: &Mailboxes, account: &Account, message_id: &s
             .snapshot(account, "INBOX", true)
             .await
             .map_err(|source| DemoError::Mailbox { account: account.sender.address.to_email(), source })?;
-        if let Some(found) = messages.iter().find(|m| m.message_id == message_id) {
-            return Ok(found.uid);
+        if let Some(found) = messages.iter().find(|m| m.message_id.to_hex() == message_id) {
+            return Ok(found.uid.get());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(DemoError::Welcome(format!(

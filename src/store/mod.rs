@@ -10,13 +10,16 @@ use crate::smimp::address::Address;
 use crate::smimp::profile::Pin;
 
 mod deliveries;
+mod flags;
 mod mailboxes;
 mod progress;
+mod rows;
 mod threads;
 
 pub use deliveries::DeliveryRecord;
-pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
+pub use flags::{Flag, FlagError, Flags, Keyword};
 pub use progress::ProgressRecord;
+pub use rows::{MailboxRow, MessageRow, NewMessage, Uid};
 pub use threads::ThreadEntry;
 
 /// Why the gateway's database failed.
