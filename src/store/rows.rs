@@ -1,6 +1,7 @@
-//! The IMAP view's rows as typed values, read from SQLite in one place: each column is
-//! parsed once here (UIDs, SMIMP message ids, folder names, flags), so the backend
-//! never re-parses a string, and no two row mappings are copies of each other.
+//! Typed columns and the IMAP view's rows, read from SQLite in one place: each column is
+//! parsed once here (addresses, UIDs, SMIMP message ids, folder names, flags, a queue
+//! row's route), so the backend never re-parses a string, and no two row mappings are
+//! copies of each other.
 
 use std::fmt;
 
@@ -8,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::flags::Flags;
-use super::StoreError;
+use super::{Recipient, StoreError};
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::FolderName;
 
@@ -102,6 +103,27 @@ where
     super::parse(&row.try_get::<String, _>(column)?, column)
 }
 
+/// A nullable text column holding a value of a parsed type.
+pub(super) fn optional_parsed_column<T: std::str::FromStr>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T::Err: fmt::Display,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| super::parse(&text, column)).transpose()
+}
+
+/// A queue row's recipient: its `route`, `recipient` and `envelope_from` columns.
+pub(super) fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError> {
+    Recipient::from_columns(
+        &row.try_get::<String, _>("route")?,
+        row.try_get("recipient")?,
+        row.try_get("envelope_from")?,
+    )
+}
+
 /// A size: the largest `u32` when the stored value is larger.
 fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(row.try_get::<i64, _>(column)?).unwrap_or(u32::MAX))
@@ -110,11 +132,10 @@ fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
 pub(super) const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed";
 
 pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
-    let folder: Option<String> = row.try_get("folder")?;
     Ok(MailboxRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        folder: folder.map(|f| super::parse(&f, "folder")).transpose()?,
+        folder: optional_parsed_column(row, "folder")?,
         uid_validity: u32_column(row, "uid_validity")?,
         uid_next: Uid(u32_column(row, "uid_next")?),
         subscribed: row.try_get::<i64, _>("subscribed")? != 0,
