@@ -71,15 +71,13 @@ mod tests {
     use super::*;
     use crate::store::Flags;
 
-    /// A message id from a short name.
-    fn id(name: &str) -> Id32 {
-        let mut bytes = [0u8; 32];
-        bytes[..name.len()].copy_from_slice(name.as_bytes());
-        Id32(bytes)
+    /// A message id made of one repeated byte.
+    fn id(byte: u8) -> Id32 {
+        Id32([byte; 32])
     }
 
-    fn row(uid: u32, name: &str) -> MessageRow {
-        MessageRow { uid: Uid::new(uid), message_id: id(name), flags: Flags::default(), internal_date: 0, size: 0 }
+    fn row(uid: u32, byte: u8) -> MessageRow {
+        MessageRow { uid: Uid::new(uid), message_id: id(byte), flags: Flags::default(), internal_date: 0, size: 0 }
     }
 
     #[test]
@@ -88,25 +86,25 @@ mod tests {
         let bob: Address = "bob#example.org".parse().unwrap();
         let index = UidIndex::default();
         let look = |address: &Address, name: &str, uid: u32| index.lookup(address, name, Uid::new(uid));
-        index.remember(&alice, "INBOX", &[row(1, "a1"), row(2, "a2")]);
-        index.remember(&alice, "Work", &[row(1, "w1")]);
-        index.remember(&bob, "INBOX", &[row(1, "b1")]);
-        assert_eq!(look(&alice, "inbox", 2), Some(id("a2")));
-        assert_eq!(look(&alice, "Work", 1), Some(id("w1")));
+        index.remember(&alice, "INBOX", &[row(1, 0xa1), row(2, 0xa2)]);
+        index.remember(&alice, "Work", &[row(1, 0x01)]);
+        index.remember(&bob, "INBOX", &[row(1, 0xb1)]);
+        assert_eq!(look(&alice, "inbox", 2), Some(id(0xa2)));
+        assert_eq!(look(&alice, "Work", 1), Some(id(0x01)));
         assert_eq!(look(&alice, "work", 1), None, "only INBOX ignores case");
-        assert_eq!(look(&bob, "INBOX", 1), Some(id("b1")));
+        assert_eq!(look(&bob, "INBOX", 1), Some(id(0xb1)));
         assert_eq!(look(&alice, "INBOX", 3), None);
 
         index.forget_uids(&alice, "INBOX", &[Uid::new(1)]);
         assert_eq!(look(&alice, "INBOX", 1), None);
-        assert_eq!(look(&alice, "INBOX", 2), Some(id("a2")));
+        assert_eq!(look(&alice, "INBOX", 2), Some(id(0xa2)));
 
-        index.remember(&alice, "INBOX", &[row(2, "a2"), row(3, "a3")]);
-        assert_eq!(look(&alice, "INBOX", 3), Some(id("a3")));
+        index.remember(&alice, "INBOX", &[row(2, 0xa2), row(3, 0xa3)]);
+        assert_eq!(look(&alice, "INBOX", 3), Some(id(0xa3)));
 
         index.forget_account(&alice);
         assert_eq!(look(&alice, "INBOX", 2), None);
         assert_eq!(look(&alice, "Work", 1), None);
-        assert_eq!(look(&bob, "INBOX", 1), Some(id("b1")), "other accounts keep theirs");
+        assert_eq!(look(&bob, "INBOX", 1), Some(id(0xb1)), "other accounts keep theirs");
     }
 }
