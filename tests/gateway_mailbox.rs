@@ -22,7 +22,7 @@ use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::message::{Email, MessageType, Payload};
-use smimp_gateway::store::GatewayStore;
+use smimp_gateway::store::{Flag, Flags, GatewayStore, Uid};
 
 async fn mailboxes(ctx: &Context, store: GatewayStore) -> (Mailboxes, Arc<Account>, Arc<Account>) {
     let accounts = unlock_accounts(ctx).await.unwrap();
@@ -33,7 +33,7 @@ async fn mailboxes(ctx: &Context, store: GatewayStore) -> (Mailboxes, Arc<Accoun
 
 /// Syncs `mailbox` until it holds `count` messages (bounded: delivery runs in the
 /// background).
-async fn wait_for(boxes: &Mailboxes, account: &Account, mailbox: &str, count: usize) -> Vec<u32> {
+async fn wait_for(boxes: &Mailboxes, account: &Account, mailbox: &str, count: usize) -> Vec<Uid> {
     for _ in 0..150 {
         let (_, messages) = boxes.snapshot(account, mailbox, true).await.unwrap();
         if messages.len() >= count {
@@ -92,9 +92,9 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     let uids = wait_for(&boxes, &bob, "INBOX", 2).await;
     assert_eq!(uids, vec![1, 2], "UIDs start at 1 and follow arrival");
     // Up to four deliveries run at once, so either message may have arrived first.
-    let mut first = boxes.message(&bob, "INBOX", 1).await.unwrap();
+    let mut first = boxes.message(&bob, "INBOX", Uid::new(1)).await.unwrap();
     if MessageParser::new().parse(&first[..]).unwrap().subject() != Some("Grüße über SMIMP") {
-        first = boxes.message(&bob, "INBOX", 2).await.unwrap();
+        first = boxes.message(&bob, "INBOX", Uid::new(2)).await.unwrap();
     }
     let parsed = MessageParser::new().parse(&first[..]).unwrap();
     assert_eq!(parsed.subject(), Some("Grüße über SMIMP"));
@@ -120,7 +120,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
         "UPDATE messages SET envelope = json_set(envelope, '$.message', \
          'AAAA' || substr(json_extract(envelope, '$.message'), 5)) WHERE message_id = ?",
     )
-    .bind(&before[1].message_id)
+    .bind(before[1].message_id.to_hex())
     .execute(&server_db)
     .await
     .unwrap();
@@ -128,7 +128,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     // cache no longer holds the message fetches it again and meets the tampering.
     ctx.store.forget_cached(&bob.sender.address, &before[1].message_id).await.unwrap();
     let (restarted, _, restarted_bob) = mailboxes(&ctx, ctx.store.clone()).await;
-    let warned = restarted.message(&restarted_bob, "INBOX", 2).await.unwrap();
+    let warned = restarted.message(&restarted_bob, "INBOX", Uid::new(2)).await.unwrap();
     let text = String::from_utf8_lossy(&warned);
     assert!(text.contains("Subject: Unverified message from alice@example.org withheld"), "{text}");
     assert!(text.contains("failed verification"), "{text}");
@@ -137,9 +137,17 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     // Flags: \Seen is the server's read status, others its sealed extensions data, so a
     // second device (a gateway with a database of its own) sees both.
     let changed = boxes
-        .store_flags(&bob, "INBOX", &[1], FlagChange::Add, &["\\Seen".into(), "\\Flagged".into(), "$Work".into()])
+        .store_flags(
+            &bob,
+            "INBOX",
+            &[Uid::new(1)],
+            FlagChange::Add,
+            &Flags::from_iter([Flag::Seen, Flag::Flagged, "$Work".parse().unwrap()]),
+        )
         .await
         .unwrap();
+    let changed: Vec<(u32, Vec<String>)> =
+        changed.into_iter().map(|(uid, flags)| (uid.get(), flags.iter().map(ToString::to_string).collect())).collect();
     assert_eq!(changed, vec![(1, vec!["\\Seen".to_string(), "\\Flagged".into(), "$Work".into()])]);
     let other_dir = TempDir::new("gateway-mailbox-other-device");
     let other_store = GatewayStore::open(&other_dir.0.join("other.sqlite")).await.unwrap();
@@ -147,7 +155,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     let (_, seen_there) = other.snapshot(&other_bob, "INBOX", true).await.unwrap();
     let flags = &seen_there.iter().find(|m| m.message_id == before[0].message_id).unwrap().flags;
     for flag in ["\\Seen", "\\Flagged", "$Work"] {
-        assert!(flags.contains(flag), "the other device sees {flag}: {flags}");
+        assert!(flags.contains(&flag.parse().unwrap()), "the other device sees {flag}: {flags}");
     }
 
     // APPEND to Sent stores the exact bytes on the server; they survive a restart and a
@@ -155,7 +163,7 @@ async fn the_mailbox_shows_verified_mail_and_keeps_changes_on_the_server() {
     let raw = b"From: Bob <bob@example.net>\r\nTo: Alice <alice@example.org>\r\nSubject: kept as sent\r\n\
 Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n\r\nExactly these bytes.\r\n"
         .to_vec();
-    let (validity, uid) = boxes.append(&bob, "Sent", &["\\Seen".into()], None, raw.clone()).await.unwrap();
+    let (validity, uid) = boxes.append(&bob, "Sent", &Flags::from_iter([Flag::Seen]), None, raw.clone()).await.unwrap();
     assert_eq!(uid, 1);
     assert_eq!(&boxes.message(&bob, "Sent", uid).await.unwrap()[..], &raw[..]);
     let (restarted, _, bob_again) = mailboxes(&ctx, ctx.store.clone()).await;
@@ -167,17 +175,21 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     assert_eq!(inbox.len(), 2, "the appended message is in Sent only");
 
     // MOVE to Archive on the server, then EXPUNGE of a \Deleted message.
-    let (_, pairs) = boxes.copy(&bob, "INBOX", &[1], "Archive", true).await.unwrap();
+    let (_, pairs) = boxes.copy(&bob, "INBOX", &[Uid::new(1)], "Archive", true).await.unwrap();
+    let pairs: Vec<(u32, u32)> = pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect();
     assert_eq!(pairs, vec![(1, 1)]);
     let (_, archive) = other.snapshot(&other_bob, "Archive", true).await.unwrap();
     assert_eq!(archive.len(), 1, "the other device sees the move");
-    boxes.store_flags(&bob, "INBOX", &[2], FlagChange::Add, &["\\Deleted".into()]).await.unwrap();
+    boxes
+        .store_flags(&bob, "INBOX", &[Uid::new(2)], FlagChange::Add, &Flags::from_iter([Flag::Deleted]))
+        .await
+        .unwrap();
     assert_eq!(boxes.expunge(&bob, "INBOX", None).await.unwrap(), vec![2]);
     let (_, inbox) = other.snapshot(&other_bob, "INBOX", true).await.unwrap();
     assert!(inbox.is_empty(), "expunged on the server");
     let (_, inbox) = boxes.snapshot(&bob, "INBOX", true).await.unwrap();
     assert!(inbox.is_empty());
-    let later = boxes.append(&bob, "INBOX", &[], None, raw.clone()).await.unwrap();
+    let later = boxes.append(&bob, "INBOX", &Flags::default(), None, raw.clone()).await.unwrap();
     assert_eq!(later.1, 3, "UIDs are never given twice");
 
     // Mailboxes: create a hierarchy, rename it, delete it.

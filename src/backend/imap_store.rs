@@ -7,52 +7,77 @@ use std::sync::Arc;
 use crate::backend::mailbox::{FlagChange, MailboxError, Mailboxes, SPECIAL_MAILBOXES};
 use crate::backend::submission::Account;
 use crate::imap::{Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse};
+use crate::store::{self, Flags, Keyword, Uid};
 
+/// Every refusal the IMAP client sees for a mailbox operation: the error's text, and
+/// the response code that says whether trying again, or anything else, can help.
 fn no(err: MailboxError) -> No {
+    use MailboxError as E;
     let code = match &err {
-        MailboxError::NoMailbox(_) => Some(NoCode::NonExistent),
-        MailboxError::Exists(_) => Some(NoCode::AlreadyExists),
-        MailboxError::Cannot(_) => Some(NoCode::Cannot),
-        MailboxError::Server(_) => Some(NoCode::Unavailable),
-        MailboxError::Store(_) => Some(NoCode::ServerBug),
-        MailboxError::NoMessage(_) => None,
+        E::NoMailbox(_) => Some(NoCode::NonExistent),
+        E::Exists(_) => Some(NoCode::AlreadyExists),
+        E::NoMessage(_) => None,
+        E::EmptyLevel(_)
+        | E::NoFolderName { .. }
+        | E::InboxNoChildren
+        | E::InboxNotParent
+        | E::InboxDelete
+        | E::InboxRename
+        | E::Special(_)
+        | E::HasChildren(_)
+        | E::Render(_)
+        | E::Clock
+        | E::NoUid => Some(NoCode::Cannot),
+        E::Server(_) | E::Send(_) => Some(NoCode::Unavailable),
+        E::Store(_) => Some(NoCode::ServerBug),
     };
-    if matches!(err, MailboxError::Store(_)) {
+    if matches!(err, E::Store(_)) {
         tracing::error!(error = %err, "IMAP: the gateway's database failed");
     }
     No { text: err.to_string(), code }
 }
 
-fn flag_text(flag: &Flag) -> String {
-    match flag {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Keyword(word) => word.clone(),
+/// As [`no`], for COPY and APPEND: a missing target mailbox could be created.
+fn no_for_target(err: MailboxError) -> No {
+    let mut refusal = no(err);
+    if refusal.code == Some(NoCode::NonExistent) {
+        refusal.code = Some(NoCode::TryCreate);
     }
+    refusal
 }
 
-fn flag_of(text: &str) -> Option<Flag> {
-    let flag = match text.to_ascii_lowercase().as_str() {
-        "\\seen" => Flag::Seen,
-        "\\answered" => Flag::Answered,
-        "\\flagged" => Flag::Flagged,
-        "\\deleted" => Flag::Deleted,
-        "\\draft" => Flag::Draft,
-        _ if text.starts_with('\\') => return None,
-        _ => Flag::Keyword(text.to_string()),
-    };
-    Some(flag)
+/// An IMAP flag as the store keeps it; `None` for a keyword the store refuses.
+fn stored(flag: &Flag) -> Option<store::Flag> {
+    Some(match flag {
+        Flag::Seen => store::Flag::Seen,
+        Flag::Answered => store::Flag::Answered,
+        Flag::Flagged => store::Flag::Flagged,
+        Flag::Deleted => store::Flag::Deleted,
+        Flag::Draft => store::Flag::Draft,
+        Flag::Keyword(word) => store::Flag::Keyword(Keyword::parse(word).ok()?),
+    })
 }
 
-fn flags_of(text: &[String]) -> Vec<Flag> {
-    text.iter().filter_map(|f| flag_of(f)).collect()
+fn flags_of(flags: &Flags) -> Vec<Flag> {
+    flags
+        .iter()
+        .map(|flag| match flag {
+            store::Flag::Seen => Flag::Seen,
+            store::Flag::Answered => Flag::Answered,
+            store::Flag::Flagged => Flag::Flagged,
+            store::Flag::Deleted => Flag::Deleted,
+            store::Flag::Draft => Flag::Draft,
+            store::Flag::Keyword(word) => Flag::Keyword(word.as_str().to_string()),
+        })
+        .collect()
 }
 
-fn texts(flags: &[Flag]) -> Vec<String> {
-    flags.iter().map(flag_text).collect()
+fn flags_from(flags: &[Flag]) -> Flags {
+    flags.iter().filter_map(stored).collect()
+}
+
+fn uids_of(uids: &[u32]) -> Vec<Uid> {
+    uids.iter().copied().map(Uid::new).collect()
 }
 
 fn special_use(folder: Option<&str>) -> Option<SpecialUse> {
@@ -79,7 +104,7 @@ impl MailStore for Mailboxes {
             .into_iter()
             .map(|row| MailboxInfo {
                 name: if row.folder.is_none() { "INBOX".to_string() } else { row.name.clone() },
-                special_use: special_use(row.folder.as_deref()),
+                special_use: special_use(row.folder.as_ref().map(|f| f.as_str())),
                 subscribed: row.subscribed,
             })
             .collect())
@@ -105,12 +130,12 @@ impl MailStore for Mailboxes {
         let (row, messages) = Mailboxes::snapshot(self, account, mailbox, sync).await.map_err(no)?;
         Ok(Snapshot {
             uid_validity: row.uid_validity,
-            uid_next: row.uid_next,
+            uid_next: row.uid_next.get(),
             messages: messages
                 .into_iter()
                 .map(|m| MessageMeta {
-                    uid: m.uid,
-                    flags: flags_of(&crate::backend::mailbox::parse_flags(&m.flags)),
+                    uid: m.uid.get(),
+                    flags: flags_of(&m.flags),
                     internal_date: m.internal_date,
                     size: m.size,
                 })
@@ -119,7 +144,7 @@ impl MailStore for Mailboxes {
     }
 
     async fn message(&self, account: &Arc<Account>, mailbox: &str, uid: u32) -> Result<Arc<[u8]>, No> {
-        Mailboxes::message(self, account, mailbox, uid).await.map_err(no)
+        Mailboxes::message(self, account, mailbox, Uid::new(uid)).await.map_err(no)
     }
 
     async fn store_flags(
@@ -135,12 +160,16 @@ impl MailStore for Mailboxes {
             FlagOp::Remove => FlagChange::Remove,
             FlagOp::Replace => FlagChange::Replace,
         };
-        let changed = Mailboxes::store_flags(self, account, mailbox, uids, change, &texts(flags)).await.map_err(no)?;
-        Ok(changed.into_iter().map(|(uid, flags)| (uid, flags_of(&flags))).collect())
+        let changed = Mailboxes::store_flags(self, account, mailbox, &uids_of(uids), change, &flags_from(flags))
+            .await
+            .map_err(no)?;
+        Ok(changed.into_iter().map(|(uid, flags)| (uid.get(), flags_of(&flags))).collect())
     }
 
     async fn expunge(&self, account: &Arc<Account>, mailbox: &str, uids: Option<&[u32]>) -> Result<Vec<u32>, No> {
-        Mailboxes::expunge(self, account, mailbox, uids).await.map_err(no)
+        let uids = uids.map(uids_of);
+        let removed = Mailboxes::expunge(self, account, mailbox, uids.as_deref()).await.map_err(no)?;
+        Ok(removed.into_iter().map(Uid::get).collect())
     }
 
     async fn copy(
@@ -151,14 +180,9 @@ impl MailStore for Mailboxes {
         to: &str,
         remove: bool,
     ) -> Result<Copied, No> {
-        let (uid_validity, uids) = Mailboxes::copy(self, account, from, uids, to, remove).await.map_err(|err| {
-            let mut refusal = no(err);
-            if refusal.code == Some(NoCode::NonExistent) {
-                refusal.code = Some(NoCode::TryCreate);
-            }
-            refusal
-        })?;
-        Ok(Copied { uid_validity, uids })
+        let (uid_validity, pairs) =
+            Mailboxes::copy(self, account, from, &uids_of(uids), to, remove).await.map_err(no_for_target)?;
+        Ok(Copied { uid_validity, uids: pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect() })
     }
 
     async fn append(
@@ -169,13 +193,10 @@ impl MailStore for Mailboxes {
         internal_date: Option<i64>,
         message: Vec<u8>,
     ) -> Result<(u32, u32), No> {
-        Mailboxes::append(self, account, mailbox, &texts(flags), internal_date, message).await.map_err(|err| {
-            let mut refusal = no(err);
-            if refusal.code == Some(NoCode::NonExistent) {
-                refusal.code = Some(NoCode::TryCreate);
-            }
-            refusal
-        })
+        let (uid_validity, uid) = Mailboxes::append(self, account, mailbox, &flags_from(flags), internal_date, message)
+            .await
+            .map_err(no_for_target)?;
+        Ok((uid_validity, uid.get()))
     }
 
     fn changes(&self, account: &Arc<Account>) -> Arc<tokio::sync::Notify> {
@@ -189,11 +210,10 @@ mod tests {
 
     #[test]
     fn flags_translate_both_ways_and_unknown_system_flags_are_dropped() {
-        let stored =
-            vec!["\\Seen".to_string(), "\\flagged".into(), "$Work".into(), "\\Recent".into(), "\\Bogus".into()];
+        let stored = Flags::from_column("\\Seen \\flagged $Work \\Recent \\Bogus");
         let flags = flags_of(&stored);
         assert_eq!(flags, vec![Flag::Seen, Flag::Flagged, Flag::Keyword("$Work".into())]);
-        assert_eq!(texts(&flags), vec!["\\Seen", "\\Flagged", "$Work"]);
+        assert_eq!(flags_from(&flags).to_column(), "\\Seen \\Flagged $Work");
     }
 
     #[test]

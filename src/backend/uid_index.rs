@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::smimp::address::Address;
-use crate::store::MessageRow;
+use crate::smimp::encoding::Id32;
+use crate::store::{MessageRow, Uid};
 
 /// One mailbox's UIDs and the SMIMP message ids they show.
-type MailboxMap = Arc<HashMap<u32, Arc<str>>>;
+type MailboxMap = Arc<HashMap<Uid, Id32>>;
 
 /// The UID → message id maps of every account's mailboxes, by mailbox name.
 #[derive(Default)]
@@ -36,19 +37,19 @@ fn key(name: &str) -> &str {
 impl UidIndex {
     /// Replaces the mailbox's map with the messages of a fresh snapshot.
     pub fn remember(&self, address: &Address, name: &str, messages: &[MessageRow]) {
-        let map: HashMap<u32, Arc<str>> = messages.iter().map(|m| (m.uid, Arc::from(m.message_id.as_str()))).collect();
+        let map: HashMap<Uid, Id32> = messages.iter().map(|m| (m.uid, m.message_id)).collect();
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         accounts.entry(address.clone()).or_default().insert(key(name).to_string(), Arc::new(map));
     }
 
     /// The message id shown under `uid`, if the last snapshot held it.
-    pub fn lookup(&self, address: &Address, name: &str, uid: u32) -> Option<Arc<str>> {
+    pub fn lookup(&self, address: &Address, name: &str, uid: Uid) -> Option<Id32> {
         let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        accounts.get(address)?.get(key(name))?.get(&uid).cloned()
+        accounts.get(address)?.get(key(name))?.get(&uid).copied()
     }
 
     /// Drops UIDs that left the mailbox (expunged or moved away).
-    pub fn forget_uids(&self, address: &Address, name: &str, uids: &[u32]) {
+    pub fn forget_uids(&self, address: &Address, name: &str, uids: &[Uid]) {
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(map) = accounts.get_mut(address).and_then(|m| m.get_mut(key(name))) {
             let map = Arc::make_mut(map);
@@ -68,9 +69,15 @@ impl UidIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Flags;
 
-    fn row(uid: u32, id: &str) -> MessageRow {
-        MessageRow { uid, message_id: id.into(), flags: String::new(), internal_date: 0, size: 0 }
+    /// A message id made of one repeated byte.
+    fn id(byte: u8) -> Id32 {
+        Id32([byte; 32])
+    }
+
+    fn row(uid: u32, byte: u8) -> MessageRow {
+        MessageRow { uid: Uid::new(uid), message_id: id(byte), flags: Flags::default(), internal_date: 0, size: 0 }
     }
 
     #[test]
@@ -78,25 +85,26 @@ mod tests {
         let alice: Address = "alice#example.org".parse().unwrap();
         let bob: Address = "bob#example.org".parse().unwrap();
         let index = UidIndex::default();
-        index.remember(&alice, "INBOX", &[row(1, "a1"), row(2, "a2")]);
-        index.remember(&alice, "Work", &[row(1, "w1")]);
-        index.remember(&bob, "INBOX", &[row(1, "b1")]);
-        assert_eq!(index.lookup(&alice, "inbox", 2).as_deref(), Some("a2"));
-        assert_eq!(index.lookup(&alice, "Work", 1).as_deref(), Some("w1"));
-        assert_eq!(index.lookup(&alice, "work", 1), None, "only INBOX ignores case");
-        assert_eq!(index.lookup(&bob, "INBOX", 1).as_deref(), Some("b1"));
-        assert_eq!(index.lookup(&alice, "INBOX", 3), None);
+        let look = |address: &Address, name: &str, uid: u32| index.lookup(address, name, Uid::new(uid));
+        index.remember(&alice, "INBOX", &[row(1, 0xa1), row(2, 0xa2)]);
+        index.remember(&alice, "Work", &[row(1, 0x01)]);
+        index.remember(&bob, "INBOX", &[row(1, 0xb1)]);
+        assert_eq!(look(&alice, "inbox", 2), Some(id(0xa2)));
+        assert_eq!(look(&alice, "Work", 1), Some(id(0x01)));
+        assert_eq!(look(&alice, "work", 1), None, "only INBOX ignores case");
+        assert_eq!(look(&bob, "INBOX", 1), Some(id(0xb1)));
+        assert_eq!(look(&alice, "INBOX", 3), None);
 
-        index.forget_uids(&alice, "INBOX", &[1]);
-        assert_eq!(index.lookup(&alice, "INBOX", 1), None);
-        assert_eq!(index.lookup(&alice, "INBOX", 2).as_deref(), Some("a2"));
+        index.forget_uids(&alice, "INBOX", &[Uid::new(1)]);
+        assert_eq!(look(&alice, "INBOX", 1), None);
+        assert_eq!(look(&alice, "INBOX", 2), Some(id(0xa2)));
 
-        index.remember(&alice, "INBOX", &[row(2, "a2"), row(3, "a3")]);
-        assert_eq!(index.lookup(&alice, "INBOX", 3).as_deref(), Some("a3"));
+        index.remember(&alice, "INBOX", &[row(2, 0xa2), row(3, 0xa3)]);
+        assert_eq!(look(&alice, "INBOX", 3), Some(id(0xa3)));
 
         index.forget_account(&alice);
-        assert_eq!(index.lookup(&alice, "INBOX", 2), None);
-        assert_eq!(index.lookup(&alice, "Work", 1), None);
-        assert_eq!(index.lookup(&bob, "INBOX", 1).as_deref(), Some("b1"), "other accounts keep theirs");
+        assert_eq!(look(&alice, "INBOX", 2), None);
+        assert_eq!(look(&alice, "Work", 1), None);
+        assert_eq!(look(&bob, "INBOX", 1), Some(id(0xb1)), "other accounts keep theirs");
     }
 }

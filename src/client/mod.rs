@@ -7,6 +7,7 @@
 //! only through `store` and `keystore`.
 
 pub mod account;
+mod api;
 pub mod error;
 pub mod server;
 pub mod session;

@@ -38,7 +38,8 @@ impl Welcome<'_> {
         dir: &Path,
     ) -> Result<Option<i64>, DemoError> {
         let messages = self.inbox().await?;
-        let arrived = state.welcome_message_id.as_ref().is_some_and(|id| messages.iter().any(|m| &m.message_id == id));
+        let arrived =
+            state.welcome_message_id.as_ref().is_some_and(|id| messages.iter().any(|m| m.message_id.to_hex() == *id));
         if arrived {
             return Ok(None);
         }
@@ -75,7 +76,7 @@ impl Welcome<'_> {
         let uid = await_in_inbox(self.mailboxes, &self.recipient, &message_id).await?;
         let bytes = self
             .mailboxes
-            .message(&self.recipient, "INBOX", uid)
+            .message(&self.recipient, "INBOX", uid.into())
             .await
             .map_err(|source| DemoError::Mailbox { account: self.recipient.sender.address.to_email(), source })?;
         let parsed = mail_parser::MessageParser::new()
@@ -178,8 +179,8 @@ async fn await_in_inbox(mailboxes: &Mailboxes, account: &Account, message_id: &s
             .snapshot(account, "INBOX", true)
             .await
             .map_err(|source| DemoError::Mailbox { account: account.sender.address.to_email(), source })?;
-        if let Some(found) = messages.iter().find(|m| m.message_id == message_id) {
-            return Ok(found.uid);
+        if let Some(found) = messages.iter().find(|m| m.message_id.to_hex() == message_id) {
+            return Ok(found.uid.get());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(DemoError::Welcome(format!(

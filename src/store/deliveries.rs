@@ -4,7 +4,8 @@
 
 use sqlx::Row;
 
-use super::{parse, GatewayStore, Recipient, StoreError};
+use super::rows::{parsed_column, recipient_columns};
+use super::{GatewayStore, Recipient, StoreError};
 use crate::smimp::address::Address;
 
 /// One delivery as `status` shows it: who it went to and how it went, not what it said.
@@ -35,12 +36,8 @@ impl GatewayStore {
         rows.iter()
             .map(|r| {
                 Ok(DeliveryRecord {
-                    account: parse(&r.try_get::<String, _>("account")?, "account")?,
-                    recipient: Recipient::from_columns(
-                        &r.try_get::<String, _>("route")?,
-                        r.try_get("recipient")?,
-                        r.try_get("envelope_from")?,
-                    )?,
+                    account: parsed_column(r, "account")?,
+                    recipient: recipient_columns(r)?,
                     state: r.try_get("state")?,
                     attempts: r.try_get("attempts")?,
                     last_error: r.try_get("last_error")?,

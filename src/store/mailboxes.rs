@@ -7,56 +7,14 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
+use super::flags::Flags;
+use super::rows::{
+    mailbox_row, message_row, MailboxRow, MessageRow, NewMessage, Uid, MAILBOX_COLUMNS, MESSAGE_COLUMNS,
+};
 use super::{GatewayStore, StoreError};
 use crate::smimp::address::Address;
-
-/// One mailbox as the gateway shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailboxRow {
-    pub id: i64,
-    pub name: String,
-    /// The SMIMP folder_name; `None` for the root `email` folder (INBOX).
-    pub folder: Option<String>,
-    pub uid_validity: u32,
-    pub uid_next: u32,
-    pub subscribed: bool,
-}
-
-/// One message shown in a mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageRow {
-    pub uid: u32,
-    /// The SMIMP message id (hex).
-    pub message_id: String,
-    /// IMAP flags, space-separated (`\Seen $Work`).
-    pub flags: String,
-    pub internal_date: i64,
-    pub size: u32,
-}
-
-/// A message to add to a mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
-    pub message_id: String,
-    pub flags: String,
-    pub internal_date: i64,
-    pub size: u32,
-}
-
-fn mailbox_row(row: &sqlx::sqlite::SqliteRow) -> Result<MailboxRow, StoreError> {
-    Ok(MailboxRow {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        folder: row.try_get("folder")?,
-        uid_validity: u32::try_from(row.try_get::<i64, _>("uid_validity")?)
-            .map_err(|_| StoreError::Corrupt("uid_validity out of range".into()))?,
-        uid_next: u32::try_from(row.try_get::<i64, _>("uid_next")?)
-            .map_err(|_| StoreError::Corrupt("uid_next out of range".into()))?,
-        subscribed: row.try_get::<i64, _>("subscribed")? != 0,
-    })
-}
-
-const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed";
+use crate::smimp::encoding::Id32;
+use crate::smimp::wire::FolderName;
 
 impl GatewayStore {
     /// Every mailbox of `account`, by name.
@@ -72,13 +30,13 @@ impl GatewayStore {
     pub async fn mailbox_for_folder(
         &self,
         account: &Address,
-        folder: Option<&str>,
+        folder: Option<&FolderName>,
     ) -> Result<Option<MailboxRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account = ? AND IFNULL(folder, '') = ?"
         ))
         .bind(account.as_str())
-        .bind(folder.unwrap_or(""))
+        .bind(folder.map_or("", FolderName::as_str))
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(mailbox_row).transpose()
@@ -90,7 +48,7 @@ impl GatewayStore {
         &self,
         account: &Address,
         name: &str,
-        folder: Option<&str>,
+        folder: Option<&FolderName>,
         now: i64,
     ) -> Result<MailboxRow, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -104,7 +62,7 @@ impl GatewayStore {
         ))
         .bind(account.as_str())
         .bind(name)
-        .bind(folder)
+        .bind(folder.map(FolderName::as_str))
         .bind(uid_validity)
         .fetch_one(&mut *tx)
         .await?;
@@ -135,29 +93,17 @@ impl GatewayStore {
 
     /// The mailbox's messages in UID order.
     pub async fn mailbox_messages(&self, mailbox: i64) -> Result<Vec<MessageRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT uid, message_id, flags, internal_date, size FROM mailbox_messages WHERE mailbox = ? ORDER BY uid",
-        )
-        .bind(mailbox)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MessageRow {
-                    uid: u32::try_from(r.try_get::<i64, _>("uid")?)
-                        .map_err(|_| StoreError::Corrupt("uid out of range".into()))?,
-                    message_id: r.try_get("message_id")?,
-                    flags: r.try_get("flags")?,
-                    internal_date: r.try_get("internal_date")?,
-                    size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        let rows =
+            sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM mailbox_messages WHERE mailbox = ? ORDER BY uid"))
+                .bind(mailbox)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(message_row).collect()
     }
 
     /// Gives each new message the next UID, in one transaction; returns the UIDs in order.
     /// A message already in the mailbox keeps its UID (returned as is).
-    pub async fn add_mailbox_messages(&self, mailbox: i64, messages: &[NewMessage]) -> Result<Vec<u32>, StoreError> {
+    pub async fn add_mailbox_messages(&self, mailbox: i64, messages: &[NewMessage]) -> Result<Vec<Uid>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut next: i64 =
             sqlx::query_scalar("SELECT uid_next FROM mailboxes WHERE id = ?").bind(mailbox).fetch_one(&mut *tx).await?;
@@ -166,7 +112,7 @@ impl GatewayStore {
             let existing: Option<i64> =
                 sqlx::query_scalar("SELECT uid FROM mailbox_messages WHERE mailbox = ? AND message_id = ?")
                     .bind(mailbox)
-                    .bind(&message.message_id)
+                    .bind(message.message_id.to_hex())
                     .fetch_optional(&mut *tx)
                     .await?;
             let uid = match existing {
@@ -178,8 +124,8 @@ impl GatewayStore {
                     )
                     .bind(mailbox)
                     .bind(next)
-                    .bind(&message.message_id)
-                    .bind(&message.flags)
+                    .bind(message.message_id.to_hex())
+                    .bind(message.flags.to_column())
                     .bind(message.internal_date)
                     .bind(i64::from(message.size))
                     .execute(&mut *tx)
@@ -188,7 +134,7 @@ impl GatewayStore {
                     next - 1
                 }
             };
-            uids.push(u32::try_from(uid).map_err(|_| StoreError::Corrupt("UIDs are exhausted".into()))?);
+            uids.push(Uid::new(u32::try_from(uid).map_err(|_| StoreError::Corrupt("UIDs are exhausted".into()))?));
         }
         sqlx::query("UPDATE mailboxes SET uid_next = ? WHERE id = ?")
             .bind(next)
@@ -200,7 +146,7 @@ impl GatewayStore {
     }
 
     /// Removes messages from a mailbox's view (their UIDs are never given again).
-    pub async fn remove_mailbox_messages(&self, mailbox: i64, uids: &[u32]) -> Result<(), StoreError> {
+    pub async fn remove_mailbox_messages(&self, mailbox: i64, uids: &[Uid]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for uid in uids {
             sqlx::query("DELETE FROM mailbox_messages WHERE mailbox = ? AND uid = ?")
@@ -213,9 +159,9 @@ impl GatewayStore {
         Ok(())
     }
 
-    pub async fn set_message_flags(&self, mailbox: i64, uid: u32, flags: &str) -> Result<(), StoreError> {
+    pub async fn set_message_flags(&self, mailbox: i64, uid: Uid, flags: &Flags) -> Result<(), StoreError> {
         sqlx::query("UPDATE mailbox_messages SET flags = ? WHERE mailbox = ? AND uid = ?")
-            .bind(flags)
+            .bind(flags.to_column())
             .bind(mailbox)
             .bind(i64::from(uid))
             .execute(&self.pool)
@@ -224,24 +170,13 @@ impl GatewayStore {
     }
 
     /// One message of a mailbox by UID.
-    pub async fn mailbox_message(&self, mailbox: i64, uid: u32) -> Result<Option<MessageRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT uid, message_id, flags, internal_date, size FROM mailbox_messages WHERE mailbox = ? AND uid = ?",
-        )
-        .bind(mailbox)
-        .bind(i64::from(uid))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(MessageRow {
-                uid,
-                message_id: r.try_get("message_id")?,
-                flags: r.try_get("flags")?,
-                internal_date: r.try_get("internal_date")?,
-                size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
-            })
-        })
-        .transpose()
+    pub async fn mailbox_message(&self, mailbox: i64, uid: Uid) -> Result<Option<MessageRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM mailbox_messages WHERE mailbox = ? AND uid = ?"))
+            .bind(mailbox)
+            .bind(i64::from(uid))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(message_row).transpose()
     }
 
     /// A rendered message from the sealed cache: (nonce, sealed bytes). Its last use is
@@ -249,13 +184,14 @@ impl GatewayStore {
     pub async fn cached_message(
         &self,
         account: &Address,
-        message_id: &str,
+        message_id: &Id32,
         now: i64,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let message_id = message_id.to_hex();
         let row =
             sqlx::query("SELECT nonce, sealed, last_used FROM message_cache WHERE account = ? AND message_id = ?")
                 .bind(account.as_str())
-                .bind(message_id)
+                .bind(&message_id)
                 .fetch_optional(&self.pool)
                 .await?;
         let Some(row) = row else { return Ok(None) };
@@ -263,7 +199,7 @@ impl GatewayStore {
             sqlx::query("UPDATE message_cache SET last_used = ? WHERE account = ? AND message_id = ?")
                 .bind(now)
                 .bind(account.as_str())
-                .bind(message_id)
+                .bind(&message_id)
                 .execute(&self.pool)
                 .await?;
         }
@@ -275,7 +211,7 @@ impl GatewayStore {
     pub async fn cache_messages(
         &self,
         account: &Address,
-        entries: &[(String, String, Vec<u8>)],
+        entries: &[(Id32, String, Vec<u8>)],
         now: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -285,7 +221,7 @@ impl GatewayStore {
                 "INSERT OR REPLACE INTO message_cache (account, message_id, nonce, sealed, last_used) VALUES (?, ?, ?, ?, ?)",
             )
             .bind(account.as_str())
-            .bind(message_id)
+            .bind(message_id.to_hex())
             .bind(nonce)
             .bind(sealed)
             .bind(now)
@@ -317,28 +253,28 @@ impl GatewayStore {
         self.cache_size().await
     }
 
-    pub async fn forget_cached(&self, account: &Address, message_id: &str) -> Result<(), StoreError> {
+    pub async fn forget_cached(&self, account: &Address, message_id: &Id32) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM message_cache WHERE account = ? AND message_id = ?")
             .bind(account.as_str())
-            .bind(message_id)
+            .bind(message_id.to_hex())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     /// Message ids the account's mailboxes do not show.
-    pub async fn hidden_messages(&self, account: &Address) -> Result<HashSet<String>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM hidden_messages WHERE account = ?")
+    pub async fn hidden_messages(&self, account: &Address) -> Result<HashSet<Id32>, StoreError> {
+        let rows = sqlx::query("SELECT message_id FROM hidden_messages WHERE account = ?")
             .bind(account.as_str())
             .fetch_all(&self.pool)
             .await?;
-        Ok(ids.into_iter().collect())
+        rows.iter().map(|row| super::rows::parsed_column(row, "message_id")).collect()
     }
 
-    pub async fn hide_message(&self, account: &Address, message_id: &str, reason: &str) -> Result<(), StoreError> {
+    pub async fn hide_message(&self, account: &Address, message_id: &Id32, reason: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT OR IGNORE INTO hidden_messages (account, message_id, reason) VALUES (?, ?, ?)")
             .bind(account.as_str())
-            .bind(message_id)
+            .bind(message_id.to_hex())
             .bind(reason)
             .execute(&self.pool)
             .await?;
@@ -350,7 +286,7 @@ impl GatewayStore {
     pub async fn claim_deliveries(
         &self,
         account: &Address,
-        claims: &[(Address, String, String)],
+        claims: &[(Address, String, Id32)],
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(claims.len());
@@ -361,7 +297,7 @@ impl GatewayStore {
             .bind(account.as_str())
             .bind(sender.as_str())
             .bind(delivery_id)
-            .bind(message_id)
+            .bind(message_id.to_hex())
             .execute(&mut *tx)
             .await?;
             let owner: String = sqlx::query_scalar(
@@ -372,7 +308,7 @@ impl GatewayStore {
             .bind(delivery_id)
             .fetch_one(&mut *tx)
             .await?;
-            out.push(&owner == message_id);
+            out.push(owner == message_id.to_hex());
         }
         tx.commit().await?;
         Ok(out)

@@ -10,14 +10,19 @@ use crate::smimp::address::Address;
 use crate::smimp::profile::Pin;
 
 mod deliveries;
+mod flags;
 mod mailboxes;
 mod progress;
+mod rows;
 mod threads;
 
 pub use deliveries::DeliveryRecord;
-pub use mailboxes::{MailboxRow, MessageRow, NewMessage};
+pub use flags::{Flag, FlagError, Flags, Keyword};
 pub use progress::ProgressRecord;
+pub use rows::{MailboxRow, MessageRow, NewMessage, Uid};
 pub use threads::ThreadEntry;
+
+use rows::{parsed_column, recipient_columns};
 
 /// Why the gateway's database failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +183,7 @@ impl GatewayStore {
         rows.iter()
             .map(|r| {
                 Ok(AccountRecord {
-                    address: parse(&r.try_get::<String, _>("address")?, "address")?,
+                    address: parsed_column(r, "address")?,
                     keystore_path: r.try_get("keystore_path")?,
                     username: r.try_get("username")?,
                     created_at: r.try_get("created_at")?,
@@ -195,9 +200,9 @@ impl GatewayStore {
             .await?;
         row.map(|r| {
             Ok(Pin {
-                first_key: parse(&r.try_get::<String, _>("first_key")?, "first key")?,
-                latest_key: parse(&r.try_get::<String, _>("latest_key")?, "latest key")?,
-                latest_signed_hash: parse(&r.try_get::<String, _>("latest_signed_hash")?, "signed hash")?,
+                first_key: parsed_column(&r, "first_key")?,
+                latest_key: parsed_column(&r, "latest_key")?,
+                latest_signed_hash: parsed_column(&r, "latest_signed_hash")?,
                 length: r.try_get::<i64, _>("length")?.max(0) as u64,
             })
         })
@@ -246,7 +251,7 @@ impl GatewayStore {
         rows.iter()
             .map(|r| {
                 Ok(TrustEvent {
-                    address: parse(&r.try_get::<String, _>("address")?, "address")?,
+                    address: parsed_column(r, "address")?,
                     at: r.try_get("at")?,
                     kind: r.try_get("kind")?,
                     detail: r.try_get("detail")?,
@@ -404,12 +409,8 @@ impl GatewayStore {
 fn outbound_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboundRow, StoreError> {
     Ok(OutboundRow {
         id: r.try_get("id")?,
-        account: parse(&r.try_get::<String, _>("account")?, "account")?,
-        recipient: Recipient::from_columns(
-            &r.try_get::<String, _>("route")?,
-            r.try_get("recipient")?,
-            r.try_get("envelope_from")?,
-        )?,
+        account: parsed_column(r, "account")?,
+        recipient: recipient_columns(r)?,
         message_type: r.try_get("message_type")?,
         nonce: r.try_get("nonce")?,
         sealed_payload: r.try_get("sealed_payload")?,

@@ -6,7 +6,8 @@
 
 use sqlx::Row;
 
-use super::{parse, GatewayStore, StoreError};
+use super::rows::parsed_column;
+use super::{GatewayStore, StoreError};
 use crate::smimp::address::Address;
 
 /// One piece of long work.
@@ -68,7 +69,7 @@ impl GatewayStore {
         rows.iter()
             .map(|r| {
                 Ok(ProgressRecord {
-                    account: parse(&r.try_get::<String, _>("account")?, "account")?,
+                    account: parsed_column(r, "account")?,
                     task: r.try_get("task")?,
                     done: r.try_get("done")?,
                     total: r.try_get("total")?,

@@ -2,9 +2,8 @@
 //! they started or joined, so a reply to the Sent copy threads like a reply to mail the
 //! gateway rendered (whose ids carry the SMIMP ids themselves).
 
-use sqlx::Row;
-
-use super::{parse, GatewayStore, StoreError};
+use super::rows::{optional_parsed_column, parsed_column};
+use super::{GatewayStore, StoreError};
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
 
@@ -34,11 +33,8 @@ impl GatewayStore {
                     .fetch_optional(&self.pool)
                     .await?;
             if let Some(row) = row {
-                let thread_id = parse(&row.try_get::<String, _>("thread_id")?, "thread_id")?;
-                let message_id = match row.try_get::<Option<String>, _>("smimp_message_id")? {
-                    Some(text) => Some(parse(&text, "smimp_message_id")?),
-                    None => None,
-                };
+                let thread_id = parsed_column(&row, "thread_id")?;
+                let message_id = optional_parsed_column(&row, "smimp_message_id")?;
                 found.push((id.clone(), ThreadEntry { thread_id, message_id }));
             }
         }

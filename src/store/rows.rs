@@ -1,0 +1,155 @@
+//! Typed columns and the IMAP view's rows, read from SQLite in one place: each column is
+//! parsed once here (addresses, UIDs, SMIMP message ids, folder names, flags, a queue
+//! row's route), so the backend never re-parses a string, and no two row mappings are
+//! copies of each other.
+
+use std::fmt;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::flags::Flags;
+use super::{Recipient, StoreError};
+use crate::smimp::encoding::Id32;
+use crate::smimp::wire::FolderName;
+
+/// An IMAP UID (RFC 3501 §2.3.1.1): never 0 for a message, never given twice in a
+/// mailbox of one UIDVALIDITY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uid(u32);
+
+impl Uid {
+    pub const fn new(value: u32) -> Self {
+        Self(value)
+    }
+
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for Uid {
+    fn from(value: u32) -> Self {
+        Self(value)
+    }
+}
+
+impl From<Uid> for u32 {
+    fn from(uid: Uid) -> Self {
+        uid.0
+    }
+}
+
+impl From<Uid> for i64 {
+    fn from(uid: Uid) -> Self {
+        i64::from(uid.0)
+    }
+}
+
+impl PartialEq<u32> for Uid {
+    fn eq(&self, other: &u32) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One mailbox as the gateway shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRow {
+    pub id: i64,
+    pub name: String,
+    /// The SMIMP folder; `None` for the root `email` folder (INBOX).
+    pub folder: Option<FolderName>,
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub subscribed: bool,
+}
+
+/// One message shown in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub uid: Uid,
+    /// The SMIMP message id.
+    pub message_id: Id32,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub size: u32,
+}
+
+/// A message to add to a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub message_id: Id32,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub size: u32,
+}
+
+/// An integer column that must fit a `u32`.
+fn u32_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(row.try_get::<i64, _>(column)?).map_err(|_| StoreError::Corrupt(format!("{column} out of range")))
+}
+
+/// A text column holding a value of a parsed type.
+pub(super) fn parsed_column<T: std::str::FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T::Err: fmt::Display,
+{
+    super::parse(&row.try_get::<String, _>(column)?, column)
+}
+
+/// A nullable text column holding a value of a parsed type.
+pub(super) fn optional_parsed_column<T: std::str::FromStr>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T::Err: fmt::Display,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| super::parse(&text, column)).transpose()
+}
+
+/// A queue row's recipient: its `route`, `recipient` and `envelope_from` columns.
+pub(super) fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError> {
+    Recipient::from_columns(
+        &row.try_get::<String, _>("route")?,
+        row.try_get("recipient")?,
+        row.try_get("envelope_from")?,
+    )
+}
+
+/// A size: the largest `u32` when the stored value is larger.
+fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+    Ok(u32::try_from(row.try_get::<i64, _>(column)?).unwrap_or(u32::MAX))
+}
+
+pub(super) const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed";
+
+pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
+    Ok(MailboxRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        folder: optional_parsed_column(row, "folder")?,
+        uid_validity: u32_column(row, "uid_validity")?,
+        uid_next: Uid(u32_column(row, "uid_next")?),
+        subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+    })
+}
+
+pub(super) const MESSAGE_COLUMNS: &str = "uid, message_id, flags, internal_date, size";
+
+pub(super) fn message_row(row: &SqliteRow) -> Result<MessageRow, StoreError> {
+    Ok(MessageRow {
+        uid: Uid(u32_column(row, "uid")?),
+        message_id: parsed_column(row, "message_id")?,
+        flags: Flags::from_column(&row.try_get::<String, _>("flags")?),
+        internal_date: row.try_get("internal_date")?,
+        size: size_column(row, "size")?,
+    })
+}
