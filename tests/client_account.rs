@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use smimp_gateway::client::trust::trusted_key;
+use smimp_gateway::backend::trust::trusted_key;
 use smimp_gateway::client::ServerClient;
 use smimp_gateway::gateway::context::{CommandError, Context};
 use smimp_gateway::gateway::enroll::{self, Rotate};

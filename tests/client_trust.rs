@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::*;
 use rand_core::OsRng;
-use smimp_gateway::client::trust::{trusted_key, verified_message_key, TrustError};
+use smimp_gateway::backend::trust::{trusted_key, verified_message_key, KeyTrustError};
+use smimp_gateway::client::trust::TrustError;
 use smimp_gateway::client::{ServerClient, SessionClient};
 use smimp_gateway::discovery::{Discovery, DiscoveryError};
 use smimp_gateway::smimp::crypto::MasterKey;
@@ -99,7 +100,7 @@ async fn truncated_and_replaced_histories_are_refused_and_recorded() {
     let db = server_db(&server).await;
     sqlx::query("DELETE FROM profile_records WHERE seq > 0").execute(&db).await.unwrap();
     let err = trusted_key(&remote, &store, &alice.address, 2).await.unwrap_err();
-    assert!(matches!(err, TrustError::Truncated { pinned: 2, found: 1, .. }), "{err}");
+    assert!(matches!(err, KeyTrustError::Trust(TrustError::Truncated { pinned: 2, found: 1, .. })), "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
 
     // The server replaces the whole history with a new identity (replaced).
@@ -113,7 +114,7 @@ async fn truncated_and_replaced_histories_are_refused_and_recorded() {
         .await
         .unwrap();
     let err = trusted_key(&remote, &store, &alice.address, 3).await.unwrap_err();
-    assert!(matches!(err, TrustError::Replaced { .. }), "{err}");
+    assert!(matches!(err, KeyTrustError::Trust(TrustError::Replaced { .. })), "{err}");
 
     let kinds: Vec<String> = store.trust_events(10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["replaced", "truncated", "first_contact"]);
@@ -152,7 +153,7 @@ async fn a_message_key_signed_by_another_key_is_refused() {
         .await
         .unwrap();
     let err = verified_message_key(&sender, &session, &store, &alice.address, 2).await.unwrap_err();
-    assert!(matches!(err, TrustError::BadMessageKey { .. }), "{err}");
+    assert!(matches!(err, KeyTrustError::Trust(TrustError::BadMessageKey { .. })), "{err}");
     org.stop().await;
     net.stop().await;
 }

@@ -13,4 +13,5 @@ pub mod progress;
 pub mod relay;
 pub mod relay_settings;
 pub mod submission;
+pub mod trust;
 pub mod uid_index;

@@ -15,7 +15,8 @@ use rand_core::OsRng;
 
 use crate::backend::progress::Progress;
 use crate::backend::relay::Relays;
-use crate::client::trust::{verified_message_key, TrustError};
+use crate::backend::trust::{verified_message_key, KeyTrustError};
+use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
 use crate::mime::own::email_for_raw;
@@ -77,12 +78,12 @@ impl From<ClientError> for DeliveryError {
     }
 }
 
-impl From<TrustError> for DeliveryError {
-    fn from(err: TrustError) -> Self {
+impl From<KeyTrustError> for DeliveryError {
+    fn from(err: KeyTrustError) -> Self {
         match err {
-            TrustError::Client(client) => client.into(),
-            TrustError::Store(store) => DeliveryError::Store(store),
-            other => DeliveryError::Permanent(other.to_string()),
+            KeyTrustError::Trust(TrustError::Client(client)) => client.into(),
+            KeyTrustError::Store(store) => DeliveryError::Store(store),
+            KeyTrustError::Trust(other) => DeliveryError::Permanent(other.to_string()),
         }
     }
 }

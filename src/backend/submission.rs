@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 
 use crate::backend::outbound::{sealed_row, RetryPolicy, Sender, RELAY_MESSAGE_TYPE};
 use crate::backend::relay::Relays;
-use crate::client::trust::{trusted_key, TrustError};
+use crate::backend::trust::{trusted_key, KeyTrustError};
+use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient};
 use crate::clock::unix_now;
 use crate::discovery::{Discovery, DiscoveryError};
@@ -102,7 +103,15 @@ pub struct Gateway {
 }
 
 /// Turns a failed recipient check into the reply the mail client shows.
-fn refusal_for(email: &str, domain: &str, err: TrustError) -> Refusal {
+fn refusal_for(email: &str, domain: &str, err: KeyTrustError) -> Refusal {
+    match err {
+        KeyTrustError::Store(_) => Refusal::temporary("the gateway could not read its database; try again later"),
+        KeyTrustError::Trust(err) => refusal_for_trust(email, domain, err),
+    }
+}
+
+/// The reply for a recipient whose key could not be trusted.
+fn refusal_for_trust(email: &str, domain: &str, err: TrustError) -> Refusal {
     match err {
         TrustError::Client(ClientError::Discovery(
             DiscoveryError::Status { status: 404, .. } | DiscoveryError::BadRecord { .. },
@@ -134,7 +143,6 @@ fn refusal_for(email: &str, domain: &str, err: TrustError) -> Refusal {
         TrustError::Client(err) if err.is_transient() => {
             Refusal::new(451, [4, 4, 0], format!("the SMIMP server of {domain} failed ({err}); try again later"))
         }
-        TrustError::Store(_) => Refusal::temporary("the gateway could not read its database; try again later"),
         other => Refusal::new(550, [5, 7, 1], format!("{email} is refused: {other}")),
     }
 }
@@ -165,7 +173,7 @@ impl Submission for Gateway {
         let domain = address.domain().to_string();
         let server = ServerClient::connect(&self.discovery, &domain)
             .await
-            .map_err(|e| refusal_for(recipient, &domain, TrustError::Client(e)))?;
+            .map_err(|e| refusal_for_trust(recipient, &domain, TrustError::Client(e)))?;
         trusted_key(&server, &self.store, &address, unix_now())
             .await
             .map_err(|e| refusal_for(recipient, &domain, e))?;

@@ -16,7 +16,8 @@ use super::{MailboxError, Mailboxes};
 use crate::backend::inbound::{open_and_render, own_trust, Rendered, SenderTrust};
 use crate::backend::progress::Progress;
 use crate::backend::submission::Account;
-use crate::client::trust::{trusted_key, TrustError};
+use crate::backend::trust::{trusted_key, KeyTrustError};
+use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::clock::unix_now;
 use crate::smimp::address::Address;
@@ -223,7 +224,9 @@ impl Mailboxes {
         let server = ServerClient::connect(&self.discovery, sender.domain()).await?;
         let current = match trusted_key(&server, &self.store, sender, unix_now()).await {
             Ok(key) => key,
-            Err(TrustError::Client(err)) if err.is_transient() || matches!(err, ClientError::Discovery(_)) => {
+            Err(KeyTrustError::Trust(TrustError::Client(err)))
+                if err.is_transient() || matches!(err, ClientError::Discovery(_)) =>
+            {
                 return Err(err)
             }
             Err(err) => return Ok(SenderTrust::Refused(err.to_string())),
