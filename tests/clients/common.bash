@@ -25,6 +25,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# Stopped by a signal (tests/run's time limit, ^C): the EXIT trap reports that status.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 passed=0 failed=0
 check() { # check NAME EXPECTED ACTUAL
