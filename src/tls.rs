@@ -102,22 +102,53 @@ pub fn sha256_fingerprint(path: &Path) -> Result<String, TlsError> {
     Ok(digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
 }
 
+/// Which names a development CA may certify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaScope {
+    /// Any name: the reference server's CA, for whatever domains it is configured with.
+    AnyName,
+    /// This machine only: the CA carries X.509 name constraints permitting just the
+    /// DNS name `localhost` (and names under it), 127.0.0.1/32 and ::1/128, so a copy of
+    /// its key cannot mint a certificate for any other site that a client trusting the
+    /// CA would accept. Its directory is kept private (0700).
+    Loopback,
+}
+
 /// Creates (or reuses) a private CA in `dir` and a server certificate for `names`
-/// (DNS names and IP addresses). Keys are written with mode 0600. An existing set
-/// is reused, so clients that trust the CA keep working across restarts; it is
-/// re-issued when the names change.
+/// (DNS names and IP addresses), the CA able to certify any name. Keys are written with
+/// mode 0600. An existing set is reused, so clients that trust the CA keep working
+/// across restarts; it is re-issued when the names change.
 pub fn ensure_dev_certificates(dir: &Path, names: &[String]) -> Result<DevCertificates, TlsError> {
+    ensure_certificates(dir, names, CaScope::AnyName)
+}
+
+/// As [`ensure_dev_certificates`], for a CA confined to this machine
+/// ([`CaScope::Loopback`]): the gateway's local CA, which mail clients trust. A CA file
+/// made before the constraint existed is kept as it is, since the mail clients already
+/// trust that one; its key file and directory get the private modes.
+pub fn ensure_loopback_certificates(dir: &Path, names: &[String]) -> Result<DevCertificates, TlsError> {
+    ensure_certificates(dir, names, CaScope::Loopback)
+}
+
+fn ensure_certificates(dir: &Path, names: &[String], scope: CaScope) -> Result<DevCertificates, TlsError> {
     let files = DevCertificates {
         ca_file: dir.join("ca.pem"),
         cert_file: dir.join("server.pem"),
         key_file: dir.join("server-key.pem"),
     };
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
+    make_dir(dir, scope)?;
     // Two processes (a server starting, `export-ca`) must not make two different CAs.
     let lock_path = dir.join(".lock");
     let lock =
         std::fs::File::create(&lock_path).map_err(|source| TlsError::Write { path: lock_path.clone(), source })?;
     lock.lock().map_err(|source| TlsError::Write { path: lock_path, source })?;
+    let ca_key_file = dir.join("ca-key.pem");
+    // Key files written by older versions (or copied in) are made private too.
+    for key in [&ca_key_file, &files.key_file] {
+        if key.exists() {
+            set_mode(key, 0o600)?;
+        }
+    }
     let names_file = dir.join("server-names.txt");
     let wanted = names.join("\n");
     let current = std::fs::read_to_string(&names_file).ok();
@@ -128,18 +159,17 @@ pub fn ensure_dev_certificates(dir: &Path, names: &[String]) -> Result<DevCertif
     {
         return Ok(files);
     }
-    let ca_key_file = dir.join("ca-key.pem");
     let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
     // The CA certificate on disk stays as it is; re-signing the same parameters with
     // the same key gives an issuer with the same name and key identifier to sign with.
     let (ca_cert, ca_key) = if files.ca_file.exists() && ca_key_file.exists() {
         let ca_key = rcgen::KeyPair::from_pem(&read_text(&ca_key_file)?).map_err(gen)?;
-        (ca_params()?.self_signed(&ca_key).map_err(gen)?, ca_key)
+        (ca_params(scope)?.self_signed(&ca_key).map_err(gen)?, ca_key)
     } else {
         let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
-        let cert = ca_params()?.self_signed(&ca_key).map_err(gen)?;
-        write_file(&files.ca_file, cert.pem().as_bytes(), false)?;
+        let cert = ca_params(scope)?.self_signed(&ca_key).map_err(gen)?;
         write_file(&ca_key_file, ca_key.serialize_pem().as_bytes(), true)?;
+        write_file(&files.ca_file, cert.pem().as_bytes(), false)?;
         (cert, ca_key)
     };
     let server_key = rcgen::KeyPair::generate().map_err(gen)?;
@@ -153,12 +183,47 @@ pub fn ensure_dev_certificates(dir: &Path, names: &[String]) -> Result<DevCertif
     Ok(files)
 }
 
-fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
+/// The CA's directory; a loopback CA's is private to its owner (0700), also when an
+/// older version made it with the default mode.
+fn make_dir(dir: &Path, scope: CaScope) -> Result<(), TlsError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    if scope == CaScope::Loopback {
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
+    if scope == CaScope::Loopback {
+        set_mode(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|source| TlsError::Write { path: path.into(), source })
+}
+
+fn ca_params(scope: CaScope) -> Result<rcgen::CertificateParams, TlsError> {
     let mut params =
         rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| TlsError::Generate(e.to_string()))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "smimp-gateway local CA");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    if scope == CaScope::Loopback {
+        params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![
+                rcgen::GeneralSubtree::DnsName("localhost".into()),
+                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_v4_prefix([127, 0, 0, 1], 32)),
+                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_v6_prefix(
+                    std::net::Ipv6Addr::LOCALHOST.octets(),
+                    128,
+                )),
+            ],
+            excluded_subtrees: Vec::new(),
+        });
+    }
     Ok(params)
 }
 
@@ -178,6 +243,11 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
         .mode(if secret { 0o600 } else { 0o644 })
         .open(&tmp)
         .map_err(err)?;
+    // A temporary file left by an interrupted run keeps its old mode: set it again.
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
     file.write_all(bytes).map_err(err)?;
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)

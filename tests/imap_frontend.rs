@@ -432,6 +432,76 @@ async fn starttls_upgrades_the_plain_port() {
     gateway.stop().await;
 }
 
+/// The plain port, past the greeting (returned), then STARTTLS sent together with
+/// `pipelined` in one write, its answer read, and TLS negotiated over the same socket.
+async fn starttls_with(gateway: &Gateway, pipelined: &str) -> (String, Client) {
+    let tcp = TcpStream::connect(("127.0.0.1", gateway.starttls_port)).await.unwrap();
+    let mut c = Client { io: BufReader::new(Box::new(tcp)) };
+    let greeting = c.line().await;
+    c.send_raw(format!("a STARTTLS\r\n{pipelined}").as_bytes()).await;
+    assert_eq!(c.line().await, "a OK Begin TLS negotiation now");
+    // Nothing else came in the clear: no answer to the pipelined plaintext.
+    assert!(c.io.buffer().is_empty(), "{:?}", String::from_utf8_lossy(c.io.buffer()));
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&gateway.client_tls));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, c.io.into_inner()).await.unwrap();
+    (greeting, Client { io: BufReader::new(Box::new(tls)) })
+}
+
+/// Where TLS is required for logging in (here: plain authentication on loopback turned
+/// off, as for any peer beyond loopback), the plain port advertises LOGINDISABLED, and
+/// LOGIN and AUTHENTICATE before STARTTLS are refused with PRIVACYREQUIRED without the
+/// password being checked; after STARTTLS the same LOGIN works.
+#[tokio::test]
+async fn login_before_starttls_is_refused_where_tls_is_required() {
+    let gateway = start_with(ImapConfig { allow_plain_auth_on_loopback: false, ..ImapConfig::default() }).await;
+    let tcp = TcpStream::connect(("127.0.0.1", gateway.starttls_port)).await.unwrap();
+    let mut c = Client { io: BufReader::new(Box::new(tcp)) };
+    let greeting = c.line().await;
+    assert!(greeting.ends_with(" STARTTLS LOGINDISABLED] smimp-gateway IMAP ready"), "{greeting}");
+    let caps = c.cmd("a", "CAPABILITY").await;
+    assert!(caps[0].ends_with(" STARTTLS LOGINDISABLED") && !caps[0].contains("AUTH="), "{caps:?}");
+    let refused = "NO [PRIVACYREQUIRED] use STARTTLS before logging in";
+    assert_eq!(c.cmd("b", "LOGIN alice secret").await, [format!("b {refused}")]);
+    // A wrong password gets the same answer: nothing was checked.
+    assert_eq!(c.cmd("c", "LOGIN alice wrong").await, [format!("c {refused}")]);
+    assert_eq!(c.cmd("d", "AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==").await, [format!("d {refused}")]);
+    let select = c.cmd("e", "SELECT INBOX").await;
+    assert_eq!(select, ["e BAD SELECT is not valid in this state: log in first"], "still not logged in");
+    assert_eq!(c.cmd("f", "STARTTLS").await, ["f OK Begin TLS negotiation now"]);
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&gateway.client_tls));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, c.io.into_inner()).await.unwrap();
+    let mut c = Client { io: BufReader::new(Box::new(tls)) };
+    let caps = c.cmd("g", "CAPABILITY").await;
+    assert!(caps[0].ends_with("CHILDREN AUTH=PLAIN") && !caps[0].contains("LOGINDISABLED"), "{caps:?}");
+    assert!(c.cmd("h", "LOGIN alice secret").await[0].starts_with("h OK [CAPABILITY"));
+    // The implicit-TLS port takes the login from the start.
+    let mut c = gateway.connect().await;
+    assert!(c.cmd("a", "LOGIN alice secret").await[0].starts_with("a OK [CAPABILITY"));
+    gateway.stop().await;
+}
+
+/// Plaintext pipelined after STARTTLS is dropped, never read as if it had come over TLS
+/// (RFC 3501 §6.2.1; the SMTP twin is in smtp_submission.rs): a LOGIN injected behind
+/// STARTTLS does not log the session in, and the first answer over TLS is the one to
+/// the client's own first command.
+#[tokio::test]
+async fn plaintext_injected_after_starttls_is_discarded() {
+    let gateway = start().await;
+    let (greeting, mut c) = starttls_with(&gateway, "b LOGIN alice secret\r\nc SELECT INBOX\r\n").await;
+    // The injected LOGIN would be accepted in the clear here (plain auth on loopback is
+    // allowed by default), so only discarding it keeps the session logged out.
+    assert!(greeting.contains(" STARTTLS AUTH=PLAIN]"), "{greeting}");
+    let caps = c.cmd("d", "CAPABILITY").await;
+    assert_eq!(caps.len(), 2, "only the answer to CAPABILITY: {caps:?}");
+    assert!(caps[0].starts_with("* CAPABILITY ") && caps[0].ends_with(" AUTH=PLAIN"), "not logged in: {caps:?}");
+    assert_eq!(caps[1], "d OK CAPABILITY completed");
+    assert_eq!(c.cmd("e", "SELECT INBOX").await, ["e BAD SELECT is not valid in this state: log in first"]);
+    assert!(c.cmd("f", "LOGIN alice secret").await[0].starts_with("f OK [CAPABILITY"));
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn list_lsub_status_and_mailbox_management() {
     let gateway = start().await;

@@ -117,12 +117,13 @@ impl Running {
 }
 
 /// The gateway's local TLS certificates, made on first use and kept: a private CA the
-/// mail client trusts once, and a certificate for localhost, 127.0.0.1 and ::1.
+/// mail client trusts once, confined to this machine by name constraints, and a
+/// certificate for localhost, 127.0.0.1 and ::1.
 pub fn local_certificates(
     config: &crate::gateway::config::GatewayConfig,
 ) -> Result<crate::tls::DevCertificates, CommandError> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from);
-    Ok(crate::tls::ensure_dev_certificates(&config.tls_dir(), &names)?)
+    Ok(crate::tls::ensure_loopback_certificates(&config.tls_dir(), &names)?)
 }
 
 /// Every registered account, its keystore unlocked, by lowercase user name.

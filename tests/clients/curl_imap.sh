@@ -21,7 +21,8 @@ out=$(imap "imaps://localhost:$imaps_port/") || true
 contains "LIST over imaps:// shows INBOX" "INBOX" "$out"
 contains "LIST shows Sent with its special use" '\Sent' "$out"
 out=$(imap "imaps://localhost:$imaps_port/INBOX" -X 'SEARCH SUBJECT "read by curl"') || true
-contains "SEARCH SUBJECT finds the message" "* SEARCH 1" "$out"
+check "SEARCH SUBJECT finds exactly the message (the whole answer line)" "* SEARCH 1" \
+  "$(printf '%s\n' "$out" | tr -d '\r' | grep '^\* SEARCH' || true)"
 out=$(imap "imaps://localhost:$imaps_port/INBOX;UID=1") || true
 contains "FETCH over imaps:// gives the decrypted body" "This body was sealed on the way and opened by the gateway." "$out"
 contains "FETCH gives the verification header" "X-SMIMP-Verified: pass" "$out"

@@ -2,7 +2,8 @@
 # The README's first-use steps, run for real with the binary: a server with its
 # development CA, `server add-account`, a gateway configuration that trusts that CA,
 # `init` with the one-time password from a file (and on standard input), and the
-# errors a user meets: a wrong password, an untrusted server, a second init.
+# errors a user meets: a wrong password, an untrusted server, a second init. Every
+# command's exit status is checked: 0 when it worked, 1 when it refused.
 set -euo pipefail
 name=init_cli
 source "$(dirname "$0")/common.bash"
@@ -27,7 +28,18 @@ sed -e 's/^trusted_ca_files = .*/trusted_ca_files = ["server-ca.pem"]/' \
 printf 'a long keystore passphrase\n' > "$dir/gateway/passphrase.txt"
 printf '%s\n' "$alice_password" > "$dir/gateway/otp.txt"
 
-out=$("$bin" init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt" 2>&1)
+# run [INPUT] -- ARGS... — the binary with ARGS (INPUT on standard input when given); sets
+# out (standard output and error) and rc (the exit status).
+run() {
+  local input=$1
+  shift 2
+  rc=0
+  if [ -n "$input" ]; then out=$(printf '%s\n' "$input" | "$bin" "$@" 2>&1) || rc=$?
+  else out=$("$bin" "$@" 2>&1 </dev/null) || rc=$?; fi
+}
+
+run "" -- init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt"
+check "init exits 0" 0 "$rc"
 contains "init prints the username" "username: alice@example.org" "$out"
 check "init prints a generated password" "1" "$(printf '%s\n' "$out" | grep -cE '^  password: [A-Za-z0-9_-]{20,}$')"
 check "the keystore is mode 0600" "600" "$(stat -c %a "$dir/gateway/gateway-data/keystores/alice@example.org.keystore")"
@@ -35,28 +47,36 @@ check "the server now publishes alice's history" "200" \
   "$(curl -sS --cacert "$dir/gateway/server-ca.pem" --resolve "example.org:$port:127.0.0.1" -o /dev/null -w '%{http_code}' \
      "https://example.org:$port/0.1/get_user/alice%23example.org/history")"
 
-out=$("$bin" init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt" 2>&1 || true)
+run "" -- init --config "$dir/gateway/gateway.toml" --address alice@example.org --password-file "$dir/gateway/otp.txt"
+check "a second init exits 1" 1 "$rc"
 contains "a second init is refused" "already set up on this gateway" "$out"
 
-out=$(printf 'wrong\n' | "$bin" init --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1 || true)
+run wrong -- init --config "$dir/gateway/gateway.toml" --address bob@example.org
+check "init with a wrong one-time password exits 1" 1 "$rc"
 contains "a wrong one-time password says so" "refused the one-time initialisation password" "$out"
 
 sed -e 's/^trusted_ca_files = .*/trusted_ca_files = []/' "$dir/gateway/gateway.toml" > "$dir/gateway/untrusting.toml"
-out=$(printf '%s\n' "$bob_password" | "$bin" init --config "$dir/gateway/untrusting.toml" --address bob@example.org 2>&1 || true)
+run "$bob_password" -- init --config "$dir/gateway/untrusting.toml" --address bob@example.org
+check "init against an untrusted server exits 1" 1 "$rc"
 contains "an untrusted server certificate names the setting to change" "trusted_ca_files" "$out"
 
-out=$(printf '%s\n' "$bob_password" | "$bin" init --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+run "$bob_password" -- init --config "$dir/gateway/gateway.toml" --address bob@example.org
+check "init with the password on standard input exits 0" 0 "$rc"
 contains "init reads the password on standard input" "username: bob@example.org" "$out"
 
-out=$("$bin" keys replenish --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+run "" -- keys replenish --config "$dir/gateway/gateway.toml" --address bob@example.org
+check "keys replenish exits 0" 0 "$rc"
 check "the key supply is already full" "added 0 ephemeral keys for bob@example.org" "$out"
-out=$("$bin" profile update --config "$dir/gateway/gateway.toml" --address bob@example.org --name Bob 2>&1)
+run "" -- profile update --config "$dir/gateway/gateway.toml" --address bob@example.org --name Bob
+check "profile update exits 0" 0 "$rc"
 check "profile update" "profile of bob@example.org updated: the history has 2 records" "$out"
-out=$("$bin" keys rotate --master --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1)
+run "" -- keys rotate --master --config "$dir/gateway/gateway.toml" --address bob@example.org
+check "master key rotation exits 0" 0 "$rc"
 contains "master key rotation" "new master key of bob@example.org:" "$out"
 
 printf 'not the passphrase\n' > "$dir/gateway/passphrase.txt"
-out=$("$bin" keys rotate --config "$dir/gateway/gateway.toml" --address bob@example.org 2>&1 || true)
+run "" -- keys rotate --config "$dir/gateway/gateway.toml" --address bob@example.org
+check "key rotation with a wrong keystore passphrase exits 1" 1 "$rc"
 contains "a wrong keystore passphrase is named" "passphrase" "$out"
 
 finish

@@ -3,8 +3,9 @@
 # gateway's SMTP to a local Maildir over the gateway's IMAP (implicit TLS, certificate
 # checked against the gateway's CA), and back: the Maildir holds the original subject
 # and body; a flag set in the Maildir reaches the gateway (and the SMIMP server); a
-# message put in the Maildir's Sent folder is uploaded with APPEND; a second sync with
-# nothing changed changes nothing.
+# message put in the Maildir's Sent folder is uploaded with APPEND, once; a further sync
+# with nothing changed succeeds and changes nothing (no file name, no file's content).
+# Every mbsync run must exit 0.
 set -euo pipefail
 name=mbsync
 source "$(dirname "$0")/common.bash"
@@ -51,9 +52,18 @@ Expunge Both
 SyncState *
 CONF
 
-sync() { mbsync -c "$dir/mbsyncrc" -a 2>&1; }
-out=$(sync) || true
-printf '%s\n' "$out" | tail -n 5
+# sync WHICH — one mbsync run over every mailbox; it must succeed.
+sync() {
+  local rc=0 out
+  out=$(mbsync -c "$dir/mbsyncrc" -a 2>&1) || rc=$?
+  printf '%s\n' "$out" | tail -n 5
+  check "the $1 sync exits 0" 0 "$rc"
+}
+# maildir_state — every file of the Maildir (not mbsync's own dot files): its name and a
+# hash of its content, one per line.
+maildir_state() { (cd "$dir/mail" && find . -type f -not -name '.*' -exec sha256sum {} + | sort -k 2); }
+
+sync first
 found=$(grep -rl "Original body number 1, end to end encrypted." "$dir/mail/INBOX" 2>/dev/null | wc -l)
 check "the Maildir's INBOX holds the first message's original body" 1 "$found"
 found=$(grep -rl "Subject: Maildir test 2" "$dir/mail/INBOX" 2>/dev/null | wc -l)
@@ -68,8 +78,7 @@ case "$file" in *:2,*) flagged="${file}F";; *) flagged="${file}:2,F";; esac
 mv "$file" "$flagged"
 printf 'From: Bob <bob@example.org>\r\nTo: Alice <alice@example.org>\r\nSubject: written offline\r\nMessage-ID: <offline.1@example.org>\r\n\r\nUploaded by mbsync.\r\n' \
   > "$dir/mail/Sent/new/$(date +%s).offline.host"
-out=$(sync) || true
-printf '%s\n' "$out" | tail -n 5
+sync second
 
 cat > "$dir/check.py" <<'PY'
 import imaplib, os, ssl
@@ -82,13 +91,16 @@ print("flagged:", data[0].decode())
 imap.select("Sent", readonly=True)
 typ, data = imap.search(None, "SUBJECT", '"written offline"')
 print("sent:", data[0].decode())
+imap.logout()
+print("end check.py")
 PY
-out=$(CA="$ca" IMAPS_PORT="$imaps_port" BOB_PASSWORD="$bob_password" python3 "$dir/check.py" 2>&1) || true
-contains "the flag set in the Maildir reached the gateway" "flagged: 1" "$out"
-contains "the message put in the Maildir's Sent was uploaded" "sent: 1" "$out"
+rc=0; out=$(CA="$ca" IMAPS_PORT="$imaps_port" BOB_PASSWORD="$bob_password" python3 "$dir/check.py" 2>&1) || rc=$?
+tally check.py "$rc" "$out"
+check "the flag set in the Maildir reached the gateway (exactly the first message)" "flagged: 1" "$(grep '^flagged:' <<< "$out")"
+check "the message put in the Maildir's Sent was uploaded, once" "sent: 1" "$(grep '^sent:' <<< "$out")"
 
-before=$(find "$dir/mail" -type f -not -name '.*' | sort | md5sum)
-out=$(sync) || true
-after=$(find "$dir/mail" -type f -not -name '.*' | sort | md5sum)
-check "a second sync with nothing new changes nothing" "$before" "$after"
+before=$(maildir_state)
+sync third
+after=$(maildir_state)
+check "a third sync with nothing new changes nothing (names and contents)" "$before" "$after"
 finish

@@ -43,7 +43,12 @@ contains "setup-client: SMTP with STARTTLS" "server 127.0.0.1  port $smtp_port  
 contains "setup-client: SMTP with SSL/TLS" "or server 127.0.0.1  port $smtps_port  security SSL/TLS" "$out"
 contains "setup-client: normal password" "Authentication: normal password" "$out"
 contains "setup-client: the CA run made" "Certificate authority to trust: $ca" "$out"
-contains "setup-client: its fingerprint" "SHA-256 fingerprint: $("$bin" export-ca --config "$config" 2>&1 >/dev/null | sed 's/^SHA-256 fingerprint: //')" "$out"
+# The needle must be a whole fingerprint (32 colon-separated hex bytes), never a part
+# that any output would contain.
+fingerprint=$("$bin" export-ca --config "$config" 2>&1 >/dev/null | sed -n 's/^SHA-256 fingerprint: //p')
+check "export-ca prints the CA's SHA-256 fingerprint in full" 1 \
+  "$(printf '%s\n' "$fingerprint" | grep -c -x -E '([0-9A-F]{2}:){31}[0-9A-F]{2}')"
+contains "setup-client: its fingerprint" "SHA-256 fingerprint: $fingerprint" "$out"
 for client in "Thunderbird" "Outlook (Windows)" "Apple Mail (macOS)"; do
   contains "setup-client: how to set up $client" "$client" "$out"
 done

@@ -37,8 +37,14 @@ check "an authenticated call without a session is 401" "401" \
   "$("${curl_tls[@]}" -w '%{http_code}' -o /dev/null "$base/0.1/quota")"
 check "curl without the CA refuses the certificate (exit 60)" "60" \
   "$(curl -sS --max-time 10 --resolve "example.org:$port:127.0.0.1" -o /dev/null "$base/version" 2>/dev/null; echo $?)"
+# Plain HTTP must get no answer from a server that is up: HTTPS on the same port answers
+# right before and right after, so a server that is down cannot pass for one refusing.
+check "the server answers HTTPS before the plain HTTP attempt" 200 \
+  "$("${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/version" 2>/dev/null || true)"
 check "plain HTTP gets no HTTP answer" "no" \
   "$(curl -sS --max-time 10 -o /dev/null "http://127.0.0.1:$port/version" 2>/dev/null && echo yes || echo no)"
+check "the server answers HTTPS after the plain HTTP attempt" 200 \
+  "$("${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/version" 2>/dev/null || true)"
 check "list-accounts shows the account" "alice#example.org	waiting for initialisation" \
   "$("$bin" server list-accounts --config "$dir/server.toml")"
 check "remove-account" "removed alice#example.org and all its data" \
