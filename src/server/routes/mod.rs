@@ -1,9 +1,12 @@
 //! The API's handlers, one module per part of the spec, and the router that maps
-//! every path of docs/protocol.md §8 onto them.
+//! every entry of the route table (`smimp::wire::table`, docs/protocol.md §8) onto
+//! them: the paths come from the table's templates, so the server cannot answer on
+//! a path the client does not call, and this file only pairs entries with handlers.
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use crate::server::error::ApiError;
@@ -11,7 +14,7 @@ use crate::server::state::AppState;
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
 use crate::smimp::message::MessageType;
-use crate::smimp::wire::{ErrorCode, FolderName, VERSION};
+use crate::smimp::wire::{table, ErrorCode, FolderName, Method, RouteSpec};
 
 pub(crate) mod account;
 mod mailbox;
@@ -19,40 +22,94 @@ mod public;
 mod sending;
 pub(crate) mod session;
 
-/// Every route of the API below the base path.
+/// A table entry with the handler that serves it.
+type Served = (&'static RouteSpec, MethodRouter<Arc<AppState>>);
+
+/// Pairs a table entry with its handler, on the entry's method.
+fn serve<H, T>(spec: &'static RouteSpec, handler: H) -> Served
+where
+    H: Handler<T, Arc<AppState>>,
+    T: 'static,
+{
+    let filter = match spec.method {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Delete => MethodFilter::DELETE,
+    };
+    (spec, on(filter, handler))
+}
+
+/// The handler of every entry of the route table.
+fn served() -> Vec<Served> {
+    use table as t;
+    vec![
+        serve(&t::VERSION, public::version),
+        serve(&t::SERVER_INFORMATION, public::server_information),
+        serve(&t::GET_USER, public::get_user),
+        serve(&t::GET_AVATAR, public::get_avatar),
+        serve(&t::SET_AVATAR, account::set_avatar),
+        serve(&t::AVATAR_IMAGE, public::avatar_image),
+        serve(&t::GET_LOGIN_TOKEN, session::login_token),
+        serve(&t::CREATE_SESSION, session::create_session),
+        serve(&t::DESTROY_SESSION, session::destroy_session),
+        serve(&t::GET_MESSAGE_KEY, sending::get_message_key),
+        serve(&t::GET_POW_PARAMS, sending::get_pow_params),
+        serve(&t::SEND_MESSAGE, sending::send_message),
+        serve(&t::LIST_ALL_FOLDERS, mailbox::list_all_folders),
+        serve(&t::LIST_FOLDERS, mailbox::list_folders),
+        serve(&t::CREATE_FOLDER, mailbox::create_folder),
+        serve(&t::UPDATE_FOLDER, mailbox::update_folder),
+        serve(&t::DELETE_FOLDER, mailbox::delete_folder),
+        serve(&t::LIST_ROOT_MESSAGES, mailbox::list_root_messages),
+        serve(&t::LIST_MESSAGES, mailbox::list_messages),
+        serve(&t::GET_MESSAGE, mailbox::get_message),
+        serve(&t::DELETE_MESSAGE, mailbox::delete_message),
+        serve(&t::MOVE_MESSAGE, mailbox::move_message),
+        serve(&t::GET_READ_STATUS, mailbox::read_status),
+        serve(&t::SET_READ_STATUS, mailbox::set_read_status),
+        serve(&t::SET_MESSAGE_EXTENSIONS, mailbox::set_extensions),
+        serve(&t::INITIALIZE_ACCOUNT, account::initialize_account),
+        serve(&t::GET_NONEPHEMERAL_KEY, account::nonephemeral_key),
+        serve(&t::SET_NONEPHEMERAL_KEY, account::set_nonephemeral_key),
+        serve(&t::LIST_EPHEMERAL_KEYS, account::ephemeral_keys),
+        serve(&t::SET_EPHEMERAL_KEYS, account::set_ephemeral_keys),
+        serve(&t::UPDATE_PROFILE, account::update_profile),
+        serve(&t::LIST_WHITELIST, account::whitelist),
+        serve(&t::ADD_WHITELIST, account::add_whitelist),
+        serve(&t::REMOVE_WHITELIST, account::remove_whitelist),
+        serve(&t::LIST_BLACKLIST, account::blacklist),
+        serve(&t::ADD_BLACKLIST, account::add_blacklist),
+        serve(&t::REMOVE_BLACKLIST, account::remove_blacklist),
+        serve(&t::GET_QUOTA, account::quota),
+    ]
+}
+
+/// A pattern with its parameter names blanked: two templates that differ only in
+/// those names (`folders/{message_type}` GET, `folders/{folder_name}` POST) are one
+/// path to the router.
+fn shape(pattern: &str) -> String {
+    let segments: Vec<&str> =
+        pattern.split('/').map(|s| if s.starts_with('{') && s.ends_with('}') { "{}" } else { s }).collect();
+    segments.join("/")
+}
+
+/// Every route of the API below the base path, built from the route table. Entries
+/// whose patterns have the same shape are registered under the first one's spelling,
+/// so their methods share one path (handlers read parameters by position).
 pub fn router() -> Router<Arc<AppState>> {
-    let v = |path: &str| format!("/{VERSION}/{path}");
-    Router::new()
-        .route("/version", get(public::version))
-        .route(&v("server_information"), get(public::server_information))
-        .route(&v("get_user/{address}/{kind}"), get(public::get_user))
-        .route(&v("user_avatar/{address}"), get(public::get_avatar))
-        .route(&v("user_avatar"), post(account::set_avatar))
-        .route(&v("avatar_image/{address}"), get(public::avatar_image))
-        .route(&v("create_session/{address}"), get(session::login_token).post(session::create_session))
-        .route(&v("destroy_session"), post(session::destroy_session))
-        .route(&v("get_message_key"), post(sending::get_message_key))
-        .route(&v("get_pow_params/{address}/{message_type}"), get(sending::get_pow_params))
-        .route(&v("send_message/{address}"), post(sending::send_message))
-        .route(&v("folders"), get(mailbox::list_all_folders).post(mailbox::create_folder))
-        .route(&v("folders/{name}"), get(mailbox::list_folders).post(mailbox::update_folder))
-        .route(&v("folders/{message_type}/{folder_name}"), axum::routing::delete(mailbox::delete_folder))
-        .route(&v("folder/{message_type}"), get(mailbox::list_root_messages))
-        .route(&v("folder/{message_type}/{folder_name}"), get(mailbox::list_messages))
-        .route(&v("message/{message_id}"), axum::routing::delete(mailbox::delete_message))
-        .route(&v("message/{message_id}/{update_read}"), get(mailbox::get_message))
-        .route(&v("message_move/{message_id}"), post(mailbox::move_message))
-        .route(&v("message_read/{message_id}"), get(mailbox::read_status).post(mailbox::set_read_status))
-        .route(&v("message_extensions/{message_id}"), post(mailbox::set_extensions))
-        .route(&v("initialize_account"), post(account::initialize_account))
-        .route(&v("nonephemeral_key"), get(account::nonephemeral_key).post(account::set_nonephemeral_key))
-        .route(&v("ephemeral_keys"), get(account::ephemeral_keys).post(account::set_ephemeral_keys))
-        .route(&v("update_profile"), post(account::update_profile))
-        .route(&v("whitelist"), get(account::whitelist).post(account::add_whitelist))
-        .route(&v("whitelist/{hash}"), axum::routing::delete(account::remove_whitelist))
-        .route(&v("blacklist"), get(account::blacklist).post(account::add_blacklist))
-        .route(&v("blacklist/{hash}"), axum::routing::delete(account::remove_blacklist))
-        .route(&v("quota"), get(account::quota))
+    let mut spellings: Vec<(String, String)> = Vec::new();
+    served().into_iter().fold(Router::new(), |router, (spec, handler)| {
+        let pattern = spec.pattern();
+        let shape = shape(&pattern);
+        let pattern = match spellings.iter().find(|(known, _)| *known == shape) {
+            Some((_, first)) => first.clone(),
+            None => {
+                spellings.push((shape, pattern.clone()));
+                pattern
+            }
+        };
+        router.route(&pattern, handler)
+    })
 }
 
 /// Reads an address from a path segment.
@@ -80,4 +137,24 @@ pub(crate) fn folder_name(text: &str) -> Result<FolderName, ApiError> {
 /// The refusal for an address this server does not hold.
 pub(crate) fn no_such_user(address: &Address) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("there is no initialised account {address} on this server"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_entry_is_served_once() {
+        let served: Vec<&str> = served().iter().map(|(spec, _)| spec.name).collect();
+        let table: Vec<&str> = table::ALL.iter().map(|spec| spec.name).collect();
+        assert_eq!(served, table);
+    }
+
+    #[test]
+    fn shapes_blank_parameter_names() {
+        assert_eq!(shape("/0.1/folders/{message_type}"), shape("/0.1/folders/{folder_name}"));
+        assert_ne!(shape("/0.1/folders/{message_type}"), shape("/0.1/folder/{message_type}"));
+        // Building the router panics on a clash axum cannot merge.
+        let _ = router();
+    }
 }
