@@ -678,6 +678,11 @@ fn numeric_reference(value: u32) -> char {
 /// The named references mail commonly uses (HTML5 has about 2,000; the rest stay as
 /// written, which still reads correctly).
 fn named(name: &str) -> Option<char> {
+    named_symbol(name).or_else(|| named_letter(name))
+}
+
+/// Named references for punctuation, spaces, currency, arithmetic and arrows.
+fn named_symbol(name: &str) -> Option<char> {
     Some(match name {
         "amp" => '&',
         "lt" => '<',
@@ -741,6 +746,13 @@ fn named(name: &str) -> Option<char> {
         "harr" => '↔',
         "hearts" => '♥',
         "check" => '✓',
+        _ => return None,
+    })
+}
+
+/// Named references for accented and other Latin letters.
+fn named_letter(name: &str) -> Option<char> {
+    Some(match name {
         "agrave" => 'à',
         "aacute" => 'á',
         "acirc" => 'â',

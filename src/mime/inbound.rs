@@ -132,20 +132,8 @@ pub fn email_from_rfc5322_with_limits(
     rng: &mut impl CryptoRngCore,
     limits: &Limits,
 ) -> Result<Converted, MimeError> {
-    if raw.len() > limits.max_message_bytes {
-        return Err(MimeError::TooLarge { size: raw.len(), limit: limits.max_message_bytes });
-    }
-    let recipients = dedup(envelope_recipients.iter().cloned());
-    if recipients.is_empty() {
-        return Err(MimeError::NoRecipients);
-    }
-    if recipients.len() > limits.max_recipients {
-        return Err(MimeError::TooManyRecipients { count: recipients.len(), limit: limits.max_recipients });
-    }
-    // mail-parser is built to take any bytes; should it ever panic, the submission is
-    // refused as malformed rather than taking the SMTP session down.
-    let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::new().parse(raw))).ok().flatten();
-    let message = parsed.filter(|m| !m.headers().is_empty()).ok_or(MimeError::Malformed)?;
+    let recipients = checked_envelope(raw, envelope_recipients, limits)?;
+    let message = parse_message(raw)?;
 
     let (to, plain_to) = header_addresses(message.header_values(HeaderName::To), "To")?;
     let (cc, plain_cc) = header_addresses(message.header_values(HeaderName::Cc), "Cc")?;
@@ -154,18 +142,7 @@ pub fn email_from_rfc5322_with_limits(
         return Err(MimeError::TooManyRecipients { count: to.len() + cc.len(), limit: limits.max_recipients });
     }
     let bcc = recipients.iter().filter(|r| !to.contains(r) && !cc.contains(r)).cloned().collect();
-    let reply_to = match header_addresses(message.header_values(HeaderName::ReplyTo), "Reply-To")? {
-        (smimp, _) if !smimp.is_empty() => smimp.into_iter().next(),
-        (_, plain) => match plain.first() {
-            // A reply goes where Reply-To says: one that SMIMP cannot name is refused
-            // rather than silently dropped.
-            Some(email) => match Address::from_email(email) {
-                Ok(address) => Some(address),
-                Err(reason) => return Err(MimeError::Address { header: "Reply-To", address: email.clone(), reason }),
-            },
-            None => None,
-        },
-    };
+    let reply_to = reply_to_address(&message)?;
 
     let date_sent = message
         .date()
@@ -183,30 +160,15 @@ pub fn email_from_rfc5322_with_limits(
     let from_addr = message.from().and_then(|from| from.first());
     let from = from_addr.and_then(Addr::address).map(str::to_string);
     let original_message_id = message.message_id().map(str::to_string);
-
-    let mut rfc5322 = Map::new();
-    let mut put = |key: &str, value: Value| {
-        let empty = match &value {
-            Value::String(s) => s.is_empty(),
-            Value::Array(a) => a.is_empty(),
-            _ => false,
-        };
-        if !empty {
-            rfc5322.insert(key.to_string(), value);
-        }
+    let original = OriginalHeaders {
+        message_id: original_message_id.clone(),
+        from_name: from_addr.and_then(Addr::name),
+        in_reply_to,
+        references,
+        plain_to,
+        plain_cc,
     };
-    put("message_id", original_message_id.clone().unwrap_or_default().into());
-    put("from_name", from_addr.and_then(Addr::name).unwrap_or_default().trim().into());
-    put("date", message.header_raw(HeaderName::Date).unwrap_or_default().trim().into());
-    put("in_reply_to", in_reply_to.into());
-    put("references", references.into());
-    put("content_language", texts(message.header(HeaderName::ContentLanguage)).join(", ").into());
-    put("importance", texts(message.header(HeaderName::Importance)).join(" ").trim().into());
-    put("organization", texts(message.header(HeaderName::Organization)).join(" ").trim().into());
-    put("keywords", texts(message.header(HeaderName::Keywords)).into());
-    put("plain_to", plain_to.into());
-    put("plain_cc", plain_cc.into());
-    let extensions_data = (!rfc5322.is_empty()).then(|| Map::from_iter([(X_RFC5322.to_string(), rfc5322.into())]));
+    let extensions_data = rfc5322_extensions(&message, original);
 
     let email = Email {
         to,
@@ -223,6 +185,83 @@ pub fn email_from_rfc5322_with_limits(
         auto_reply_address: None,
     };
     Ok(Converted { email, recipients, bcc, from, original_message_id })
+}
+
+/// The envelope recipients, once each, after the size and recipient limits are checked.
+fn checked_envelope(raw: &[u8], envelope_recipients: &[Address], limits: &Limits) -> Result<Vec<Address>, MimeError> {
+    if raw.len() > limits.max_message_bytes {
+        return Err(MimeError::TooLarge { size: raw.len(), limit: limits.max_message_bytes });
+    }
+    let recipients = dedup(envelope_recipients.iter().cloned());
+    if recipients.is_empty() {
+        return Err(MimeError::NoRecipients);
+    }
+    if recipients.len() > limits.max_recipients {
+        return Err(MimeError::TooManyRecipients { count: recipients.len(), limit: limits.max_recipients });
+    }
+    Ok(recipients)
+}
+
+/// Parses the submitted bytes; a message without headers is malformed.
+fn parse_message(raw: &[u8]) -> Result<mail_parser::Message<'_>, MimeError> {
+    // mail-parser is built to take any bytes; should it ever panic, the submission is
+    // refused as malformed rather than taking the SMTP session down.
+    let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::new().parse(raw))).ok().flatten();
+    parsed.filter(|m| !m.headers().is_empty()).ok_or(MimeError::Malformed)
+}
+
+/// The first Reply-To address in its SMIMP form.
+fn reply_to_address(message: &mail_parser::Message<'_>) -> Result<Option<Address>, MimeError> {
+    Ok(match header_addresses(message.header_values(HeaderName::ReplyTo), "Reply-To")? {
+        (smimp, _) if !smimp.is_empty() => smimp.into_iter().next(),
+        (_, plain) => match plain.first() {
+            // A reply goes where Reply-To says: one that SMIMP cannot name is refused
+            // rather than silently dropped.
+            Some(email) => match Address::from_email(email) {
+                Ok(address) => Some(address),
+                Err(reason) => return Err(MimeError::Address { header: "Reply-To", address: email.clone(), reason }),
+            },
+            None => None,
+        },
+    })
+}
+
+/// The original headers [`rfc5322_extensions`] keeps that the conversion has already read.
+struct OriginalHeaders<'a> {
+    message_id: Option<String>,
+    from_name: Option<&'a str>,
+    in_reply_to: Vec<String>,
+    references: Vec<String>,
+    plain_to: Vec<String>,
+    plain_cc: Vec<String>,
+}
+
+/// The original headers SMIMP has no field for, as `extensions_data["x-rfc5322"]`;
+/// empty values are left out, and `None` when nothing is left.
+fn rfc5322_extensions(message: &mail_parser::Message<'_>, original: OriginalHeaders<'_>) -> Option<Map<String, Value>> {
+    let mut rfc5322 = Map::new();
+    let mut put = |key: &str, value: Value| {
+        let empty = match &value {
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            rfc5322.insert(key.to_string(), value);
+        }
+    };
+    put("message_id", original.message_id.unwrap_or_default().into());
+    put("from_name", original.from_name.unwrap_or_default().trim().into());
+    put("date", message.header_raw(HeaderName::Date).unwrap_or_default().trim().into());
+    put("in_reply_to", original.in_reply_to.into());
+    put("references", original.references.into());
+    put("content_language", texts(message.header(HeaderName::ContentLanguage)).join(", ").into());
+    put("importance", texts(message.header(HeaderName::Importance)).join(" ").trim().into());
+    put("organization", texts(message.header(HeaderName::Organization)).join(" ").trim().into());
+    put("keywords", texts(message.header(HeaderName::Keywords)).into());
+    put("plain_to", original.plain_to.into());
+    put("plain_cc", original.plain_cc.into());
+    (!rfc5322.is_empty()).then(|| Map::from_iter([(X_RFC5322.to_string(), rfc5322.into())]))
 }
 
 fn dedup(addresses: impl Iterator<Item = Address>) -> Vec<Address> {

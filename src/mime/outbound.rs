@@ -33,7 +33,7 @@ use lettre::address::Envelope;
 use lettre::message::header::{
     self, ContentDisposition, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
 };
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{Map, Value};
 
@@ -100,12 +100,22 @@ fn build_email(email: &Email, meta: &RenderMeta) -> Result<Message, lettre::erro
         .as_deref()
         .or_else(|| rfc5322.and_then(|x| x.get("from_name")).and_then(Value::as_str))
         .and_then(display_name);
-    let mut builder = Message::builder()
+    let builder = Message::builder()
         .from(Mailbox::new(from_name, lettre_address(&meta.sender)))
         .subject(header_text(&email.subject))
         .date(system_time(email.date_sent))
         .message_id(Some(message_id_for(&meta.message_id)))
         .envelope(envelope(meta)?);
+    let builder = with_addressees(builder, email, rfc5322);
+    let builder = with_thread_headers(builder, email, rfc5322);
+    let builder =
+        with_original_headers(builder, rfc5322).raw_header(raw("X-SMIMP-Verified", &header_text(&meta.verification)));
+    with_body(builder, email, meta)
+}
+
+/// To, Cc and Reply-To: the payload's SMIMP addressees in email form, then those
+/// without an SMIMP form as the sender wrote them.
+fn with_addressees(mut builder: MessageBuilder, email: &Email, rfc5322: Option<&Map<String, Value>>) -> MessageBuilder {
     for to in &email.to {
         builder = builder.to(Mailbox::new(None, lettre_address(to)));
     }
@@ -130,7 +140,16 @@ fn build_email(email: &Email, meta: &RenderMeta) -> Result<Message, lettre::erro
     if let Some(reply_to) = &email.reply_to {
         builder = builder.reply_to(Mailbox::new(None, lettre_address(reply_to)));
     }
+    builder
+}
 
+/// In-Reply-To and References: the thread's own reference first, the sender's original
+/// references (the newest, bounded), then the parent, each once.
+fn with_thread_headers(
+    mut builder: MessageBuilder,
+    email: &Email,
+    rfc5322: Option<&Map<String, Value>>,
+) -> MessageBuilder {
     let original_ids = |key: &str| -> Vec<String> {
         rfc5322
             .and_then(|x| x.get(key))
@@ -154,8 +173,12 @@ fn build_email(email: &Email, meta: &RenderMeta) -> Result<Message, lettre::erro
             unique.push(reference);
         }
     }
-    builder = builder.references(unique.join(" "));
+    builder.references(unique.join(" "))
+}
 
+/// Content-Language, Importance and Organization from the sender's original headers,
+/// each only when it holds a value safe to write.
+fn with_original_headers(mut builder: MessageBuilder, rfc5322: Option<&Map<String, Value>>) -> MessageBuilder {
     let text = |key: &str| rfc5322.and_then(|x| x.get(key)).and_then(Value::as_str).unwrap_or_default();
     let language: String = text("content_language")
         .chars()
@@ -172,8 +195,12 @@ fn build_email(email: &Email, meta: &RenderMeta) -> Result<Message, lettre::erro
     if !organization.is_empty() {
         builder = builder.raw_header(raw("Organization", &organization));
     }
-    builder = builder.raw_header(raw("X-SMIMP-Verified", &header_text(&meta.verification)));
+    builder
+}
 
+/// The body: a single text/plain part, or with attachments a multipart/mixed of the
+/// text and each attachment.
+fn with_body(builder: MessageBuilder, email: &Email, meta: &RenderMeta) -> Result<Message, lettre::error::Error> {
     let text = body_text(email);
     if email.attachments.is_empty() {
         // lettre ends a single part's body with CRLF itself; in a multipart that CRLF

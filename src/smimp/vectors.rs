@@ -373,7 +373,25 @@ fn at(text: &str) -> Timestamp {
 /// Builds the Rust side of the vectors: same schema, independent material.
 pub fn generate_rust_document() -> VectorDocument {
     let seeds: Vec<[u8; 32]> = (0..4).map(|i| material(&format!("seed {i}"))).collect();
-    let keypairs = seeds
+    VectorDocument {
+        generator: "examples/write_vectors.rs".into(),
+        libsodium_version: "none: made by smimp-gateway (ed25519-dalek, crypto_box, crypto_secretbox, blake2b_simd)"
+            .into(),
+        keypairs: rust_keypairs(&seeds),
+        signatures: rust_signatures(&seeds[0]),
+        blake2b: rust_blake2b(),
+        transcripts: rust_transcripts(),
+        boxes: rust_boxes(),
+        secretboxes: rust_secretboxes(),
+        profile_history: rust_history(),
+        message_keys: rust_message_keys(),
+        pow: rust_pow(),
+        envelope: rust_envelope(),
+    }
+}
+
+fn rust_keypairs(seeds: &[[u8; 32]]) -> Vec<KeypairVector> {
+    seeds
         .iter()
         .map(|seed| {
             let key = MasterKey::from_seed(seed);
@@ -384,35 +402,45 @@ pub fn generate_rust_document() -> VectorDocument {
                 curve25519_secret: Id32(*key.to_curve25519().to_bytes()),
             }
         })
-        .collect();
+        .collect()
+}
+
+fn rust_signatures(seed: &[u8; 32]) -> Vec<SignatureVector> {
     let messages = [Vec::new(), b"abc".to_vec(), long_input("signed", 1000)];
-    let signatures = messages
+    messages
         .iter()
         .map(|m| SignatureVector {
-            seed: Id32(seeds[0]),
+            seed: Id32(*seed),
             message: m.clone(),
-            signature: MasterKey::from_seed(&seeds[0]).sign_bytes(m),
+            signature: MasterKey::from_seed(seed).sign_bytes(m),
         })
-        .collect();
-    let blake2b =
-        [Vec::new(), b"abc".to_vec(), long_input("hash", 128), long_input("hash", 200), long_input("hash", 1000)]
-            .into_iter()
-            .map(|input| Blake2bVector { hash: blake2b_256(&input), input })
-            .collect();
-    let transcripts =
-        [("SMIMP-v0.1/rust-none", vec![]), ("SMIMP-v0.1/rust-two", vec![b"alice#example.org".to_vec(), Vec::new()])]
-            .into_iter()
-            .map(|(label, fields)| {
-                let t = fields.iter().fold(Transcript::with_label(label.as_bytes()), |t, f| t.field(f));
-                TranscriptVector {
-                    label: label.into(),
-                    fields: fields.into_iter().map(HexField).collect(),
-                    hash: t.hash(),
-                    bytes: t.into_bytes(),
-                }
-            })
-            .collect();
-    let boxes = [Vec::new(), b"hello".to_vec(), long_input("box", 1000)]
+        .collect()
+}
+
+fn rust_blake2b() -> Vec<Blake2bVector> {
+    [Vec::new(), b"abc".to_vec(), long_input("hash", 128), long_input("hash", 200), long_input("hash", 1000)]
+        .into_iter()
+        .map(|input| Blake2bVector { hash: blake2b_256(&input), input })
+        .collect()
+}
+
+fn rust_transcripts() -> Vec<TranscriptVector> {
+    [("SMIMP-v0.1/rust-none", vec![]), ("SMIMP-v0.1/rust-two", vec![b"alice#example.org".to_vec(), Vec::new()])]
+        .into_iter()
+        .map(|(label, fields)| {
+            let t = fields.iter().fold(Transcript::with_label(label.as_bytes()), |t, f| t.field(f));
+            TranscriptVector {
+                label: label.into(),
+                fields: fields.into_iter().map(HexField).collect(),
+                hash: t.hash(),
+                bytes: t.into_bytes(),
+            }
+        })
+        .collect()
+}
+
+fn rust_boxes() -> Vec<BoxVector> {
+    [Vec::new(), b"hello".to_vec(), long_input("box", 1000)]
         .into_iter()
         .enumerate()
         .map(|(i, plaintext)| {
@@ -429,8 +457,11 @@ pub fn generate_rust_document() -> VectorDocument {
                 plaintext,
             }
         })
-        .collect();
-    let secretboxes = [Vec::new(), long_input("secretbox", 300)]
+        .collect()
+}
+
+fn rust_secretboxes() -> Vec<SecretBoxVector> {
+    [Vec::new(), long_input("secretbox", 300)]
         .into_iter()
         .enumerate()
         .map(|(i, plaintext)| {
@@ -438,22 +469,7 @@ pub fn generate_rust_document() -> VectorDocument {
             let nonce = nonce(&format!("secretbox nonce {i}"));
             SecretBoxVector { key: Id32(*key.to_bytes()), ciphertext: key.seal(&nonce, &plaintext), nonce, plaintext }
         })
-        .collect();
-    VectorDocument {
-        generator: "examples/write_vectors.rs".into(),
-        libsodium_version: "none: made by smimp-gateway (ed25519-dalek, crypto_box, crypto_secretbox, blake2b_simd)"
-            .into(),
-        keypairs,
-        signatures,
-        blake2b,
-        transcripts,
-        boxes,
-        secretboxes,
-        profile_history: rust_history(),
-        message_keys: rust_message_keys(),
-        pow: rust_pow(),
-        envelope: rust_envelope(),
-    }
+        .collect()
 }
 
 fn rust_history() -> ProfileHistoryVector {

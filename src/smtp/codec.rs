@@ -8,6 +8,7 @@
 //! Command lines may end in CRLF or a bare LF; a CR anywhere else in a command line is
 //! refused. Depends only on std and smtp-proto.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use smtp_proto::Request;
@@ -225,87 +226,15 @@ impl Decoder {
 
 /// Parses one command line (ending in LF) with smtp-proto.
 pub(crate) fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
-    let content = line.strip_suffix(b"\n").unwrap_or(line);
-    let content = content.strip_suffix(b"\r").unwrap_or(content);
-    if content.contains(&b'\r') || content.contains(&b'\n') {
-        return Err(CommandError::BareCr);
-    }
-    if std::str::from_utf8(content).is_err() {
-        return Err(CommandError::NotUtf8);
-    }
-    let request = Request::parse(&mut line.iter()).map_err(|e| match e {
-        smtp_proto::Error::UnknownCommand => CommandError::Unknown,
-        smtp_proto::Error::InvalidSenderAddress => CommandError::BadSender,
-        smtp_proto::Error::InvalidRecipientAddress => CommandError::BadRecipient,
-        smtp_proto::Error::SyntaxError { syntax } => CommandError::Syntax(syntax),
-        smtp_proto::Error::InvalidParameter { param } => CommandError::BadParameter(param),
-        smtp_proto::Error::UnsupportedParameter { param } => CommandError::UnsupportedParameter(param),
-        _ => CommandError::Syntax("a command line"),
-    })?;
+    check_line(line)?;
+    let request = Request::parse(&mut line.iter()).map_err(command_error)?;
     Ok(match request {
         Request::Ehlo { host } => Command::Ehlo(host.into_owned()),
         Request::Helo { host } => Command::Helo(host.into_owned()),
         Request::StartTls => Command::StartTls,
-        Request::Auth { mechanism, initial_response } => Command::Auth {
-            mechanism: match mechanism {
-                smtp_proto::AUTH_PLAIN => Mechanism::Plain,
-                smtp_proto::AUTH_LOGIN => Mechanism::Login,
-                _ => Mechanism::Other,
-            },
-            initial: match initial_response.as_ref() {
-                "" => None,
-                "=" => Some(SaslData(Vec::new())),
-                response => Some(SaslData(response.as_bytes().to_vec())),
-            },
-        },
-        Request::Mail { from } => {
-            if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
-                return Err(CommandError::UnsupportedParameter("BODY=BINARYMIME".into()));
-            }
-            let unsupported = [
-                (from.flags & (smtp_proto::MAIL_RET_FULL | smtp_proto::MAIL_RET_HDRS) != 0, "RET"),
-                (from.env_id.is_some(), "ENVID"),
-                (from.flags & smtp_proto::MAIL_REQUIRETLS != 0, "REQUIRETLS"),
-                (from.flags & smtp_proto::MAIL_CONPERM != 0, "CONPERM"),
-                (from.by != 0, "BY"),
-                (from.trans_id.is_some(), "TRANSID"),
-                (from.solicit.is_some(), "SOLICIT"),
-                (from.mtrk.is_some(), "MTRK"),
-                (from.hold_for != 0 || from.hold_until != 0, "FUTURERELEASE"),
-                (from.mt_priority != 0, "MT-PRIORITY"),
-            ];
-            if let Some((_, name)) = unsupported.iter().find(|(present, _)| *present) {
-                return Err(CommandError::UnsupportedParameter((*name).into()));
-            }
-            Command::Mail(MailFrom {
-                address: from.address.into_owned(),
-                size: (from.size > 0).then_some(from.size),
-                smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
-            })
-        }
-        Request::Rcpt { to } => {
-            let unsupported = [
-                (
-                    to.flags
-                        & !(smtp_proto::RCPT_CONNEG | smtp_proto::RCPT_RRVS_REJECT | smtp_proto::RCPT_RRVS_CONTINUE)
-                        != 0,
-                    "NOTIFY",
-                ),
-                (to.orcpt.is_some(), "ORCPT"),
-                (to.flags & smtp_proto::RCPT_CONNEG != 0, "CONNEG"),
-                (
-                    to.rrvs != 0 || to.flags & (smtp_proto::RCPT_RRVS_REJECT | smtp_proto::RCPT_RRVS_CONTINUE) != 0,
-                    "RRVS",
-                ),
-            ];
-            if let Some((_, name)) = unsupported.iter().find(|(present, _)| *present) {
-                return Err(CommandError::UnsupportedParameter((*name).into()));
-            }
-            if to.address.is_empty() {
-                return Err(CommandError::BadRecipient);
-            }
-            Command::Rcpt(to.address.into_owned())
-        }
+        Request::Auth { mechanism, initial_response } => auth_command(mechanism, &initial_response),
+        Request::Mail { from } => mail_command(from)?,
+        Request::Rcpt { to } => rcpt_command(to)?,
         Request::Data => Command::Data,
         Request::Bdat { .. } => Command::Bdat,
         Request::Rset => Command::Rset,
@@ -319,6 +248,96 @@ pub(crate) fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         Request::Atrn { .. } => Command::NotOffered("ATRN"),
         Request::Burl { .. } => Command::NotOffered("BURL"),
     })
+}
+
+/// Refuses a command line with a CR or LF before its line end, or that is not UTF-8.
+fn check_line(line: &[u8]) -> Result<(), CommandError> {
+    let content = line.strip_suffix(b"\n").unwrap_or(line);
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    if content.contains(&b'\r') || content.contains(&b'\n') {
+        return Err(CommandError::BareCr);
+    }
+    if std::str::from_utf8(content).is_err() {
+        return Err(CommandError::NotUtf8);
+    }
+    Ok(())
+}
+
+/// smtp-proto's parse error as this codec's.
+fn command_error(error: smtp_proto::Error) -> CommandError {
+    match error {
+        smtp_proto::Error::UnknownCommand => CommandError::Unknown,
+        smtp_proto::Error::InvalidSenderAddress => CommandError::BadSender,
+        smtp_proto::Error::InvalidRecipientAddress => CommandError::BadRecipient,
+        smtp_proto::Error::SyntaxError { syntax } => CommandError::Syntax(syntax),
+        smtp_proto::Error::InvalidParameter { param } => CommandError::BadParameter(param),
+        smtp_proto::Error::UnsupportedParameter { param } => CommandError::UnsupportedParameter(param),
+        _ => CommandError::Syntax("a command line"),
+    }
+}
+
+/// `AUTH`: the mechanism, and the initial response (`=` is an empty one).
+fn auth_command(mechanism: u64, initial_response: &str) -> Command {
+    Command::Auth {
+        mechanism: match mechanism {
+            smtp_proto::AUTH_PLAIN => Mechanism::Plain,
+            smtp_proto::AUTH_LOGIN => Mechanism::Login,
+            _ => Mechanism::Other,
+        },
+        initial: match initial_response {
+            "" => None,
+            "=" => Some(SaslData(Vec::new())),
+            response => Some(SaslData(response.as_bytes().to_vec())),
+        },
+    }
+}
+
+/// `MAIL FROM`, refusing the extensions' parameters this server does not offer.
+fn mail_command(from: smtp_proto::MailFrom<Cow<'_, str>>) -> Result<Command, CommandError> {
+    if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+        return Err(CommandError::UnsupportedParameter("BODY=BINARYMIME".into()));
+    }
+    let unsupported = [
+        (from.flags & (smtp_proto::MAIL_RET_FULL | smtp_proto::MAIL_RET_HDRS) != 0, "RET"),
+        (from.env_id.is_some(), "ENVID"),
+        (from.flags & smtp_proto::MAIL_REQUIRETLS != 0, "REQUIRETLS"),
+        (from.flags & smtp_proto::MAIL_CONPERM != 0, "CONPERM"),
+        (from.by != 0, "BY"),
+        (from.trans_id.is_some(), "TRANSID"),
+        (from.solicit.is_some(), "SOLICIT"),
+        (from.mtrk.is_some(), "MTRK"),
+        (from.hold_for != 0 || from.hold_until != 0, "FUTURERELEASE"),
+        (from.mt_priority != 0, "MT-PRIORITY"),
+    ];
+    if let Some((_, name)) = unsupported.iter().find(|(present, _)| *present) {
+        return Err(CommandError::UnsupportedParameter((*name).into()));
+    }
+    Ok(Command::Mail(MailFrom {
+        address: from.address.into_owned(),
+        size: (from.size > 0).then_some(from.size),
+        smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+    }))
+}
+
+/// `RCPT TO`, refusing the extensions' parameters this server does not offer and an
+/// empty address.
+fn rcpt_command(to: smtp_proto::RcptTo<Cow<'_, str>>) -> Result<Command, CommandError> {
+    let unsupported = [
+        (
+            to.flags & !(smtp_proto::RCPT_CONNEG | smtp_proto::RCPT_RRVS_REJECT | smtp_proto::RCPT_RRVS_CONTINUE) != 0,
+            "NOTIFY",
+        ),
+        (to.orcpt.is_some(), "ORCPT"),
+        (to.flags & smtp_proto::RCPT_CONNEG != 0, "CONNEG"),
+        (to.rrvs != 0 || to.flags & (smtp_proto::RCPT_RRVS_REJECT | smtp_proto::RCPT_RRVS_CONTINUE) != 0, "RRVS"),
+    ];
+    if let Some((_, name)) = unsupported.iter().find(|(present, _)| *present) {
+        return Err(CommandError::UnsupportedParameter((*name).into()));
+    }
+    if to.address.is_empty() {
+        return Err(CommandError::BadRecipient);
+    }
+    Ok(Command::Rcpt(to.address.into_owned()))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{
-    message_field_hash, EnvelopeError, HashContext, ReceivedVia, ServerFields, StoredEnvelope, ALGORITHM,
+    message_field_hash, EnvelopeError, HashContext, ReceivedVia, SentEnvelope, ServerFields, StoredEnvelope, ALGORITHM,
     PROTOCOL_VERSION,
 };
 use crate::smimp::keys::is_master_key;
@@ -127,27 +127,7 @@ pub async fn send_message(
     if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
-    if sent.algorithm != ALGORITHM {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            EnvelopeError::UnknownAlgorithm(sent.algorithm.clone()).to_string(),
-        ));
-    }
-    if is_master_key(&sent.message_public_key, &recipient_master) {
-        return Err(ApiError::new(
-            ErrorCode::MasterKeyRefused,
-            "the message is encrypted to the recipient's master key, which is for signing only",
-        ));
-    }
-    let issued =
-        state.store.key_was_issued(&session.session_hash, &recipient, &sent.message_public_key.to_hex()).await?;
-    if !issued {
-        return Err(ApiError::new(
-            ErrorCode::KeyNotIssued,
-            "the message key was not issued to this session for this recipient, or is an ephemeral key already \
-             used (ask get_message_key first)",
-        ));
-    }
+    check_message_key(&state, &session, &recipient, &recipient_master, &sent).await?;
     let context =
         HashContext { sender: &session.address, recipient: &recipient, login_token_hash: &session.login_token_hash };
     // The proof of work (one hash) before the signature (§8.9 steps 7 and 8).
@@ -157,23 +137,7 @@ pub async fn send_message(
         ApiError::new(ErrorCode::InvalidSignature, format!("{e} (the hash binds sender, recipient and this session)"))
     })?;
     let now = state.clock.now();
-    let stored = StoredEnvelope {
-        server: ServerFields {
-            recipient: recipient.clone(),
-            sender: session.address.clone(),
-            sender_public_key: session.public_key,
-            received_at: Timestamp::from_unix(now)
-                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the server's clock is out of range"))?,
-            pow_params: Some(params),
-            message_id: Id32(blake2b_256(Id32::random(&mut OsRng).as_bytes()).0),
-            login_token_hash: session.login_token_hash,
-            received_via: ReceivedVia::SmimpClient,
-            read: false,
-            extensions_data: None,
-            protocol_version: PROTOCOL_VERSION.into(),
-        },
-        sent,
-    };
+    let stored = stored_envelope(&session, &recipient, sent, params, now)?;
     let envelope = serde_json::to_string(&stored).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     check_quota(&state, &recipient, envelope.len() as u64).await?;
     let message_id = stored.server.message_id;
@@ -201,6 +165,67 @@ pub async fn send_message(
     Ok(Json(MessageSent { message_id }))
 }
 
+/// The envelope's algorithm is known and its message key is one issued to this session
+/// for this recipient, not the recipient's master key (§8.9).
+async fn check_message_key(
+    state: &AppState,
+    session: &SessionRow,
+    recipient: &Address,
+    recipient_master: &MasterPublicKey,
+    sent: &SentEnvelope,
+) -> ApiResult<()> {
+    if sent.algorithm != ALGORITHM {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            EnvelopeError::UnknownAlgorithm(sent.algorithm.clone()).to_string(),
+        ));
+    }
+    if is_master_key(&sent.message_public_key, recipient_master) {
+        return Err(ApiError::new(
+            ErrorCode::MasterKeyRefused,
+            "the message is encrypted to the recipient's master key, which is for signing only",
+        ));
+    }
+    let issued =
+        state.store.key_was_issued(&session.session_hash, recipient, &sent.message_public_key.to_hex()).await?;
+    if !issued {
+        return Err(ApiError::new(
+            ErrorCode::KeyNotIssued,
+            "the message key was not issued to this session for this recipient, or is an ephemeral key already \
+             used (ask get_message_key first)",
+        ));
+    }
+    Ok(())
+}
+
+/// The envelope as stored: the sender's part with the server's fields (a new message
+/// id, the time received, the PoW parameters met).
+fn stored_envelope(
+    session: &SessionRow,
+    recipient: &Address,
+    sent: SentEnvelope,
+    params: PowParams,
+    now: i64,
+) -> ApiResult<StoredEnvelope> {
+    Ok(StoredEnvelope {
+        server: ServerFields {
+            recipient: recipient.clone(),
+            sender: session.address.clone(),
+            sender_public_key: session.public_key,
+            received_at: Timestamp::from_unix(now)
+                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the server's clock is out of range"))?,
+            pow_params: Some(params),
+            message_id: Id32(blake2b_256(Id32::random(&mut OsRng).as_bytes()).0),
+            login_token_hash: session.login_token_hash,
+            received_via: ReceivedVia::SmimpClient,
+            read: false,
+            extensions_data: None,
+            protocol_version: PROTOCOL_VERSION.into(),
+        },
+        sent,
+    })
+}
+
 fn ephemeral_key_used() -> ApiError {
     ApiError::new(
         ErrorCode::KeyNotIssued,
@@ -219,7 +244,7 @@ async fn check_pow(
     state: &AppState,
     session: &SessionRow,
     recipient: &Address,
-    sent: &crate::smimp::envelope::SentEnvelope,
+    sent: &SentEnvelope,
     field_hash: &crate::smimp::crypto::Hash,
     context: &HashContext<'_>,
 ) -> ApiResult<PowParams> {
