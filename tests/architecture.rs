@@ -183,6 +183,78 @@ fn the_map_covers_every_part_of_the_crate() {
     assert!(unmapped.is_empty(), "parts of src/ missing from the module map: {unmapped:?}");
 }
 
+/// The functions of a file longer than `limit` lines, tests excluded (a file's
+/// `#[cfg(test)]` part, and whole test modules named `*tests.rs`). rustfmt's layout
+/// makes a function end at the first `}` alone on a line at its own indentation.
+fn long_functions(file: &Path, limit: usize) -> Vec<String> {
+    if file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("tests.rs")) {
+        return Vec::new();
+    }
+    let text = std::fs::read_to_string(file).expect("readable source");
+    let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let lines: Vec<&str> = production.lines().collect();
+    let mut long = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let body = line.trim_start();
+        let mut signature = body;
+        for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "async ", "unsafe "] {
+            signature = signature.strip_prefix(prefix).unwrap_or(signature);
+        }
+        if !signature.starts_with("fn ") {
+            continue;
+        }
+        let Some(open) = lines[start..].iter().position(|l| l.trim_end().ends_with('{') || l.trim_end().ends_with(';'))
+        else {
+            continue;
+        };
+        if lines[start + open].trim_end().ends_with(';') {
+            continue;
+        }
+        let close = format!("{}}}", &line[..line.len() - body.len()]);
+        if let Some(end) = lines[start..].iter().position(|l| *l == close) {
+            if end + 1 > limit {
+                long.push(format!("{}:{}: {} lines", file.display(), start + 1, end + 1));
+            }
+        }
+    }
+    long
+}
+
+#[test]
+fn no_function_outside_tests_is_longer_than_80_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = rust_files(&root).iter().flat_map(|f| long_functions(f, 80)).collect();
+    assert!(long.is_empty(), "functions over 80 lines:\n{}", long.join("\n"));
+}
+
+#[test]
+fn the_size_lint_is_never_silenced() {
+    let mut files = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    files.extend(rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")));
+    let silenced: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f).expect("readable source").contains(concat!("clippy::", "too_many_lines"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(silenced.is_empty(), "clippy's too_many_lines is silenced in {silenced:?}");
+}
+
+/// The checker itself: a function one line over the limit is found, one at it is not.
+#[test]
+fn the_length_check_can_fail() {
+    let dir = std::env::temp_dir().join(format!("architecture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sample.rs");
+    let body = |n: usize| (0..n).map(|i| format!("    let _x{i} = {i};\n")).collect::<String>();
+    std::fs::write(&file, format!("pub fn long() {{\n{}}}\n\nfn fits() {{\n{}}}\n", body(79), body(78))).unwrap();
+    let found = long_functions(&file, 80);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("sample.rs:1: 81 lines"), "{found:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The IMAP front-end reaches nothing else in the crate (the backend implements its
 /// `MailStore` trait from outside) and uses only the crates its module doc names.
 #[test]
