@@ -220,6 +220,47 @@ async fn drain(limits: Limits, mut connections: JoinSet<()>) {
     }
 }
 
+/// A mail client's stream as its protocol session sees it: plain TCP, or TLS over it.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
+
+/// What a protocol session knows of its connection as it starts.
+pub struct Incoming {
+    pub peer: SocketAddr,
+    /// TLS is on from the first byte (implicit TLS).
+    pub tls: bool,
+    /// The acceptor for STARTTLS, when the plain port offers it.
+    pub starttls: Option<tokio_rustls::TlsAcceptor>,
+    pub shutdown: Shutdown,
+}
+
+impl Incoming {
+    /// A connection as accepted, before any TLS: `acceptor` is the listener's.
+    pub fn new(peer: SocketAddr, acceptor: Option<tokio_rustls::TlsAcceptor>, shutdown: Shutdown) -> Incoming {
+        Incoming { peer, tls: false, starttls: acceptor, shutdown }
+    }
+
+    /// Readies the connection for its session under `mode`: an implicit-TLS port's
+    /// handshake is done here (bounded by `timeout`), a plain port keeps the acceptor
+    /// for STARTTLS. `None` when there is nothing to serve (the handshake failed, or an
+    /// implicit-TLS port has no TLS configuration): the connection is just closed.
+    pub async fn open(
+        mut self,
+        tcp: TcpStream,
+        mode: TlsMode,
+        timeout: Duration,
+    ) -> Option<(Box<dyn ClientStream>, Incoming)> {
+        if mode == TlsMode::StartTls {
+            return Some((Box::new(tcp), self));
+        }
+        let acceptor = self.starttls.take()?;
+        let stream = tls_handshake(&acceptor, tcp, timeout).await?;
+        self.tls = true;
+        Some((Box::new(stream), self))
+    }
+}
+
 /// A TLS handshake that gives up after `timeout`; `None` (logged at debug level) when
 /// it failed or timed out, since a client that cannot finish a handshake is only closed.
 pub async fn tls_handshake<IO>(

@@ -16,8 +16,8 @@ use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
 use mail_parser::{MessageParser, MimeHeaders};
+use smimp_gateway::backend::account::Account;
 use smimp_gateway::backend::mailbox::Mailboxes;
-use smimp_gateway::backend::submission::Account;
 use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::backend::account::Account;
 use crate::backend::mailbox::{FlagChange, MailboxError, Mailboxes, SPECIAL_MAILBOXES};
-use crate::backend::submission::Account;
 use crate::imap::{Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse};
 use crate::store::{self, Flags, Keyword, Uid};
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::submission::Account;
+use crate::backend::account::Account;
 use crate::client::account::{self, AccountError};
 use crate::client::{ServerClient, SessionClient};
 use crate::clock::unix_now;

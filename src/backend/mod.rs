@@ -3,6 +3,7 @@
 //! engine ([`outbound`]) — the durable queue and delivery with trust checks, proof of
 //! work and sealing.
 
+pub mod account;
 pub mod hot_cache;
 pub mod imap_store;
 pub mod inbound;

@@ -13,18 +13,17 @@ use std::sync::Arc;
 use rand_core::OsRng;
 use tokio::sync::Notify;
 
-use crate::backend::outbound::{sealed_row, RetryPolicy, Sender, RELAY_MESSAGE_TYPE};
+use crate::backend::account::Account;
+use crate::backend::outbound::{sealed_row, RetryPolicy, RELAY_MESSAGE_TYPE};
 use crate::backend::relay::Relays;
 use crate::backend::trust::{trusted_key, KeyTrustError};
 use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient};
 use crate::clock::unix_now;
 use crate::discovery::{Discovery, DiscoveryError};
-use crate::keystore::{Keystore, Passphrase};
 use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
 use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
-use crate::smimp::crypto::MasterKey;
 use crate::smimp::encoding::Id32;
 use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::timestamp::Timestamp;
@@ -32,66 +31,9 @@ use crate::smimp::wire::ErrorCode;
 use crate::smtp::{RecipientOk, Refusal, Submission};
 use crate::store::{GatewayStore, Recipient, ThreadEntry};
 
-/// One account the gateway serves, unlocked.
-pub struct Account {
-    pub username: String,
-    keystore: std::sync::RwLock<Arc<Keystore>>,
-    /// Where the keystore lives and how to open it, so `run` can pick up message keys
-    /// that `keys replenish` or `keys rotate` added while it runs.
-    reopen: Option<(std::path::PathBuf, Passphrase)>,
-    pub sender: Sender,
-}
-
-impl Account {
-    /// An account from its unlocked keystore; `reopen` (its file and passphrase) lets
-    /// [`Account::reload`] read it again.
-    pub fn new(username: String, keystore: Keystore, reopen: Option<(std::path::PathBuf, Passphrase)>) -> Self {
-        let sender = Sender {
-            address: keystore.address().clone(),
-            master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
-            storage_key: keystore.storage_key().clone(),
-        };
-        Self { username, keystore: std::sync::RwLock::new(Arc::new(keystore)), reopen, sender }
-    }
-
-    /// The keystore as last read.
-    pub fn keystore(&self) -> Arc<Keystore> {
-        self.keystore.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Checks the mail-client password against the keystore's hash, off the async
-    /// threads (Argon2 is slow on purpose). False for any failure.
-    pub async fn check_password(&self, password: &str) -> bool {
-        let keystore = self.keystore();
-        let password = password.to_string();
-        tokio::task::spawn_blocking(move || keystore.verify_local_password(&password)).await.unwrap_or(false)
-    }
-
-    /// Reads the keystore file again (for message keys another command added); keeps
-    /// the one in memory when the file cannot be read.
-    /// The keystore's file and passphrase, when the account was opened from one.
-    pub fn keystore_file(&self) -> Option<(&std::path::Path, &Passphrase)> {
-        self.reopen.as_ref().map(|(path, passphrase)| (path.as_path(), passphrase))
-    }
-
-    pub fn reload(&self) -> bool {
-        let Some((path, passphrase)) = &self.reopen else { return false };
-        match Keystore::load(path, passphrase) {
-            Ok(fresh) if fresh.address() == &self.sender.address => {
-                *self.keystore.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
-                true
-            }
-            Ok(_) => false,
-            Err(err) => {
-                tracing::warn!(path = %path.display(), error = %err, "the keystore could not be read again");
-                false
-            }
-        }
-    }
-}
-
-/// The gateway's side of SMTP submission.
-pub struct Gateway {
+/// The SMTP side of the backend: what submission does with logins, recipients and
+/// messages, and the queue the delivery loop works through.
+pub struct SubmissionBackend {
     pub store: GatewayStore,
     pub discovery: Discovery,
     pub policy: RetryPolicy,
@@ -147,7 +89,7 @@ fn refusal_for_trust(email: &str, domain: &str, err: TrustError) -> Refusal {
     }
 }
 
-impl Submission for Gateway {
+impl Submission for SubmissionBackend {
     type Account = Arc<Account>;
 
     async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<Account>> {
@@ -243,7 +185,7 @@ impl Submission for Gateway {
     }
 }
 
-impl Gateway {
+impl SubmissionBackend {
     /// The thread map entries for the Message-IDs a submission replies to, so the
     /// (pure) conversion can thread it.
     async fn known_threads(&self, account: &Address, message: &[u8]) -> Result<HashMap<String, KnownMessage>, Refusal> {
@@ -275,7 +217,11 @@ const CONCURRENT_DELIVERIES: usize = 4;
 /// later pass (which would send the message twice). At shutdown no new delivery starts
 /// and the ones in flight finish, since one cut short after the server took the message
 /// would be sent again on the next start.
-pub async fn delivery_loop(gateway: Arc<Gateway>, tick: std::time::Duration, shutdown: crate::listen::Shutdown) {
+pub async fn delivery_loop(
+    gateway: Arc<SubmissionBackend>,
+    tick: std::time::Duration,
+    shutdown: crate::listen::Shutdown,
+) {
     let by_address: HashMap<Address, Arc<Account>> =
         gateway.accounts.values().map(|a| (a.sender.address.clone(), a.clone())).collect();
     let mut running = tokio::task::JoinSet::new();

@@ -23,11 +23,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::backend::account::Account;
 use crate::backend::key_upkeep::key_upkeep_loop;
 use crate::backend::mailbox::Mailboxes;
 use crate::backend::outbound::RetryPolicy;
 use crate::backend::relay::Relays;
-use crate::backend::submission::{delivery_loop, Account, Gateway};
+use crate::backend::submission::{delivery_loop, SubmissionBackend};
 use crate::gateway::context::{CommandError, Context};
 use crate::imap::ImapConfig;
 use crate::keystore::Keystore;
@@ -203,7 +204,10 @@ fn spawn_logged(
 }
 
 /// The SMTP side of the backend: accounts, queue, relays, retry policy.
-fn submission_backend(ctx: &Context, accounts: HashMap<String, Arc<Account>>) -> Result<Gateway, CommandError> {
+fn submission_backend(
+    ctx: &Context,
+    accounts: HashMap<String, Arc<Account>>,
+) -> Result<SubmissionBackend, CommandError> {
     let relays = Relays::from_config(&ctx.config.relay)
         .map_err(|e| CommandError::Relay { reason: e.to_string(), config: ctx.config_path.display().to_string() })?;
     for domain in ctx.config.relay.keys() {
@@ -212,7 +216,7 @@ fn submission_backend(ctx: &Context, accounts: HashMap<String, Arc<Account>>) ->
             "mail to this domain is relayed as plain email, not end-to-end encrypted ([relay] in the configuration)"
         );
     }
-    Ok(Gateway {
+    Ok(SubmissionBackend {
         store: ctx.store.clone(),
         discovery: ctx.discovery.clone(),
         policy: RetryPolicy::default(),

@@ -30,7 +30,7 @@ use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
 use super::view::RecentClaims;
 use super::{ImapConfig, MailStore, TlsMode};
-use crate::listen::{tls_handshake, Shutdown};
+use crate::listen::{tls_handshake, Incoming, Shutdown};
 
 /// Client mistakes (BAD responses) after which the connection is closed.
 const MAX_ERRORS: u32 = 30;
@@ -59,17 +59,11 @@ pub(crate) struct Connection<S: MailStore> {
 impl<S: MailStore> Connection<S> {
     pub(crate) async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode) -> io::Result<()> {
         let Connection { peer, acceptor, store, config, recent, shutdown } = self;
-        let shared = Shared { store, config: Arc::clone(&config), recent };
-        match (mode, acceptor) {
-            (TlsMode::Implicit, Some(acceptor)) => {
-                let Some(stream) = tls_handshake(&acceptor, tcp, config.tls_handshake_timeout).await else {
-                    return Ok(());
-                };
-                serve(stream, peer, true, None, shared, shutdown).await
-            }
-            (TlsMode::Implicit, None) => Ok(()),
-            (TlsMode::StartTls, acceptor) => serve(tcp, peer, false, acceptor, shared, shutdown).await,
-        }
+        let accepted = Incoming::new(peer, acceptor, shutdown);
+        let Some((io, accepted)) = accepted.open(tcp, mode, config.tls_handshake_timeout).await else {
+            return Ok(());
+        };
+        serve(io, accepted, Shared { store, config, recent }).await
     }
 }
 
@@ -107,7 +101,7 @@ pub(crate) async fn flush<IO: AsyncWrite + Unpin>(io: &mut IO, out: &mut Vec<u8>
 
 /// What a literal announcement leads to.
 enum Announced {
-    Accepted,
+    Incoming,
     /// Refused with a response; the connection goes on.
     Refused,
     Unreadable,
@@ -134,7 +128,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             while let Some(fragment) = self.fragmentizer.progress() {
                 if let FragmentInfo::Line { announcement: Some(LiteralAnnouncement { mode, length }), .. } = fragment {
                     match self.announced(mode, length) {
-                        Announced::Accepted => {}
+                        Announced::Incoming => {}
                         Announced::Refused => {
                             self.flush().await?;
                             continue;
@@ -182,7 +176,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                 self.fragmentizer.poison_message();
             }
         }
-        Announced::Accepted
+        Announced::Incoming
     }
 }
 
@@ -228,18 +222,12 @@ impl<S: MailStore> Session<S> {
 /// Serves one connection: the greeting, commands until LOGOUT, an error that closes,
 /// autologout or shutdown, and STARTTLS through `starttls` when it is given and `tls`
 /// is false.
-pub(crate) async fn serve<IO, S>(
-    io: IO,
-    peer: SocketAddr,
-    tls: bool,
-    starttls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Shared<S>,
-    shutdown: Shutdown,
-) -> io::Result<()>
+pub(crate) async fn serve<IO, S>(io: IO, accepted: Incoming, shared: Shared<S>) -> io::Result<()>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: MailStore,
 {
+    let Incoming { peer, tls, starttls, shutdown } = accepted;
     let max_literal = shared.config.max_literal_size;
     let mut link = Link::new(io, max_literal, shutdown);
     let mut session = Session {

@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use crate::listen::TlsMode;
-use crate::listen::{tls_handshake, Limits, Shutdown};
+use crate::listen::{Incoming, Limits, Shutdown};
 
 mod codec;
 mod data;
@@ -241,18 +241,11 @@ struct Connection<B: Submission> {
 impl<B: Submission> Connection<B> {
     async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode) -> io::Result<()> {
         let Connection { peer, acceptor, submission, config, shutdown } = self;
-        match (mode, acceptor) {
-            (TlsMode::Implicit, Some(acceptor)) => {
-                let Some(stream) = tls_handshake(&acceptor, tcp, config.tls_handshake_timeout).await else {
-                    return Ok(());
-                };
-                session::serve(stream, peer, true, None, submission, config, shutdown).await
-            }
-            (TlsMode::Implicit, None) => Ok(()),
-            (TlsMode::StartTls, acceptor) => {
-                session::serve(tcp, peer, false, acceptor, submission, config, shutdown).await
-            }
-        }
+        let accepted = Incoming::new(peer, acceptor, shutdown);
+        let Some((io, accepted)) = accepted.open(tcp, mode, config.tls_handshake_timeout).await else {
+            return Ok(());
+        };
+        session::serve(io, accepted, submission, config).await
     }
 }
 

@@ -27,7 +27,7 @@ use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
 use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
-use crate::listen::{tls_handshake, Flow, Shutdown};
+use crate::listen::{tls_handshake, Flow, Incoming, Shutdown};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
@@ -216,17 +216,15 @@ struct Session<B: Submission> {
 /// false.
 pub(crate) async fn serve<S, B>(
     mut io: S,
-    peer: SocketAddr,
-    tls: bool,
-    starttls: Option<tokio_rustls::TlsAcceptor>,
+    accepted: Incoming,
     backend: Arc<B>,
     config: Arc<SmtpConfig>,
-    shutdown: Shutdown,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     B: Submission,
 {
+    let Incoming { peer, tls, starttls, shutdown } = accepted;
     let mut session = Session {
         state: SessionState {
             peer,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::Notify;
 
-use crate::listen::{Shutdown, StopHandle};
+use crate::listen::{Incoming, Shutdown, StopHandle};
 use tokio::task::JoinHandle;
 
 use super::*;
@@ -139,15 +139,8 @@ async fn start_with(config: SmtpConfig, peer: &str, backend: TestBackend) -> Har
     let (client, server) = tokio::io::duplex(64 * 1024);
     let backend = Arc::new(backend);
     let (stop, stopping) = Shutdown::new();
-    let server = tokio::spawn(serve(
-        server,
-        peer.parse().unwrap(),
-        false,
-        None,
-        Arc::clone(&backend),
-        Arc::new(config),
-        stopping,
-    ));
+    let incoming = Incoming::new(peer.parse().unwrap(), None, stopping);
+    let server = tokio::spawn(serve(server, incoming, Arc::clone(&backend), Arc::new(config)));
     let mut client = Client { io: BufReader::new(client) };
     client.expect("220 localhost ESMTP smimp-gateway ready").await;
     Harness { client, backend, stop, server }

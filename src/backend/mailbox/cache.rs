@@ -9,8 +9,8 @@ use std::sync::Arc;
 use rand_core::OsRng;
 
 use super::{MailboxError, Mailboxes};
+use crate::backend::account::Account;
 use crate::backend::inbound::open_and_render;
-use crate::backend::submission::Account;
 use crate::clock::unix_now;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::BoxNonce;

@@ -9,8 +9,8 @@ use rand_core::OsRng;
 
 use super::flags::write_flags;
 use super::{MailboxError, Mailboxes};
+use crate::backend::account::Account;
 use crate::backend::outbound::send_payload;
-use crate::backend::submission::Account;
 use crate::clock::unix_now;
 use crate::mime::own::email_for_raw;
 use crate::smimp::message::{MessageType, Payload};

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use super::{MailboxError, Mailboxes};
+use crate::backend::account::Account;
 use crate::backend::inbound::{seal_extras, MessageExtras};
-use crate::backend::submission::Account;
 use crate::client::{ClientError, SessionClient};
 use crate::smimp::encoding::Id32;
 use crate::store::{Flag, Flags, Uid};

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use rand_core::OsRng;
 
 use super::{MailboxError, Mailboxes};
-use crate::backend::submission::Account;
+use crate::backend::account::Account;
 use crate::client::SessionClient;
 use crate::clock::unix_now;
 use crate::smimp::encoding::Id32;

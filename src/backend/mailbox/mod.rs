@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, Notify, OnceCell};
 
+use crate::backend::account::Account;
 use crate::backend::hot_cache::HotCache;
 use crate::backend::outbound::DeliveryError;
-use crate::backend::submission::Account;
 use crate::backend::uid_index::UidIndex;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
+use crate::backend::account::Account;
 use crate::backend::inbound::{open_and_render, own_trust, Rendered, SenderTrust};
 use crate::backend::progress::Progress;
-use crate::backend::submission::Account;
 use crate::backend::trust::{trusted_key, KeyTrustError};
 use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient, SessionClient};
