@@ -2,9 +2,7 @@
 //! their outcome. Only routing data and the outcome are read — never the sealed
 //! payload — so the status output cannot leak content even by mistake.
 
-use sqlx::Row;
-
-use super::rows::{parsed_column, recipient_columns};
+use super::rows::delivery_record;
 use super::{GatewayStore, Recipient, StoreError};
 use crate::smimp::address::Address;
 
@@ -33,19 +31,7 @@ impl GatewayStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeliveryRecord {
-                    account: parsed_column(r, "account")?,
-                    recipient: recipient_columns(r)?,
-                    state: r.try_get("state")?,
-                    attempts: r.try_get("attempts")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: r.try_get("created_at")?,
-                    done_at: r.try_get("done_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(delivery_record).collect()
     }
 }
 

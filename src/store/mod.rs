@@ -38,8 +38,9 @@ pub enum StoreError {
 }
 
 /// An account the gateway serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
+    #[sqlx(try_from = "String")]
     pub address: Address,
     pub keystore_path: String,
     pub username: String,
@@ -47,8 +48,9 @@ pub struct AccountRecord {
 }
 
 /// What happened to trust in an address, for the user to review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TrustEvent {
+    #[sqlx(try_from = "String")]
     pub address: Address,
     pub at: i64,
     /// `first_contact`, `key_changed`, `history_extended`, `truncated`, `replaced`, `invalid_history`.
@@ -177,19 +179,8 @@ impl GatewayStore {
 
     /// Every registered account.
     pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        let rows = sqlx::query("SELECT address, keystore_path, username, created_at FROM accounts ORDER BY address")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AccountRecord {
-                    address: parsed_column(r, "address")?,
-                    keystore_path: r.try_get("keystore_path")?,
-                    username: r.try_get("username")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        let sql = "SELECT address, keystore_path, username, created_at FROM accounts ORDER BY address";
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
     /// The pin of an address, if it was ever contacted.
@@ -244,20 +235,8 @@ impl GatewayStore {
 
     /// The most recent trust events, newest first.
     pub async fn trust_events(&self, limit: u32) -> Result<Vec<TrustEvent>, StoreError> {
-        let rows = sqlx::query("SELECT address, at, kind, detail FROM trust_events ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TrustEvent {
-                    address: parsed_column(r, "address")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        let sql = "SELECT address, at, kind, detail FROM trust_events ORDER BY id DESC LIMIT ?";
+        Ok(sqlx::query_as(sql).bind(limit).fetch_all(&self.pool).await?)
     }
 
     // ---- outbound queue -------------------------------------------------------------

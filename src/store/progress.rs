@@ -4,15 +4,13 @@
 //! nothing), and its row goes when the work ends. Rows name the account, the task and
 //! counts — never content.
 
-use sqlx::Row;
-
-use super::rows::parsed_column;
 use super::{GatewayStore, StoreError};
 use crate::smimp::address::Address;
 
 /// One piece of long work.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProgressRecord {
+    #[sqlx(try_from = "String")]
     pub account: Address,
     /// What is being done, in words: `proof of work for bob#example.net`, `first sync of INBOX`.
     pub task: String,
@@ -61,23 +59,8 @@ impl GatewayStore {
 
     /// Every piece of work in progress, oldest first.
     pub async fn progress(&self) -> Result<Vec<ProgressRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT account, task, done, total, started_at, updated_at FROM progress ORDER BY started_at, task",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProgressRecord {
-                    account: parsed_column(r, "account")?,
-                    task: r.try_get("task")?,
-                    done: r.try_get("done")?,
-                    total: r.try_get("total")?,
-                    started_at: r.try_get("started_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        let sql = "SELECT account, task, done, total, started_at, updated_at FROM progress ORDER BY started_at, task";
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::deliveries::DeliveryRecord;
 use super::flags::Flags;
 use super::{Recipient, StoreError};
 use crate::smimp::encoding::Id32;
@@ -122,6 +123,19 @@ pub(super) fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError
         row.try_get("recipient")?,
         row.try_get("envelope_from")?,
     )
+}
+
+/// A queue row as `status` shows it (`recent_deliveries`).
+pub(super) fn delivery_record(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        account: parsed_column(row, "account")?,
+        recipient: recipient_columns(row)?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        done_at: row.try_get("done_at")?,
+    })
 }
 
 /// A size: the largest `u32` when the stored value is larger.
