@@ -246,24 +246,7 @@ impl GatewayStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
-            let (route, recipient, envelope_from) = row.recipient.columns();
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
-                 give_up_at, created_at, route, envelope_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(row.account.as_str())
-            .bind(recipient)
-            .bind(row.message_type)
-            .bind(&row.nonce)
-            .bind(&row.sealed_payload)
-            .bind(now)
-            .bind(row.give_up_at)
-            .bind(now)
-            .bind(route)
-            .bind(envelope_from)
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(id);
+            ids.push(insert_outbound(&mut tx, row, now).await?);
         }
         tx.commit().await?;
         Ok(ids)
@@ -358,23 +341,7 @@ impl GatewayStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let (route, recipient, envelope_from) = report.recipient.columns();
-        sqlx::query(
-            "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
-             give_up_at, created_at, route, envelope_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(report.account.as_str())
-        .bind(recipient)
-        .bind(report.message_type)
-        .bind(&report.nonce)
-        .bind(&report.sealed_payload)
-        .bind(now)
-        .bind(report.give_up_at)
-        .bind(now)
-        .bind(route)
-        .bind(envelope_from)
-        .execute(&mut *tx)
-        .await?;
+        insert_outbound(&mut tx, report, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -399,4 +366,30 @@ fn outbound_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboundRow, StoreEr
         last_error: r.try_get("last_error")?,
         message_id: r.try_get("message_id")?,
     })
+}
+
+/// Inserts one queue row, due at once, inside `tx`: its id.
+async fn insert_outbound(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    row: &NewOutbound<'_>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let (route, recipient, envelope_from) = row.recipient.columns();
+    let id = sqlx::query_scalar(
+        "INSERT INTO outbound (account, recipient, message_type, nonce, sealed_payload, next_attempt_at, \
+         give_up_at, created_at, route, envelope_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(row.account.as_str())
+    .bind(recipient)
+    .bind(row.message_type)
+    .bind(&row.nonce)
+    .bind(&row.sealed_payload)
+    .bind(now)
+    .bind(row.give_up_at)
+    .bind(now)
+    .bind(route)
+    .bind(envelope_from)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
 }
