@@ -255,6 +255,61 @@ fn the_length_check_can_fail() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The entries of the module map in docs/architecture.md: the first code block after
+/// `## Module map`, an entry a line whose name starts before the description column (24),
+/// nested by two spaces a level; continuation lines start at the column.
+fn documented_tree() -> Vec<String> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+        .expect("docs/architecture.md");
+    let section = doc.split("## Module map").nth(1).expect("a `## Module map` section");
+    let block = section.split("```").nth(1).expect("a code block in the module map");
+    let mut parents: Vec<String> = Vec::new();
+    let mut entries = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let indent = line.len() - line.trim_start().len();
+        if indent >= 24 {
+            continue;
+        }
+        let name = line.split_whitespace().next().unwrap_or_default();
+        parents.truncate(indent / 2);
+        let path = format!("{}{name}", parents.concat());
+        if name.ends_with('/') {
+            parents.push(name.to_string());
+        }
+        entries.push(path);
+    }
+    entries
+}
+
+/// Every folder and .rs file below `dir`, as paths like `src/smimp/wire/` and `src/lib.rs`.
+fn source_tree(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("source folder") {
+        let path = entry.expect("directory entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if path.is_dir() {
+            let folder = format!("{prefix}{name}/");
+            entries.push(folder.clone());
+            entries.extend(source_tree(&path, &folder));
+        } else if name.ends_with(".rs") {
+            entries.push(format!("{prefix}{name}"));
+        }
+    }
+    entries
+}
+
+#[test]
+fn the_documented_module_map_names_exactly_the_files_of_src() {
+    let mut documented = documented_tree();
+    let mut actual = source_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), "src/");
+    actual.push("src/".into());
+    documented.sort();
+    actual.sort();
+    let missing: Vec<_> = actual.iter().filter(|e| !documented.contains(e)).collect();
+    let stale: Vec<_> = documented.iter().filter(|e| !actual.contains(e)).collect();
+    assert!(missing.is_empty() && stale.is_empty(), "docs/architecture.md's map lacks {missing:?} and names {stale:?}");
+}
+
 /// The IMAP front-end reaches nothing else in the crate (the backend implements its
 /// `MailStore` trait from outside) and uses only the crates its module doc names.
 #[test]
