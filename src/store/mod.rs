@@ -22,7 +22,7 @@ pub use progress::ProgressRecord;
 pub use rows::{MailboxRow, MessageRow, NewMessage, Uid};
 pub use threads::ThreadEntry;
 
-use rows::{parsed_column, recipient_columns};
+use rows::parsed_column;
 
 /// Why the gateway's database failed.
 #[derive(Debug, thiserror::Error)]
@@ -262,7 +262,7 @@ impl GatewayStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(outbound_from_row).collect()
+        rows.iter().map(rows::outbound_row).collect()
     }
 
     /// One delivery by id.
@@ -274,7 +274,7 @@ impl GatewayStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(outbound_from_row).transpose()
+        row.as_ref().map(rows::outbound_row).transpose()
     }
 
     /// Marks a delivery sent; its sealed payload is dropped (it is at the recipient now).
@@ -350,22 +350,6 @@ impl GatewayStore {
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbound WHERE state = 'queued'").fetch_one(&self.pool).await?)
     }
-}
-
-fn outbound_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboundRow, StoreError> {
-    Ok(OutboundRow {
-        id: r.try_get("id")?,
-        account: parsed_column(r, "account")?,
-        recipient: recipient_columns(r)?,
-        message_type: r.try_get("message_type")?,
-        nonce: r.try_get("nonce")?,
-        sealed_payload: r.try_get("sealed_payload")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get("attempts")?,
-        give_up_at: r.try_get("give_up_at")?,
-        last_error: r.try_get("last_error")?,
-        message_id: r.try_get("message_id")?,
-    })
 }
 
 /// Inserts one queue row, due at once, inside `tx`: its id.

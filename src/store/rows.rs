@@ -10,7 +10,8 @@ use sqlx::Row;
 
 use super::deliveries::DeliveryRecord;
 use super::flags::Flags;
-use super::{Recipient, StoreError};
+use super::{OutboundRow, Recipient, StoreError};
+use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::FolderName;
 
@@ -117,7 +118,7 @@ where
 }
 
 /// A queue row's recipient: its `route`, `recipient` and `envelope_from` columns.
-pub(super) fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError> {
+fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError> {
     Recipient::from_columns(
         &row.try_get::<String, _>("route")?,
         row.try_get("recipient")?,
@@ -125,17 +126,50 @@ pub(super) fn recipient_columns(row: &SqliteRow) -> Result<Recipient, StoreError
     )
 }
 
-/// A queue row as `status` shows it (`recent_deliveries`).
-pub(super) fn delivery_record(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
-    Ok(DeliveryRecord {
-        account: parsed_column(row, "account")?,
-        recipient: recipient_columns(row)?,
-        state: row.try_get("state")?,
-        attempts: row.try_get("attempts")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        done_at: row.try_get("done_at")?,
+/// What every reading of a queue row shares: whose, to whom, and how it stands.
+struct QueueState {
+    account: Address,
+    recipient: Recipient,
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl QueueState {
+    fn read(row: &SqliteRow) -> Result<QueueState, StoreError> {
+        Ok(QueueState {
+            account: parsed_column(row, "account")?,
+            recipient: recipient_columns(row)?,
+            state: row.try_get("state")?,
+            attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
+        })
+    }
+}
+
+/// A queue row as the delivery worker reads it.
+pub(super) fn outbound_row(row: &SqliteRow) -> Result<OutboundRow, StoreError> {
+    let QueueState { account, recipient, state, attempts, last_error } = QueueState::read(row)?;
+    Ok(OutboundRow {
+        id: row.try_get("id")?,
+        account,
+        recipient,
+        message_type: row.try_get("message_type")?,
+        nonce: row.try_get("nonce")?,
+        sealed_payload: row.try_get("sealed_payload")?,
+        state,
+        attempts,
+        give_up_at: row.try_get("give_up_at")?,
+        last_error,
+        message_id: row.try_get("message_id")?,
     })
+}
+
+/// A queue row as `status` shows it (`recent_deliveries`): never its payload.
+pub(super) fn delivery_record(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
+    let QueueState { account, recipient, state, attempts, last_error } = QueueState::read(row)?;
+    let (created_at, done_at) = (row.try_get("created_at")?, row.try_get("done_at")?);
+    Ok(DeliveryRecord { account, recipient, state, attempts, last_error, created_at, done_at })
 }
 
 /// A size: the largest `u32` when the stored value is larger.
