@@ -141,3 +141,146 @@ pub fn own_trust(keystore: &Keystore) -> SenderTrust {
     keys.insert(keystore.master().public());
     SenderTrust::Keys(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The trust check of the inbound path: content is shown only when the envelope is
+    //! signed by a key the sender's verified history holds.
+
+    use super::*;
+    use crate::smimp::address::Address;
+    use crate::smimp::crypto::{BoxPublicKey, BoxSecretKey, MasterKey, SecretBoxKey};
+    use crate::smimp::encoding::Id32;
+    use crate::smimp::envelope::{
+        login_token_hash, Ciphertext, HashContext, ReceivedVia, ServerFields, PROTOCOL_VERSION,
+    };
+    use crate::smimp::keys::KeyKind;
+    use crate::smimp::message::{Email, MessageType};
+    use crate::smimp::timestamp::Timestamp;
+    use rand_core::OsRng;
+
+    const SECRET_BODY: &str = "the vault code is 7291";
+
+    struct World {
+        alice: Address,
+        alice_key: MasterKey,
+        bob: Keystore,
+        bob_message: BoxPublicKey,
+    }
+
+    fn world() -> World {
+        let alice = Address::parse("alice#a.example").unwrap();
+        let mut bob = Keystore::new(
+            Address::parse("bob#b.example").unwrap(),
+            MasterKey::generate(&mut OsRng),
+            SecretBoxKey::generate(&mut OsRng),
+        );
+        let bob_message = bob.add_message_key(BoxSecretKey::generate(&mut OsRng), KeyKind::Ephemeral, 1_000);
+        World { alice, alice_key: MasterKey::generate(&mut OsRng), bob, bob_message }
+    }
+
+    fn payload(w: &World) -> Vec<u8> {
+        Payload::Email(Box::new(Email {
+            to: vec![w.bob.address().clone()],
+            cc: vec![],
+            subject: "Quarterly numbers".into(),
+            thread_id: Id32([1; 32]),
+            reply_to_message_id: None,
+            date_sent: Timestamp::parse("2026-11-22 10:00:00").unwrap(),
+            body: format!("{SECRET_BODY}\n"),
+            signature_text: None,
+            attachments: vec![],
+            extensions_data: None,
+            reply_to: None,
+            auto_reply_address: None,
+        }))
+        .to_bytes()
+    }
+
+    /// An envelope from Alice to Bob sealed and signed with `signer`, which the server's
+    /// fields name as `claimed` (the key it says the sender used).
+    fn envelope(w: &World, signer: &MasterKey, claimed: MasterPublicKey) -> StoredEnvelope {
+        let token_hash = login_token_hash(&Id32::random(&mut OsRng));
+        let recipient = w.bob.address();
+        let context = HashContext { sender: &w.alice, recipient, login_token_hash: &token_hash };
+        let sealed =
+            Ciphertext::seal(&payload(w), MessageType::Email, BoxNonce::random(&mut OsRng), &w.bob_message, signer);
+        StoredEnvelope {
+            sent: sealed.into_envelope(signer, &context, None),
+            server: ServerFields {
+                recipient: recipient.clone(),
+                sender: w.alice.clone(),
+                sender_public_key: claimed,
+                received_at: Timestamp::parse("2026-11-22 12:00:00").unwrap(),
+                pow_params: None,
+                message_id: Id32::random(&mut OsRng),
+                login_token_hash: token_hash,
+                received_via: ReceivedVia::SmimpClient,
+                read: false,
+                extensions_data: None,
+                protocol_version: PROTOCOL_VERSION.into(),
+            },
+        }
+    }
+
+    fn pinned(keys: &[MasterPublicKey]) -> SenderTrust {
+        SenderTrust::Keys(keys.iter().copied().collect())
+    }
+
+    /// The message's text with quoted-printable soft line breaks joined.
+    fn text(rendered: &Rendered) -> String {
+        String::from_utf8_lossy(&rendered.bytes).replace("=\r\n", "")
+    }
+
+    fn assert_warning(rendered: &Rendered, reason: &str) {
+        let text = text(rendered);
+        assert!(!rendered.verified, "shown as verified:\n{text}");
+        assert!(!text.contains(SECRET_BODY), "the content was shown:\n{text}");
+        assert!(text.contains("Subject: Unverified message from alice@a.example withheld"), "{text}");
+        assert!(text.contains(reason), "the warning does not say {reason:?}:\n{text}");
+    }
+
+    #[test]
+    fn a_message_signed_by_the_senders_verified_key_is_shown() {
+        let w = world();
+        let envelope = envelope(&w, &w.alice_key, w.alice_key.public());
+        let rendered = open_and_render(&envelope, &w.bob, &pinned(&[w.alice_key.public()]));
+        assert!(rendered.verified, "{}", text(&rendered));
+        assert!(text(&rendered).contains(SECRET_BODY), "{}", text(&rendered));
+    }
+
+    #[test]
+    fn a_message_signed_by_another_key_is_a_warning() {
+        let w = world();
+        let mallory = MasterKey::generate(&mut OsRng);
+        let envelope = envelope(&w, &mallory, mallory.public());
+        let rendered = open_and_render(&envelope, &w.bob, &pinned(&[w.alice_key.public()]));
+        assert_warning(&rendered, "which is not in alice#a.example's verified profile history");
+    }
+
+    #[test]
+    fn a_server_sealing_with_its_own_key_under_the_senders_name_is_a_warning() {
+        let w = world();
+        let server = MasterKey::generate(&mut OsRng);
+        // The server names its own key as the sender's ...
+        let envelope_own = envelope(&w, &server, server.public());
+        assert_warning(
+            &open_and_render(&envelope_own, &w.bob, &pinned(&[w.alice_key.public()])),
+            "Reason: it is signed with the key",
+        );
+        // ... or claims the sender's pinned key while the signature is its own.
+        let envelope_claimed = envelope(&w, &server, w.alice_key.public());
+        assert_warning(
+            &open_and_render(&envelope_claimed, &w.bob, &pinned(&[w.alice_key.public()])),
+            "Reason: it failed verification",
+        );
+    }
+
+    #[test]
+    fn a_refused_sender_is_a_warning_even_with_a_good_signature() {
+        let w = world();
+        let envelope = envelope(&w, &w.alice_key, w.alice_key.public());
+        let refused = SenderTrust::Refused("the profile history does not verify".into());
+        assert_warning(&open_and_render(&envelope, &w.bob, &refused), "the sender is not trusted");
+    }
+}
