@@ -5,7 +5,8 @@
 //! the exact bytes and envelope the mail client submitted; a message with an SMIMP and a
 //! relayed recipient reaches each its own way; a relay's 5xx becomes a delivery report in
 //! the sender's INBOX; a relay whose certificate is not trusted is never sent to (the
-//! delivery waits for a retry); and without a relay table the domain is refused at RCPT
+//! delivery waits for a retry), nor is one that offers no STARTTLS or whose certificate
+//! names another host; and without a relay table the domain is refused at RCPT
 //! TO as before. Certificate checks are never disabled.
 
 mod common;
@@ -289,6 +290,69 @@ Message-ID: <relay.3@example.org>\r\n\r\nx\r\n"
     plain.stop().await;
     assert_eq!(relay.taken().len(), 2);
     relay.stop.stop();
+    org.stop().await;
+    net.stop().await;
+}
+
+/// A relay the gateway must refuse: on one loopback port with STARTTLS under `tls`
+/// (`None`: no STARTTLS offered at all), AUTH allowed on loopback even without TLS so
+/// that only the gateway's own checks stand between a message and this recording.
+async fn start_refusable_relay(
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (Arc<RecordingRelay>, u16, smimp_gateway::listen::StopHandle) {
+    let recording = Arc::new(RecordingRelay::default());
+    let config = SmtpConfig { allow_plain_auth_on_loopback: true, ..SmtpConfig::default() };
+    let (stop, stopping) = smimp_gateway::listen::Shutdown::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(smtp::run(listener, tls, TlsMode::StartTls, recording.clone(), config, stopping));
+    (recording, port, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_without_starttls_or_with_a_certificate_for_another_host_is_never_sent_to() {
+    smimp_gateway::tls::install_crypto_provider();
+    let (org, net) = start_pair(Options::default()).await;
+    // No STARTTLS offered.
+    let (plain, plain_port, plain_stop) = start_refusable_relay(None).await;
+    // STARTTLS with a certificate the trusted CA issued for another host.
+    let other_dir = TempDir::new("relay-other-name");
+    let other = smimp_gateway::tls::ensure_dev_certificates(&other_dir.0, &["mail.other.example".into()]).unwrap();
+    let other_tls = smimp_gateway::tls::server_config(&other.cert_file, &other.key_file).unwrap();
+    let (misnamed, misnamed_port, misnamed_stop) = start_refusable_relay(Some(other_tls)).await;
+    let auth = "username = \"relayuser\"\npassword = \"relaypass\"\n";
+    let ca = other.ca_file.display();
+    let tables = format!(
+        "[relay.\"plain.example\"]\nhost = \"localhost\"\nport = {plain_port}\ntls = \"starttls\"\nca_file = \"{ca}\"\n{auth}\
+         [relay.\"misnamed.example\"]\nhost = \"localhost\"\nport = {misnamed_port}\ntls = \"starttls\"\nca_file = \"{ca}\"\n{auth}"
+    );
+    let dir = TempDir::new("gateway-refused-relays");
+    let config = write_gateway_config(&dir, &[&org, &net], &format!("{tables}{SMTP}"));
+    let alice = init_on_gateway(&config, &org, "alice").await;
+    let running = common::start_gateway(&config).await;
+    let mailer = gateway_mailer(&running, &alice, Mechanism::Plain);
+    let ctx = Context::open(&config).await.unwrap();
+
+    for (to, reason) in
+        [("pat@plain.example", "STARTTLS"), ("max@misnamed.example", "certificate not valid for name \"localhost\"")]
+    {
+        let message = format!("From: <alice@example.org>\r\nTo: <{to}>\r\nSubject: held\r\n\r\nsecret words\r\n");
+        mailer.send_raw(&envelope("alice@example.org", &[to]), message.as_bytes()).await.unwrap();
+        let recipient = Recipient::Relay { to: to.into(), from: "alice@example.org".into() };
+        let held = eventually("the relay's first attempt", async || {
+            let recent = ctx.store.recent_deliveries(20).await.unwrap();
+            recent.into_iter().find(|d| d.recipient == recipient && d.attempts >= 1)
+        })
+        .await;
+        assert_eq!(held.state, "queued", "retried later, not given up: {held:?}");
+        let error = held.last_error.unwrap_or_default();
+        assert!(error.contains("legacy relay localhost:") && error.contains(reason), "{to}: {error}");
+    }
+    assert!(plain.taken.lock().unwrap().is_empty(), "sent to a relay without STARTTLS");
+    assert!(misnamed.taken.lock().unwrap().is_empty(), "sent to a relay whose certificate names another host");
+    running.stop().await;
+    plain_stop.stop();
+    misnamed_stop.stop();
     org.stop().await;
     net.stop().await;
 }
