@@ -278,3 +278,60 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     org.stop().await;
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_from_a_sender_whose_server_cannot_be_reached_waits_unshown_then_shows_verified() {
+    let (org, net) = start_pair(Options::default()).await;
+    let dir = TempDir::new("gateway-sender-away");
+    let config =
+        write_gateway_config(&dir, &[&org, &net], "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n");
+    let alice_login = init_on_gateway(&config, &org, "alice").await;
+    init_on_gateway(&config, &net, "bob").await;
+    // The same gateway, but the sender's domain (example.org) resolves to a closed port.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let away = text.replace(&format!("\"example.org\" = \"{}\"", org.addr), "\"example.org\" = \"127.0.0.1:9\"");
+    assert_ne!(away, text, "the sender's domain is redirected");
+    let away_config = dir.0.join("gateway-away.toml");
+    std::fs::write(&away_config, away).unwrap();
+
+    let running = common::start_gateway(&config).await;
+    let ctx = Context::open(&config).await.unwrap();
+    let mailer = gateway_mailer(&running, &alice_login, Mechanism::Plain);
+    let message = Message::builder()
+        .from("Alice <alice@example.org>".parse().unwrap())
+        .to("Bob <bob@example.net>".parse().unwrap())
+        .subject("while you were away")
+        .body("the words only a verified sender may show\n".to_string())
+        .unwrap();
+    mailer.send(message).await.unwrap();
+    for _ in 0..150 {
+        let recent = ctx.store.recent_deliveries(20).await.unwrap();
+        if recent.iter().any(|d| d.state == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recent = ctx.store.recent_deliveries(20).await.unwrap();
+    assert!(recent.iter().any(|d| d.state == "sent"), "delivered to bob's server: {recent:?}");
+
+    // Alice's server cannot be asked for her key: the message is not shown, in any form.
+    let away_ctx = Context::open(&away_config).await.unwrap();
+    let (away_boxes, _, away_bob) = mailboxes(&away_ctx, away_ctx.store.clone()).await;
+    for _ in 0..3 {
+        let (_, messages) = away_boxes.snapshot(&away_bob, "INBOX", true).await.unwrap();
+        assert!(messages.is_empty(), "shown while its sender cannot be checked: {messages:?}");
+    }
+
+    // Her server answers again: the message appears, verified.
+    let (boxes, _, bob) = mailboxes(&ctx, ctx.store.clone()).await;
+    let uids = wait_for(&boxes, &bob, "INBOX", 1).await;
+    assert_eq!(uids.len(), 1);
+    let shown = boxes.message(&bob, "INBOX", uids[0]).await.unwrap();
+    let parsed = MessageParser::new().parse(&shown[..]).unwrap();
+    assert_eq!(parsed.subject(), Some("while you were away"));
+    assert!(parsed.body_text(0).unwrap().contains("the words only a verified sender may show"));
+    assert!(header(&shown, "X-SMIMP-Verified").starts_with("pass"), "{}", header(&shown, "X-SMIMP-Verified"));
+    running.stop().await;
+    org.stop().await;
+    net.stop().await;
+}
