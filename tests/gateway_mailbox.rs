@@ -3,7 +3,8 @@
 //! envelope shows as a warning, never as its content; APPEND stores mail sealed on the
 //! account's own server and gives it back byte for byte, after a restart too; flags
 //! reach the server (another device sees them); MOVE and EXPUNGE act on the server; a
-//! delivery that fails for good puts a multipart/report in the sender's INBOX.
+//! delivery that fails for good puts a multipart/report in the sender's INBOX; mail whose
+//! sender's server cannot be reached waits unshown and appears verified once it answers.
 
 mod common;
 
