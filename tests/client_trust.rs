@@ -227,12 +227,12 @@ async fn discovery_refuses_http_records_http_redirects_and_untrusted_certificate
     // server would have seen a request for /followed.
     let (redirecting, requests) = fake_well_known("", true).await;
     let err = discovery_for(&[&redirecting]).base_url("example.org").await.unwrap_err();
-    assert!(err.to_string().contains("non-HTTPS"), "{err}");
     assert_eq!(
         *requests.lock().unwrap(),
         ["/.well-known/smimp.txt"],
         "only the first, verified request was made; /followed, over plain HTTP, must never be requested"
     );
+    assert!(err.to_string().contains("non-HTTPS"), "{err}");
 
     // A client that does not trust the server's CA sends nothing at all.
     let (untrusted, requests) = fake_well_known("example.org\n", false).await;
