@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -175,24 +174,34 @@ async fn an_expired_session_is_established_again() {
     server.stop().await;
 }
 
-/// A tiny HTTPS server with the given well-known answer, counting requests.
-async fn fake_well_known(body: &'static str, redirect: Option<&'static str>) -> (TestServer, Arc<AtomicUsize>) {
-    let server = start_one(Options::default()).await;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = axum::Router::new().route(
-        "/.well-known/smimp.txt",
-        axum::routing::get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                match redirect {
-                    Some(to) => axum::response::Redirect::temporary(to).into_response(),
-                    None => body.into_response(),
-                }
-            }
-        }),
-    );
+/// The paths requested of a fake server, in order.
+type Requests = Arc<Mutex<Vec<String>>>;
+
+/// A router answering /.well-known/smimp.txt with `body`, or with a redirect to
+/// `redirect`, and every other path with a 404, recording each path requested.
+fn recording(requests: &Requests, body: &'static str, redirect: Option<String>) -> axum::Router {
     use axum::response::IntoResponse;
+    let requests = requests.clone();
+    axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        requests.lock().unwrap().push(uri.path().to_string());
+        let answer = match (uri.path(), &redirect) {
+            ("/.well-known/smimp.txt", Some(to)) => axum::response::Redirect::temporary(to).into_response(),
+            ("/.well-known/smimp.txt", None) => body.into_response(),
+            _ => axum::http::StatusCode::NOT_FOUND.into_response(),
+        };
+        async move { answer }
+    })
+}
+
+/// A tiny HTTPS server with the given well-known answer — or, with `redirect`, a redirect
+/// to `/followed` on a plain-HTTP twin — recording the paths requested of both.
+async fn fake_well_known(body: &'static str, redirect: bool) -> (TestServer, Requests) {
+    let server = start_one(Options::default()).await;
+    let requests = Requests::default();
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://127.0.0.1:{}/followed", plain.local_addr().unwrap().port());
+    let plain_app = recording(&requests, "example.org\n", None);
+    tokio::spawn(async move { axum::serve(plain, plain_app).await });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let dev = smimp_gateway::tls::ensure_dev_certificates(
@@ -201,29 +210,36 @@ async fn fake_well_known(body: &'static str, redirect: Option<&'static str>) -> 
     )
     .unwrap();
     let tls = smimp_gateway::tls::server_config(&dev.cert_file, &dev.key_file).unwrap();
+    let app = recording(&requests, body, redirect.then_some(target));
     tokio::spawn(smimp_gateway::server::run(listener, tls, app, 64, smimp_gateway::listen::Shutdown::never()));
     let mut fake = server;
     fake.addr = addr;
-    (fake, hits)
+    (fake, requests)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_refuses_http_records_http_redirects_and_untrusted_certificates() {
-    let (insecure, _) = fake_well_known("http://example.org/smimp\n", None).await;
+    let (insecure, _) = fake_well_known("http://example.org/smimp\n", false).await;
     let err = discovery_for(&[&insecure]).base_url("example.org").await.unwrap_err();
     assert!(matches!(err, DiscoveryError::InsecureRecord { .. }), "{err}");
 
-    let (redirecting, hits) = fake_well_known("", Some("http://example.org/.well-known/smimp.txt")).await;
+    // The redirect's target answers plain HTTP: had the client followed it, the plain
+    // server would have seen a request for /followed.
+    let (redirecting, requests) = fake_well_known("", true).await;
     let err = discovery_for(&[&redirecting]).base_url("example.org").await.unwrap_err();
+    assert_eq!(
+        *requests.lock().unwrap(),
+        ["/.well-known/smimp.txt"],
+        "only the first, verified request was made; /followed, over plain HTTP, must never be requested"
+    );
     assert!(err.to_string().contains("non-HTTPS"), "{err}");
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "only the first, verified request was made");
 
     // A client that does not trust the server's CA sends nothing at all.
-    let (untrusted, hits) = fake_well_known("example.org\n", None).await;
+    let (untrusted, requests) = fake_well_known("example.org\n", false).await;
     let resolve: BTreeMap<_, _> = [(untrusted.domain.clone(), untrusted.addr)].into_iter().collect();
     let stranger = Discovery::new(&[], resolve, Duration::from_secs(10)).unwrap();
     let err = stranger.base_url("example.org").await.unwrap_err();
     assert!(matches!(err, DiscoveryError::Certificate { .. }), "{err}");
     assert!(err.to_string().contains("not trusted"), "{err}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request reached the server");
+    assert!(requests.lock().unwrap().is_empty(), "no request reached the server: {:?}", requests.lock().unwrap());
 }

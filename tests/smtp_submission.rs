@@ -244,9 +244,15 @@ async fn the_message_is_accepted_only_after_accept_returns() {
     let (entered, open) = gateway.submission.gate.as_ref().unwrap();
     entered.notified().await;
     // accept is running and has not returned: the client must not have its 250 yet.
+    // With the clock paused the sleep ends only once every task is idle and the loopback
+    // sockets have nothing left to read, so a 250 written early would have reached the
+    // client by then, however slow the machine. Paused here, once the session is set up,
+    // so that nothing before this point can see its timers jumped forward.
+    tokio::time::pause();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!sending.is_finished());
     assert!(gateway.submission.accepted.lock().unwrap().is_empty());
+    tokio::time::resume();
     open.notify_one();
     let response = sending.await.unwrap().unwrap();
     assert_eq!(response.code().to_string(), "250");
