@@ -4,8 +4,8 @@
 object keyed by file name, the fields a golden result must agree with: From (name and
 address), To, Cc, Subject, Message-ID, In-Reply-To, References and the text/plain body.
 
-src/mime/tests.rs compares this output with the golden files (the test
-`goldens_agree_with_pythons_email_package`); run it by hand to review a golden:
+tests/mail_goldens.rs compares this output with the golden files; run it by hand to
+review a golden:
     python3 tools/mail_fields.py fixtures/mail
 """
 

@@ -2,11 +2,9 @@
 //! fixtures/mail/: each `NAME.eml` has a `NAME.json` holding the conversion's inputs
 //! (envelope recipients, the time, the RNG seed, known Message-IDs) and its expected
 //! result. Thread ids are pinned by a seeded RNG. The expected results were produced by
-//! the code and then read line by line against the .eml; when the conversion changes on
-//! purpose, `cargo test --lib mime::tests::print_goldens -- --ignored --nocapture`
-//! prints the new ones to review. Because the code wrote them, an independent parser
-//! reviews them too: `python3 tools/mail_fields.py fixtures/mail` prints what Python's
-//! `email` package reads in each .eml, and `goldens_agree_with_pythons_email_package`
+//! the code and then read line by line against the .eml. Because the code wrote them,
+//! an independent parser reviews them too: `python3 tools/mail_fields.py fixtures/mail`
+//! prints what Python's `email` package reads in each .eml, and tests/mail_goldens.rs
 //! fails when a golden disagrees with it on a field that matters.
 
 use std::collections::HashMap;
@@ -128,65 +126,6 @@ fn fixtures_convert_to_their_golden_payloads() {
                 fixture.name,
                 serde_json::to_string_pretty(&actual).unwrap_or_default()
             );
-        }
-    }
-}
-
-/// Prints each fixture's golden file as the conversion now gives it, to review against
-/// its .eml (and against `python3 tools/mail_fields.py`) before replacing the old one.
-#[test]
-#[ignore = "prints the goldens to review; run by hand"]
-fn print_goldens() {
-    for fixture in FIXTURES {
-        let mut golden: Value = serde_json::from_str(fixture.golden).unwrap();
-        golden["expected"] = as_json(&convert(fixture, fixture.eml));
-        println!("==> fixtures/mail/{}.json\n{}", fixture.name, serde_json::to_string_pretty(&golden).unwrap());
-    }
-}
-
-/// SMIMP addresses in a golden, in their email form, as Python lists the addressees.
-fn emails(list: &Value) -> Vec<String> {
-    let list = list.as_array().unwrap();
-    list.iter().map(|a| a.as_str().unwrap().parse::<Address>().unwrap().to_email()).collect()
-}
-
-/// Message-IDs an x-rfc5322 extension lists under `key`, none when absent.
-fn ids(extension: &Value, key: &str) -> Value {
-    extension.get(key).cloned().unwrap_or_else(|| json!([]))
-}
-
-#[test]
-fn goldens_agree_with_pythons_email_package() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let output = std::process::Command::new("python3")
-        .args([format!("{root}/tools/mail_fields.py"), format!("{root}/fixtures/mail")])
-        .output()
-        .expect("python3 runs (it is required, as by tests/clients)");
-    assert!(output.status.success(), "tools/mail_fields.py: {}", String::from_utf8_lossy(&output.stderr));
-    let python: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(python.as_object().unwrap().len(), FIXTURES.len(), "every .eml is a fixture: {python}");
-    for fixture in FIXTURES {
-        let name = fixture.name;
-        let seen = &python[name];
-        let expected = golden(fixture).expected;
-        let payload = &expected["payload"];
-        let extension = &payload["extensions_data"]["x-rfc5322"];
-        assert_eq!(expected["from"], seen["from"], "{name}: From");
-        assert_eq!(extension.get("from_name").unwrap_or(&Value::Null), &seen["from_name"], "{name}: From's name");
-        assert_eq!(json!(emails(&payload["to"])), seen["to"], "{name}: To");
-        assert_eq!(json!(emails(&payload["cc"])), seen["cc"], "{name}: Cc");
-        assert_eq!(payload["subject"], seen["subject"], "{name}: Subject");
-        assert_eq!(extension["message_id"], seen["message_id"], "{name}: Message-ID");
-        assert_eq!(ids(extension, "in_reply_to"), seen["in_reply_to"], "{name}: In-Reply-To");
-        assert_eq!(ids(extension, "references"), seen["references"], "{name}: References");
-        // The text body, with the signature the conversion splits off put back after
-        // its "-- " line; a message with no text/plain part has its body made from HTML.
-        if let Some(text) = seen["body"].as_str() {
-            let mut body = payload["body"].as_str().unwrap().to_string();
-            if let Some(signature) = payload["signature_text"].as_str() {
-                body = format!("{body}-- \n{signature}");
-            }
-            assert_eq!(body, text, "{name}: the text body");
         }
     }
 }
