@@ -14,7 +14,7 @@ use sqlx::{Row, SqlitePool};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxPublicKey, Hash, MasterPublicKey};
 use crate::smimp::encoding::Id32;
-use crate::smimp::envelope::SealedData;
+use crate::smimp::envelope::{login_token_hash, SealedData};
 use crate::smimp::keys::{KeyKind, SignedMessageKey};
 use crate::smimp::message::MessageType;
 use crate::smimp::profile::ProfileRecord;
@@ -263,10 +263,11 @@ impl ServerStore {
 
     // ---- login and sessions ---------------------------------------------------------
 
-    /// Records a login token for `address`.
+    /// Records a login token for `address`, by its hash only: a copy of the database
+    /// holds no token that could be presented.
     pub async fn add_login_token(&self, token: &Id32, address: &Address, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO login_tokens (token, address, expires_at) VALUES (?, ?, ?)")
-            .bind(token.to_hex())
+        sqlx::query("INSERT INTO login_tokens (token_hash, address, expires_at) VALUES (?, ?, ?)")
+            .bind(login_token_hash(token).to_hex())
             .bind(address.as_str())
             .bind(expires_at)
             .execute(&self.pool)
@@ -278,8 +279,8 @@ impl ServerStore {
     /// `address` and is unexpired. A token presented for another address, or after
     /// its expiry, is gone all the same (docs/protocol.md §9).
     pub async fn take_login_token(&self, token: &Id32, address: &Address, now: i64) -> Result<bool, StoreError> {
-        let taken = sqlx::query("DELETE FROM login_tokens WHERE token = ? RETURNING address, expires_at")
-            .bind(token.to_hex())
+        let taken = sqlx::query("DELETE FROM login_tokens WHERE token_hash = ? RETURNING address, expires_at")
+            .bind(login_token_hash(token).to_hex())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = taken else { return Ok(false) };
