@@ -18,11 +18,10 @@ source tests/clients/common.bash
 source tests/clients/gateway.bash
 command -v dovecot >/dev/null || { echo "imap_compare: dovecot is not installed (apt-get install dovecot-imapd)" >&2; exit 1; }
 
-# The server's per-IP login and per-session send limits would pace the seeding, not the
-# gateway: lifted, as in bench/smtp_throughput.sh.
-start_gateway 0 's/^create_session_per_minute = .*/create_session_per_minute = 100000000/' \
-  's/^message_key_per_minute = .*/message_key_per_minute = 100000000/' \
-  's/^send_message_per_minute = .*/send_message_per_minute = 100000000/'
+# The server runs with its shipped limits. The gateway still logs in once per delivery,
+# so the default login limit (60 a minute per address) paces the seeding: that is the
+# gateway's defect (one SMIMP session per account and server is the fix), not a limit to lift.
+start_gateway 0
 wait_port "$imaps_port"
 bob_password=$(sed -n 's/^  password: //p' "$dir/gateway/bob.init")
 

@@ -26,9 +26,10 @@ source tests/clients/gateway.bash
 small=${SMALL:-200} large=${LARGE:-20}
 submit=bench/smtp_submit.py
 
-start_gateway 0 's/^create_session_per_minute = .*/create_session_per_minute = 100000000/' \
-  's/^message_key_per_minute = .*/message_key_per_minute = 100000000/' \
-  's/^send_message_per_minute = .*/send_message_per_minute = 100000000/'
+# The server runs with its shipped limits. The gateway still logs in once per delivery,
+# so the default login limit (60 a minute per address) paces delivery: that is the
+# gateway's defect (one SMIMP session per account and server is the fix), not a limit to lift.
+start_gateway 0
 
 sent() { sed 's/\x1b\[[0-9;]*m//g' "$dir/run.log" | grep -c 'outcome="sent"' || true; }
 now() { date +%s.%N; }
