@@ -12,7 +12,7 @@ use super::{io, listen_on, DemoError, DOMAIN};
 use crate::gateway::config::{
     DiscoverySection, GatewayConfig, GatewaySection, ImapSection, KeystoreSection, SmtpSection,
 };
-use crate::gateway::Listeners;
+use crate::gateway::{Addresses, Listeners};
 
 /// Binds the gateway's four ports: those of the last run when free, others when not.
 pub(super) fn bind(ports: &Ports) -> Result<Listeners, DemoError> {
@@ -24,12 +24,10 @@ pub(super) fn bind(ports: &Ports) -> Result<Listeners, DemoError> {
     })
 }
 
-/// The gateway's settings for `listeners`, trusting the demo server's CA and finding
+/// The gateway's settings for listeners bound `at`, trusting the demo server's CA and finding
 /// `example.test` at `server`; paths relative to the file's directory.
-pub(super) fn config(listeners: &Listeners, server: SocketAddr, server_ca: &Path) -> Result<GatewayConfig, DemoError> {
-    let address = |l: &tokio::net::TcpListener| l.local_addr().map_err(io("read the address of", server_ca));
-    let optional = |l: &Option<tokio::net::TcpListener>| l.as_ref().map(address).transpose();
-    Ok(GatewayConfig {
+pub(super) fn config(at: &Addresses, server: SocketAddr, server_ca: &Path) -> GatewayConfig {
+    GatewayConfig {
         gateway: GatewaySection { data_dir: "data".into() },
         keystore: KeystoreSection {
             passphrase_file: Some("passphrase.txt".into()),
@@ -46,18 +44,10 @@ pub(super) fn config(listeners: &Listeners, server: SocketAddr, server_ca: &Path
             resolve: BTreeMap::from([(DOMAIN.to_string(), server)]),
             timeout: Some(Duration::from_secs(10)),
         },
-        smtp: SmtpSection {
-            listen: address(&listeners.smtp)?,
-            tls_listen: optional(&listeners.smtp_tls)?,
-            ..SmtpSection::default()
-        },
-        imap: ImapSection {
-            listen: address(&listeners.imap)?,
-            tls_listen: optional(&listeners.imap_tls)?,
-            ..ImapSection::default()
-        },
+        smtp: SmtpSection { listen: at.smtp, tls_listen: at.smtp_tls, ..SmtpSection::default() },
+        imap: ImapSection { listen: at.imap, tls_listen: at.imap_tls, ..ImapSection::default() },
         relay: BTreeMap::new(),
-    })
+    }
 }
 
 /// Writes the configuration with a note that the demo rewrites it at every start.
@@ -69,15 +59,14 @@ pub(super) fn write_config(path: &Path, config: &GatewayConfig) -> Result<(), De
 }
 
 /// The ports `listeners` ended up on, to try first next time.
-pub(super) fn ports(listeners: &Listeners, server: u16) -> Ports {
-    let port = |l: &tokio::net::TcpListener| l.local_addr().map_or(0, |a| a.port());
-    let optional = |l: &Option<tokio::net::TcpListener>| l.as_ref().map_or(0, port);
+pub(super) fn ports(at: &Addresses, server: u16) -> Ports {
+    let optional = |a: Option<SocketAddr>| a.map_or(0, |a| a.port());
     Ports {
         server,
-        smtp: port(&listeners.smtp),
-        smtp_tls: optional(&listeners.smtp_tls),
-        imap: port(&listeners.imap),
-        imap_tls: optional(&listeners.imap_tls),
+        smtp: at.smtp.port(),
+        smtp_tls: optional(at.smtp_tls),
+        imap: at.imap.port(),
+        imap_tls: optional(at.imap_tls),
     }
 }
 
@@ -92,7 +81,7 @@ mod tests {
         let listeners = bind(&Ports::default()).unwrap();
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, 4242));
         let path = dir.join("gateway.toml");
-        write_config(&path, &config(&listeners, server, &dir.join("ca.pem")).unwrap()).unwrap();
+        write_config(&path, &config(&listeners.addresses().unwrap(), server, &dir.join("ca.pem"))).unwrap();
         let loaded = GatewayConfig::load(&path).unwrap();
         assert_eq!(loaded.smtp.listen, listeners.smtp.local_addr().unwrap());
         assert_eq!(loaded.imap.tls_listen, Some(listeners.imap_tls.as_ref().unwrap().local_addr().unwrap()));

@@ -180,9 +180,10 @@ async fn with_server(
         write_private(&passphrase_path, format!("{}\n", random_text(32)).as_bytes())?;
     }
     let listeners = gateway::bind(&state.ports)?;
-    let ports = gateway::ports(&listeners, server.port);
+    let at = listeners.addresses().map_err(io("read the address of", Path::new("a gateway listener")))?;
+    let ports = gateway::ports(&at, server.port);
     let config_path = gateway_dir.join("gateway.toml");
-    gateway::write_config(&config_path, &gateway::config(&listeners, server.address(), &server.ca_file)?)?;
+    gateway::write_config(&config_path, &gateway::config(&at, server.address(), &server.ca_file))?;
     let ctx = Context::open(&config_path).await?;
     accounts::ensure(&ctx, server, state, dir).await?;
     let accounts = unlock_accounts(&ctx).await?;

@@ -56,7 +56,8 @@ impl Listeners {
         })
     }
 
-    fn addresses(&self) -> std::io::Result<Addresses> {
+    /// Where the listeners are bound (port 0 resolved).
+    pub fn addresses(&self) -> std::io::Result<Addresses> {
         let optional = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
         Ok(Addresses {
             smtp: self.smtp.local_addr()?,
