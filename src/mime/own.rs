@@ -93,7 +93,7 @@ pub fn raw_of(email: &Email) -> Option<Vec<u8>> {
 
 /// `raw` with its `X-SMIMP-*` header fields (continuation lines included) removed and
 /// the stored-by-this-account field first. The body is left as it is.
-fn shown(raw: &[u8]) -> Vec<u8> {
+pub fn shown(raw: &[u8]) -> Vec<u8> {
     let mut out = format!("X-SMIMP-Verified: {STORED_VERIFIED}\r\n").into_bytes();
     out.reserve(raw.len());
     let mut dropping = false;
