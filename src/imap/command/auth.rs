@@ -105,7 +105,7 @@ impl<S: MailStore> Guest<'_, S> {
             Some(response) => response,
             None => {
                 link.out.extend_from_slice(b"+ \r\n");
-                let timeout = self.shared.config.command_timeout;
+                let timeout = self.shared.config.login_timeout;
                 if !matches!(link.read_message(timeout).await?, Read::Message) {
                     return Err(ImapError::AuthCancelled);
                 }
