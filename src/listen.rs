@@ -383,9 +383,9 @@ impl Incoming {
 
     /// Readies the connection for its session under `mode`: an implicit-TLS port's
     /// handshake is done here (bounded by `timeout`), a plain port keeps the acceptor
-    /// for STARTTLS. `None` when there is nothing to serve (the handshake failed, its
-    /// guest place was needed for a newcomer, or an implicit-TLS port has no TLS
-    /// configuration): the connection is just closed.
+    /// for STARTTLS. `None` when there is nothing to serve (the handshake failed,
+    /// shutdown came first, its guest place was needed for a newcomer, or an
+    /// implicit-TLS port has no TLS configuration): the connection is just closed.
     pub async fn open(
         mut self,
         tcp: TcpStream,
@@ -399,6 +399,7 @@ impl Incoming {
         let stream = tokio::select! {
             stream = tls_handshake(&acceptor, tcp, timeout) => stream?,
             () = self.guest.evicted() => return None,
+            () = self.shutdown.requested() => return None,
         };
         self.tls = true;
         Some((Box::new(stream), self))
