@@ -50,8 +50,8 @@ async fn get_raw(client: &Client, url: &str, session: Option<&str>) -> (u16, Opt
 async fn try_login(client: &Client, server: &TestServer, address: &Address, key: &MasterKey) -> ((u16, Value), Id32) {
     let challenge: LoginChallenge =
         ok(client.get(&url(server, &Route::GetLoginToken { address: address.clone() }), None).await);
-    let signature = key.sign(&create_session_hash(address, &challenge.token));
-    let body = json!({ "token": challenge.token, "signature": signature });
+    let signature = key.sign(&create_session_hash(&server_domain(server), address, &challenge.token));
+    let body = json!({ "token": challenge.token, "server": server.domain, "signature": signature });
     (client.post(&url(server, &Route::CreateSession { address: address.clone() }), None, &body).await, challenge.token)
 }
 
@@ -216,8 +216,8 @@ async fn a_local_session_is_created_used_and_destroyed() {
     let after = now().unix();
     assert!((before + 300..=after + 300).contains(&challenge.expires_at.unix()), "{}", challenge.expires_at);
 
-    let signature = alice.key.sign(&create_session_hash(&alice.address, &challenge.token));
-    let body = json!({ "token": challenge.token, "signature": signature });
+    let signature = alice.key.sign(&create_session_hash(&server_domain(&org), &alice.address, &challenge.token));
+    let body = json!({ "token": challenge.token, "server": org.domain, "signature": signature });
     let login_url = url(&org, &Route::CreateSession { address: alice.address.clone() });
     let created: SessionCreated = ok(client.post(&login_url, None, &body).await);
     let after = now().unix();

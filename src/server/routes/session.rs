@@ -1,6 +1,7 @@
 //! Logging in and out (spec "Create Session", "Destroy Session"; docs/protocol.md §9):
-//! a single-use login token, signed by the user's current master key — a local
-//! account's, or a remote user's fetched from their home server — becomes a session.
+//! a single-use login token, signed for this server's domain by the user's current
+//! master key — a local account's, or a remote user's fetched from their home server —
+//! becomes a session.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::server::remote::remote_key;
 use crate::server::routes::{address, no_such_user};
 use crate::server::state::AppState;
 use crate::server::store::SessionRow;
-use crate::smimp::address::Address;
+use crate::smimp::address::{Address, Domain};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::login_token_hash;
 use crate::smimp::timestamp::Timestamp;
@@ -67,6 +68,24 @@ async fn login_key(state: &AppState, user: &Address) -> ApiResult<crate::smimp::
     })
 }
 
+/// This server's domain, the one every login here must be signed for (§9). A login
+/// that says it was signed for another domain is refused by name; one that claims
+/// this domain falsely fails the signature check, which is always over this domain.
+fn this_server(state: &AppState, signed_for: &Domain) -> ApiResult<Domain> {
+    let here = Domain::parse(&state.config.server.domain)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the server's own domain is not valid: {e}")))?;
+    if *signed_for != here {
+        return Err(ApiError::new(
+            ErrorCode::WrongServer,
+            format!(
+                "this login was signed for {signed_for}, not for this server ({here}): a login signature is good \
+                 only at the server the client meant to log in to"
+            ),
+        ));
+    }
+    Ok(here)
+}
+
 /// `POST create_session/{address}`: the signed token becomes a session.
 pub async fn create_session(
     State(state): State<Arc<AppState>>,
@@ -87,9 +106,13 @@ pub async fn create_session(
     if !state.store.take_login_token(&request.token, &user, now).await? {
         return Err(refused());
     }
+    let here = this_server(&state, &request.server)?;
     let key = login_key(&state, &user).await?;
-    key.verify(&create_session_hash(&user, &request.token), &request.signature).map_err(|_| {
-        ApiError::new(ErrorCode::LoginFailed, format!("the login token is not signed by {user}'s current master key"))
+    key.verify(&create_session_hash(&here, &user, &request.token), &request.signature).map_err(|_| {
+        ApiError::new(
+            ErrorCode::LoginFailed,
+            format!("the login token is not signed by {user}'s current master key for this server ({here})"),
+        )
     })?;
     let session = Id32::random(&mut OsRng);
     let expires_at = now + state.config.limits.session_lifetime.as_secs() as i64;
