@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::Method;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::{AsyncTransport, Message};
 use serde_json::{json, Value};
@@ -43,7 +41,6 @@ fn relay_logins_to_home(
     alice: &Address,
     rewrite: fn(&mut Value),
 ) -> mpsc::UnboundedReceiver<Relayed> {
-    front_discovery(hostile);
     let client = Arc::new(Client::new(&[home]));
     let challenge_url = common::url(home, &Route::GetLoginToken { address: alice.clone() });
     let login_url = common::url(home, &Route::CreateSession { address: alice.clone() });
@@ -68,17 +65,6 @@ fn relay_logins_to_home(
         }
     });
     rx
-}
-
-/// Makes discovery of `hostile`'s domain name the proxy itself as the API base, so
-/// that clients' API calls, not only the look-up, reach it (the real server's record
-/// names the real server's port).
-fn front_discovery(hostile: &Hostile) {
-    let record = format!("{}:{}\n", hostile.domain, hostile.addr.port());
-    hostile.lie(Method::GET, ".well-known/smimp.txt", move |_| {
-        let record = record.clone();
-        async move { Answer { status: 200, body: Bytes::from(record) } }
-    });
 }
 
 /// How many sessions `server` holds that were opened with `token`.
