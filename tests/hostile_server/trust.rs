@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::harness::{fronted_pair, Answer, Hostile};
-use axum::http::Method;
 use mail_parser::MessageParser;
 use rand_core::OsRng;
 use smimp_gateway::backend::account::Account as GatewayAccount;
@@ -195,17 +194,6 @@ async fn a_retired_key_counts_only_for_mail_received_before_the_rotation_whateve
     net.stop().await;
 }
 
-/// Makes `hostile` tell the truth on every route but discovery, whose record names the
-/// proxy itself (the real record names the real server's port, which would bypass it).
-fn truth_through(hostile: &Hostile) {
-    hostile.tell_the_truth();
-    let record = format!("{}:{}\n", hostile.domain, hostile.addr.port());
-    hostile.lie(Method::GET, ".well-known/smimp.txt", move |_| {
-        let record = record.clone();
-        async move { Answer { status: 200, body: record.into() } }
-    });
-}
-
 /// From now on `hostile` answers `address`'s `history` with `records`, and its
 /// `public_key` with their last key when `key_too` (else honestly).
 fn lie_about_history(hostile: &Hostile, address: &Address, records: Vec<ProfileRecord>, key_too: bool) {
@@ -230,7 +218,7 @@ fn lie_about_history(hostile: &Hostile, address: &Address, records: Vec<ProfileR
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_older_key_history_is_a_warning_and_a_trust_event_never_verified() {
     let (org, net, hostile) = fronted_pair("example.org", Options::default()).await;
-    truth_through(&hostile);
+    hostile.tell_the_truth();
     let client = Client::new(&[&org, &net]);
     let alice = create_account(&client, &org, "alice", 0).await;
     let bob_gateway = recipient(&[&hostile as &dyn Endpoint, &net], &net).await;
@@ -253,7 +241,7 @@ async fn a_forged_older_key_history_is_a_warning_and_a_trust_event_never_verifie
     send(&client, &net, &impostor, &bob, "from the attacker", "the attacker's words").await;
     // ... then answers `public_key` honestly and `history` with the attacker's key as an
     // "older key" rotated to Alice's real one: it verifies on its own and ends at the pin.
-    truth_through(&hostile);
+    hostile.tell_the_truth();
     let first_only = verify_history(&alice.address, std::slice::from_ref(&forged_first)).unwrap();
     let forged_rotation =
         ProfileRecord::next(first_only.latest(), &impostor.key, alice.key.public(), ProfileFields::default(), now())
@@ -289,7 +277,7 @@ async fn a_forged_older_key_history_is_a_warning_and_a_trust_event_never_verifie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_whose_key_lookup_fails_waits_unshown_then_shows_verified() {
     let (org, net, hostile) = fronted_pair("example.org", Options::default()).await;
-    truth_through(&hostile);
+    hostile.tell_the_truth();
     let client = Client::new(&[&org, &net]);
     let alice = create_account(&client, &org, "alice", 0).await;
     let bob_gateway = recipient(&[&hostile as &dyn Endpoint, &net], &net).await;
@@ -309,14 +297,14 @@ async fn mail_whose_key_lookup_fails_waits_unshown_then_shows_verified() {
     assert!(bob_gateway.events().await.is_empty(), "no verdict was recorded: {:?}", bob_gateway.events().await);
 
     // Alice's pin is now known, and the lookup fails again mid-way: still nothing shown.
-    truth_through(&hostile);
+    hostile.tell_the_truth();
     bob_gateway.pin(&alice.address).await;
     let route = Route::GetUser { address: alice.address.clone(), kind: UserInfoKind::PublicKey };
     hostile.lie_on(&route, |_| async { Answer::error(503, "unavailable") });
     assert!(bob_gateway.inbox().await.is_empty());
 
     // The server answers again: the message appears, verified.
-    truth_through(&hostile);
+    hostile.tell_the_truth();
     let shown = bob_gateway.inbox().await;
     assert_eq!(shown.len(), 1, "{}", show_all(&shown));
     assert_eq!(subject(&shown[0]), "while the lookup failed");
