@@ -11,6 +11,7 @@ use rand_core::OsRng;
 
 use crate::server::auth::{session_hash, Session};
 use crate::server::error::{ApiError, ApiResult, Json};
+use crate::server::limits::check_login_rate;
 use crate::server::remote::remote_key;
 use crate::server::routes::{address, no_such_user};
 use crate::server::state::AppState;
@@ -28,12 +29,6 @@ use crate::smimp::wire::{
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-fn limit_logins(state: &AppState, ip: IpAddr) -> ApiResult<()> {
-    state.limits.create_session.check_key(&ip.to_string()).map_err(|_| {
-        ApiError::new(ErrorCode::RateLimited, "too many logins from this address; wait a minute and try again")
-    })
-}
-
 fn timestamp(seconds: i64) -> ApiResult<Timestamp> {
     Timestamp::from_unix(seconds)
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the server's clock is out of range"))
@@ -45,7 +40,7 @@ pub async fn login_token(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     Path(user): Path<String>,
 ) -> ApiResult<Json<LoginChallenge>> {
-    limit_logins(&state, ip)?;
+    check_login_rate(&state, ip)?;
     let user = address(&user)?;
     if state.is_local(&user) && state.store.current_key(&user).await?.is_none() {
         return Err(no_such_user(&user));
@@ -67,14 +62,14 @@ async fn login_key(state: &AppState, user: &Address) -> ApiResult<crate::smimp::
     })
 }
 
-/// `POST create_session/{address}`: the signed token becomes a session.
+/// `POST create_session/{address}`: the signed token becomes a session. The client
+/// address's login limit was counted before the body was read
+/// (`limits::limit_unauthenticated`, from the route table's entry).
 pub async fn create_session(
     State(state): State<Arc<AppState>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
     Path(user): Path<String>,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<SessionCreated>> {
-    limit_logins(&state, ip)?;
     let user = address(&user)?;
     let now = state.clock.now();
     let refused = || {
@@ -93,17 +88,15 @@ pub async fn create_session(
     })?;
     let session = Id32::random(&mut OsRng);
     let expires_at = now + state.config.limits.session_lifetime.as_secs() as i64;
-    state
-        .store
-        .add_session(&SessionRow {
-            session_hash: session_hash(&session),
-            local: state.is_local(&user),
-            address: user,
-            public_key: key,
-            login_token_hash: login_token_hash(&request.token),
-            expires_at,
-        })
-        .await?;
+    let row = SessionRow {
+        session_hash: session_hash(&session),
+        local: state.is_local(&user),
+        address: user,
+        public_key: key,
+        login_token_hash: login_token_hash(&request.token),
+        expires_at,
+    };
+    state.store.add_session(&row, now, state.config.limits.max_sessions_per_identity).await?;
     Ok(Json(SessionCreated { session, expires_at: timestamp(expires_at)? }))
 }
 
