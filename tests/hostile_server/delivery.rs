@@ -1,0 +1,1 @@
+//! Attacks: delivery (filled in with their defences).
