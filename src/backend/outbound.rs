@@ -15,9 +15,10 @@ use rand_core::OsRng;
 
 use crate::backend::progress::Progress;
 use crate::backend::relay::Relays;
+use crate::backend::sessions::Sessions;
 use crate::backend::trust::{verified_message_key, KeyTrustError};
 use crate::client::trust::TrustError;
-use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::client::ClientError;
 use crate::discovery::Discovery;
 use crate::mime::own::email_for_raw;
 use crate::mime::report::{delivery_report, FailedDelivery, OriginalHeaders};
@@ -88,11 +89,21 @@ impl From<KeyTrustError> for DeliveryError {
     }
 }
 
-/// The sending account's secrets a delivery needs.
+/// The sending account's secrets a delivery needs, and its sessions at the servers it
+/// talks to.
 pub struct Sender {
     pub address: Address,
     pub master: Arc<MasterKey>,
     pub storage_key: SecretBoxKey,
+    pub sessions: Sessions,
+}
+
+impl Sender {
+    /// A sender with no session yet.
+    pub fn new(address: Address, master: Arc<MasterKey>, storage_key: SecretBoxKey) -> Self {
+        let sessions = Sessions::new(address.clone(), master.clone());
+        Self { address, master, storage_key, sessions }
+    }
 }
 
 /// When to try again.
@@ -216,7 +227,8 @@ pub async fn deliver_relayed(relays: &Relays, sender: &Sender, row: &OutboundRow
     relay.send(from, to, &open_payload(sender, row)?).await
 }
 
-/// Sends one payload to one recipient: a session at the recipient's server, a message
+/// Sends one payload to one recipient: the sender's session at the recipient's server
+/// (shared, see [`Sessions`]), a message
 /// key signed by the recipient's trusted key, the proof of work, seal and send. Used by
 /// the queue and by IMAP APPEND (which sends to the account itself).
 pub async fn send_payload(
@@ -229,8 +241,7 @@ pub async fn send_payload(
     now: i64,
 ) -> Result<Delivered, DeliveryError> {
     let started = Instant::now();
-    let server = ServerClient::connect(discovery, recipient.domain()).await?;
-    let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
+    let client = sender.sessions.at(discovery, recipient.domain()).await?;
     let session = client.session().await?;
     let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
     let params: PowParams = client
@@ -267,7 +278,6 @@ pub async fn send_payload(
     let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
     let sent: MessageSent =
         client.call_in(&session, &Route::SendMessage { address: recipient.clone() }, Some(&envelope)).await?;
-    let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }
 
