@@ -90,7 +90,8 @@ pub struct LimitsSection {
     /// `send_message` calls per session per minute.
     pub send_message_per_minute: u32,
     /// Message keys handed to one sending identity (all its sessions, all
-    /// recipients), per minute and per hour; more are refused (`rate_limited`).
+    /// recipients), per minute and per hour; more are refused (`rate_limited`). An
+    /// account storing mail in its own mailbox is not counted.
     pub keys_per_sender_per_minute: u32,
     pub keys_per_sender_per_hour: u32,
     /// Ephemeral keys of one recipient handed to senders it has not whitelisted, per
@@ -117,8 +118,8 @@ impl Default for LimitsSection {
             create_session_per_minute: 60,
             message_key_per_minute: 120,
             send_message_per_minute: 120,
-            keys_per_sender_per_minute: 30,
-            keys_per_sender_per_hour: 300,
+            keys_per_sender_per_minute: 60,
+            keys_per_sender_per_hour: 600,
             ephemeral_keys_per_recipient_per_minute: 5,
             ephemeral_keys_per_recipient_per_hour: 30,
             max_sessions_per_identity: 16,

@@ -82,15 +82,7 @@ pub async fn get_message_key(
     if listed == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
-    let limits = &state.config.limits;
-    // docs/protocol.md §9.1: per sending identity, and per recipient for the senders it
-    // has not whitelisted, so no one drains the recipient's ephemeral keys.
-    let budget = KeyBudget {
-        sender_per_minute: limits.keys_per_sender_per_minute,
-        sender_per_hour: limits.keys_per_sender_per_hour,
-        recipient_ephemeral: (listed != Standing::Whitelisted)
-            .then_some((limits.ephemeral_keys_per_recipient_per_minute, limits.ephemeral_keys_per_recipient_per_hour)),
-    };
+    let budget = key_budget(&state, &session, &recipient, listed);
     let issued = state
         .store
         .issue_message_key(&recipient, &session.address, &session.session_hash, &budget, state.clock.now())
@@ -112,6 +104,23 @@ pub async fn get_message_key(
         }
     };
     Ok(Json(MessageKeyResponse { address: recipient, public_key, message_key, nonephemeral }))
+}
+
+/// The limits on handing `recipient`'s keys to `session` (docs/protocol.md §9.1): per
+/// sending identity, and per recipient for the senders it has not whitelisted, so no
+/// one drains the recipient's ephemeral keys. An account storing mail in its own
+/// mailbox (IMAP APPEND through a gateway) is held to neither.
+fn key_budget(state: &AppState, session: &SessionRow, recipient: &Address, listed: Standing) -> KeyBudget {
+    let limits = &state.config.limits;
+    if session.local && session.address == *recipient {
+        return KeyBudget { sender_per_minute: u32::MAX, sender_per_hour: u32::MAX, recipient_ephemeral: None };
+    }
+    KeyBudget {
+        sender_per_minute: limits.keys_per_sender_per_minute,
+        sender_per_hour: limits.keys_per_sender_per_hour,
+        recipient_ephemeral: (listed != Standing::Whitelisted)
+            .then_some((limits.ephemeral_keys_per_recipient_per_minute, limits.ephemeral_keys_per_recipient_per_hour)),
+    }
 }
 
 /// `GET get_pow_params/{address}/{message_type}`: a single-use nonce and the difficulty.
