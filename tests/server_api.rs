@@ -230,7 +230,7 @@ async fn a_local_session_is_created_used_and_destroyed() {
 
     // The session works for the owner's calls.
     let quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), Some(&session)).await);
-    assert_eq!(quota, Quota { used: 0, available: -1 });
+    assert_eq!(quota, Quota { used: 0, available: 1 << 30 }, "the default quota is 1 GiB");
 
     let ended: SessionEnded = ok(client.post(&url(&org, &Route::DestroySession), Some(&session), &Value::Null).await);
     assert_eq!(ended, SessionEnded { ended: true });
@@ -1116,7 +1116,7 @@ async fn an_avatar_is_uploaded_signed_and_served() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_is_unlimited_by_default_and_counts_stored_envelopes() {
+async fn quota_is_one_gib_by_default_and_counts_stored_envelopes() {
     let org = start_one(Options::default()).await;
     let client = Client::new(&[&org]);
     let alice = create_account(&client, &org, "alice", 2).await;
@@ -1125,15 +1125,15 @@ async fn quota_is_unlimited_by_default_and_counts_stored_envelopes() {
     let bob_session = login(&client, &org, &bob).await;
     let s = Some(alice_session.id.as_str());
 
-    assert_eq!(client.get(&url(&org, &Route::GetQuota), s).await.1, json!({ "used": 0, "available": -1 }));
+    assert_eq!(client.get(&url(&org, &Route::GetQuota), s).await.1, json!({ "used": 0, "available": 1 << 30 }));
     send(&client, &org, &bob_session, &bob, &alice.address, b"some bytes").await;
     send(&client, &org, &bob_session, &bob, &alice.address, b"some more bytes").await;
     let list: MessageList = ok(client.get(&url(&org, &email_root()), s).await);
     let total: u64 = list.messages.iter().map(|m| m.size).sum();
     assert!(total > 0);
     let quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), s).await);
-    assert_eq!(quota, Quota { used: total, available: Quota::UNLIMITED });
-    assert_eq!(quota.available_bytes(), None);
+    assert_eq!(quota, Quota { used: total, available: (1 << 30) - total as i64 });
+    assert_eq!(quota.available_bytes(), Some((1 << 30) - total));
     // The sender's own quota is untouched.
     let bob_quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), Some(&bob_session.id)).await);
     assert_eq!(bob_quota.used, 0);

@@ -1426,8 +1426,9 @@ async fn refused_message_key_uploads_change_no_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_logins_from_one_address_are_rate_limited() {
     let org =
-        start_one(Options { extra: "[limits]\ncreate_session_per_minute = 2\n".into(), ..Options::default() }).await;
+        start_one(Options { extra: "[limits]\ncreate_session_per_minute = 3\n".into(), ..Options::default() }).await;
     let client = Client::new(&[&org]);
+    // initialize_account counts against the same limit (docs/protocol.md §9.1).
     let alice = create_account(&client, &org, "alice", 0).await;
 
     let token = login_token(&client, &org, &alice.address).await;

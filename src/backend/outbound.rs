@@ -27,7 +27,7 @@ use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
 use crate::smimp::message::{MessageType, Payload};
-use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::pow::{zero_bits_for_size, PowParams, Preimage, SolveControl};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
 use crate::store::{GatewayStore, NewOutbound, OutboundRow, Recipient, StoreError};
@@ -251,16 +251,18 @@ pub async fn send_payload(
             None::<&()>,
         )
         .await?;
-    if params.zero_bits > MAX_ACCEPTED_ZERO_BITS {
+    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
+    // The issued difficulty grows with the message's size (docs/protocol.md §3.1).
+    let zero_bits = zero_bits_for_size(params.zero_bits, sealed.bytes.len());
+    if zero_bits > MAX_ACCEPTED_ZERO_BITS {
         return Err(DeliveryError::Permanent(format!(
-            "{}'s server asks for {} bits of proof of work, more than the {MAX_ACCEPTED_ZERO_BITS} this gateway will do",
-            recipient, params.zero_bits
+            "{}'s server asks for {} bits of proof of work for this message, more than the {MAX_ACCEPTED_ZERO_BITS} \
+             this gateway will do",
+            recipient, zero_bits
         )));
     }
-    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
     let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
-    let zero_bits = params.zero_bits;
     let control = Arc::new(SolveControl::default());
     let solving = control.clone();
     let work = tokio::task::spawn_blocking(move || {
