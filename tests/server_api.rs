@@ -532,6 +532,36 @@ async fn a_whitelisted_address_sends_without_work_until_removed() {
     net.stop().await;
 }
 
+/// A gateway stores its account's Sent copies, drafts and uploads (IMAP APPEND) as
+/// messages to the account itself: the owner is implicitly whitelisted there, so it
+/// pays no proof of work and meets no per-session key limit (120 a minute by default)
+/// however much it stores, while another sender still pays and is limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_stores_in_their_own_mailbox_without_work_or_key_limits() {
+    let org = start_one(Options::default()).await;
+    let client = Client::new(&[&org]);
+    let alice = create_account(&client, &org, "alice", 6).await;
+    let carol = create_account(&client, &org, "carol", 0).await;
+    let own = login(&client, &org, &alice).await;
+    for round in 0..130 {
+        let params: PowParams = ok(pow_params(&client, &org, &own, &alice.address).await);
+        assert_eq!(params.zero_bits, 0, "round {round}");
+        let _: MessageKeyResponse = ok(message_key(&client, &org, &own, &alice.address).await);
+    }
+    let (_, _, _, params) = send(&client, &org, &own, &alice, &alice.address, b"a sent copy").await;
+    assert_eq!(params.zero_bits, 0);
+
+    let other = login(&client, &org, &carol).await;
+    let params: PowParams = ok(pow_params(&client, &org, &other, &alice.address).await);
+    assert_eq!(params.zero_bits, 6, "another sender still pays");
+    let mut statuses = Vec::new();
+    for _ in 0..130 {
+        statuses.push(pow_params(&client, &org, &other, &alice.address).await.0);
+    }
+    assert!(statuses.contains(&429), "another sender meets the per-session limit: {statuses:?}");
+    org.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whitelisted_domain_sends_without_work() {
     let (org, net) = start_pair(Options::default()).await;

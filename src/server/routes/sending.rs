@@ -36,7 +36,19 @@ enum Standing {
     Unlisted,
 }
 
-async fn standing(state: &AppState, recipient: &Address, sender: &Address) -> ApiResult<Standing> {
+/// Mail a local account stores in its own mailbox (a gateway's IMAP APPEND, COPY or a
+/// delivery report to itself): the owner is implicitly whitelisted there (0 bits of
+/// proof of work, docs/protocol.md §8.27) and held to no per-session or per-sender key
+/// limit, which exist to protect a recipient from others; its quota still bounds it.
+fn is_own_mailbox(session: &SessionRow, recipient: &Address) -> bool {
+    session.local && session.address == *recipient
+}
+
+async fn standing(state: &AppState, session: &SessionRow, recipient: &Address) -> ApiResult<Standing> {
+    if is_own_mailbox(session, recipient) {
+        return Ok(Standing::Whitelisted);
+    }
+    let sender = &session.address;
     for entry in [sender.as_str(), sender.domain()] {
         let hash = list_entry_hash(entry);
         if state.store.is_listed(recipient, ListKind::Whitelist, &hash).await? {
@@ -71,14 +83,16 @@ pub async fn get_message_key(
     Session(session): Session,
     Json(request): Json<MessageKeyRequest>,
 ) -> ApiResult<Json<MessageKeyResponse>> {
-    state
-        .limits
-        .message_key
-        .check_key(&session.session_hash.to_hex())
-        .map_err(|_| rate_limited("message key requests"))?;
     let recipient = request.address;
+    if !is_own_mailbox(&session, &recipient) {
+        state
+            .limits
+            .message_key
+            .check_key(&session.session_hash.to_hex())
+            .map_err(|_| rate_limited("message key requests"))?;
+    }
     let public_key = recipient_key(&state, &recipient).await?;
-    let listed = standing(&state, &recipient, &session.address).await?;
+    let listed = standing(&state, &session, &recipient).await?;
     if listed == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
@@ -112,7 +126,7 @@ pub async fn get_message_key(
 /// mailbox (IMAP APPEND through a gateway) is held to neither.
 fn key_budget(state: &AppState, session: &SessionRow, recipient: &Address, listed: Standing) -> KeyBudget {
     let limits = &state.config.limits;
-    if session.local && session.address == *recipient {
+    if is_own_mailbox(session, recipient) {
         return KeyBudget { sender_per_minute: u32::MAX, sender_per_hour: u32::MAX, recipient_ephemeral: None };
     }
     KeyBudget {
@@ -129,16 +143,18 @@ pub async fn get_pow_params(
     Session(session): Session,
     Path((recipient, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<PowParams>> {
-    // Each call stores a nonce: it counts against the same per-session limit as message keys.
-    state
-        .limits
-        .message_key
-        .check_key(&session.session_hash.to_hex())
-        .map_err(|_| rate_limited("proof-of-work requests"))?;
     let recipient = address(&recipient)?;
+    // Each call stores a nonce: it counts against the same per-session limit as message keys.
+    if !is_own_mailbox(&session, &recipient) {
+        state
+            .limits
+            .message_key
+            .check_key(&session.session_hash.to_hex())
+            .map_err(|_| rate_limited("proof-of-work requests"))?;
+    }
     let kind = message_type(&kind)?;
     recipient_key(&state, &recipient).await?;
-    let zero_bits = match standing(&state, &recipient, &session.address).await? {
+    let zero_bits = match standing(&state, &session, &recipient).await? {
         Standing::Blacklisted => return Err(blacklisted(&recipient)),
         Standing::Whitelisted => 0,
         Standing::Unlisted => state.config.pow.zero_bits_for(&kind),
@@ -159,7 +175,7 @@ pub async fn send_message(
     state.limits.send_message.check_key(&session.session_hash.to_hex()).map_err(|_| rate_limited("messages"))?;
     let recipient = address(&recipient)?;
     let recipient_master = recipient_key(&state, &recipient).await?;
-    if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
+    if standing(&state, &session, &recipient).await? == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
     check_message_key(&state, &session, &recipient, &recipient_master, &sent).await?;
