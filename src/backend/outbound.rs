@@ -15,9 +15,10 @@ use rand_core::OsRng;
 
 use crate::backend::progress::Progress;
 use crate::backend::relay::Relays;
+use crate::backend::sessions::Sessions;
 use crate::backend::trust::{verified_message_key, KeyTrustError};
 use crate::client::trust::TrustError;
-use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::client::ClientError;
 use crate::discovery::Discovery;
 use crate::mime::own::email_for_raw;
 use crate::mime::report::{delivery_report, FailedDelivery, OriginalHeaders};
@@ -26,7 +27,7 @@ use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
 use crate::smimp::message::{MessageType, Payload};
-use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::pow::{zero_bits_for_size, PowParams, Preimage, SolveControl};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
 use crate::store::{GatewayStore, NewOutbound, OutboundRow, Recipient, StoreError};
@@ -88,11 +89,21 @@ impl From<KeyTrustError> for DeliveryError {
     }
 }
 
-/// The sending account's secrets a delivery needs.
+/// The sending account's secrets a delivery needs, and its sessions at the servers it
+/// talks to.
 pub struct Sender {
     pub address: Address,
     pub master: Arc<MasterKey>,
     pub storage_key: SecretBoxKey,
+    pub sessions: Sessions,
+}
+
+impl Sender {
+    /// A sender with no session yet.
+    pub fn new(address: Address, master: Arc<MasterKey>, storage_key: SecretBoxKey) -> Self {
+        let sessions = Sessions::new(address.clone(), master.clone());
+        Self { address, master, storage_key, sessions }
+    }
 }
 
 /// When to try again.
@@ -216,7 +227,8 @@ pub async fn deliver_relayed(relays: &Relays, sender: &Sender, row: &OutboundRow
     relay.send(from, to, &open_payload(sender, row)?).await
 }
 
-/// Sends one payload to one recipient: a session at the recipient's server, a message
+/// Sends one payload to one recipient: the sender's session at the recipient's server
+/// (shared, see [`Sessions`]), a message
 /// key signed by the recipient's trusted key, the proof of work, seal and send. Used by
 /// the queue and by IMAP APPEND (which sends to the account itself).
 pub async fn send_payload(
@@ -229,8 +241,7 @@ pub async fn send_payload(
     now: i64,
 ) -> Result<Delivered, DeliveryError> {
     let started = Instant::now();
-    let server = ServerClient::connect(discovery, recipient.domain()).await?;
-    let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
+    let client = sender.sessions.at(discovery, recipient.domain()).await?;
     let session = client.session().await?;
     let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
     let params: PowParams = client
@@ -240,16 +251,18 @@ pub async fn send_payload(
             None::<&()>,
         )
         .await?;
-    if params.zero_bits > MAX_ACCEPTED_ZERO_BITS {
+    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
+    // The issued difficulty grows with the message's size (docs/protocol.md §3.1).
+    let zero_bits = zero_bits_for_size(params.zero_bits, sealed.bytes.len());
+    if zero_bits > MAX_ACCEPTED_ZERO_BITS {
         return Err(DeliveryError::Permanent(format!(
-            "{}'s server asks for {} bits of proof of work, more than the {MAX_ACCEPTED_ZERO_BITS} this gateway will do",
-            recipient, params.zero_bits
+            "{}'s server asks for {} bits of proof of work for this message, more than the {MAX_ACCEPTED_ZERO_BITS} \
+             this gateway will do",
+            recipient, zero_bits
         )));
     }
-    let sealed = Ciphertext::seal(payload, message_type, BoxNonce::random(&mut OsRng), &key.public_key, &sender.master);
     let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
-    let zero_bits = params.zero_bits;
     let control = Arc::new(SolveControl::default());
     let solving = control.clone();
     let work = tokio::task::spawn_blocking(move || {
@@ -265,7 +278,6 @@ pub async fn send_payload(
     let envelope = sealed.into_envelope(&sender.master, &context, Some(solution));
     let sent: MessageSent =
         client.call_in(&session, &Route::SendMessage { address: recipient.clone() }, Some(&envelope)).await?;
-    let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }
 

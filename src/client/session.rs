@@ -1,5 +1,6 @@
 //! An identity's session on one server (spec "Create Session", "Destroy Session"):
-//! log in by signing the server's token with the master key, keep the session, and
+//! log in by signing the server's token, bound to the domain the server was discovered
+//! by (docs/protocol.md §9), with the master key, keep the session, and
 //! log in again transparently when the server says it expired. The same type serves
 //! an account at its own server and a sender at a recipient's server.
 
@@ -63,13 +64,16 @@ impl SessionClient {
     async fn login(&self) -> Result<Session, ClientError> {
         let challenge: LoginChallenge =
             self.server.call(&Route::GetLoginToken { address: self.address.clone() }, None, None::<&()>).await?;
-        let signature = self.key.sign(&create_session_hash(&self.address, &challenge.token));
+        // The domain this server was discovered by, never one the server names: a
+        // server that passed on another server's token gets a signature useless there.
+        let server = self.server.domain().clone();
+        let signature = self.key.sign(&create_session_hash(&server, &self.address, &challenge.token));
         let created: SessionCreated = self
             .server
             .call(
                 &Route::CreateSession { address: self.address.clone() },
                 None,
-                Some(&LoginRequest { token: challenge.token, signature }),
+                Some(&LoginRequest { token: challenge.token, server, signature }),
             )
             .await?;
         tracing::debug!(server = self.server.base(), address = %self.address, "logged in");
@@ -95,13 +99,20 @@ impl SessionClient {
     }
 
     /// Calls an authenticated route within one given session (no re-login: the PoW
-    /// and the message hash are bound to that session's login token).
+    /// and the message hash are bound to that session's login token). When the server
+    /// says that session is over, it is forgotten, so the caller's next try logs in.
     pub async fn call_in<T, B>(&self, session: &Session, route: &Route, body: Option<&B>) -> Result<T, ClientError>
     where
         T: serde::de::DeserializeOwned,
         B: serde::Serialize + ?Sized,
     {
-        self.server.call(route, Some(&session.id), body).await
+        let result = self.server.call(route, Some(&session.id), body).await;
+        if let Err(err) = &result {
+            if matches!(err.code(), Some(ErrorCode::SessionExpired | ErrorCode::NotAuthenticated)) {
+                self.forget(session).await;
+            }
+        }
+        result
     }
 
     async fn forget(&self, stale: &Session) {
