@@ -30,8 +30,8 @@
 //! rebuilt as imap-types values. Responses are written by `wire`.
 //!
 //! Must not depend on anything else in the crate: only std, tokio (with
-//! tokio-rustls), rustls, imap-codec, mail-parser, tracing and thiserror. Never logs
-//! passwords or message content.
+//! tokio-rustls), rustls, imap-codec, mail-parser, tracing, thiserror and zeroize
+//! (passwords are wiped once checked). Never logs passwords or message content.
 
 use std::future::Future;
 use std::io;
