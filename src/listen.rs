@@ -9,14 +9,15 @@
 //!
 //! Depends on nothing else in the crate: std, tokio, tokio-rustls and tracing only.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -122,6 +123,103 @@ impl Limits {
     }
 }
 
+/// The connections of one mail listener that have not logged in yet, under a cap of
+/// their own (below the listener's total), so that a flood of idle connections cannot
+/// fill the listener: when the cap (or the total) is reached, the oldest one is told
+/// to go and the newcomer is served. A mail client that logs in leaves the list and is
+/// never closed for a newcomer.
+#[derive(Debug, Clone)]
+pub struct Guests {
+    cap: usize,
+    list: Arc<Mutex<GuestList>>,
+}
+
+#[derive(Debug, Default)]
+struct GuestList {
+    next: u64,
+    /// Oldest first: (id, the signal that tells it to go).
+    waiting: VecDeque<(u64, Arc<Notify>)>,
+}
+
+/// One connection's place among the [`Guests`] until it logs in.
+#[derive(Debug)]
+pub struct Guest {
+    id: u64,
+    evict: Arc<Notify>,
+    list: Option<Arc<Mutex<GuestList>>>,
+}
+
+impl Guests {
+    /// At most `cap` connections (at least one) wait to log in at once.
+    pub fn new(cap: usize) -> Guests {
+        Guests { cap: cap.max(1), list: Arc::default() }
+    }
+
+    /// A place for a new connection, and whether the oldest guest was told to go to
+    /// make room for it (the cap was reached).
+    pub fn admit(&self) -> (Guest, bool) {
+        let evict = Arc::new(Notify::new());
+        let Ok(mut list) = self.list.lock() else {
+            return (Guest::none(), false);
+        };
+        let mut made_room = false;
+        while list.waiting.len() >= self.cap {
+            let Some((_, oldest)) = list.waiting.pop_front() else { break };
+            tracing::info!("too many connections waiting to log in; closing the oldest");
+            oldest.notify_one();
+            made_room = true;
+        }
+        list.next += 1;
+        let id = list.next;
+        list.waiting.push_back((id, Arc::clone(&evict)));
+        (Guest { id, evict, list: Some(Arc::clone(&self.list)) }, made_room)
+    }
+
+    /// Tells the oldest guest other than `newcomer` to go; false when there is none.
+    fn evict_oldest_but(&self, newcomer: &Guest) -> bool {
+        let Ok(mut list) = self.list.lock() else { return false };
+        let Some(index) = list.waiting.iter().position(|(id, _)| *id != newcomer.id) else { return false };
+        if let Some((_, oldest)) = list.waiting.remove(index) {
+            tracing::info!("the listener is full; closing the oldest connection waiting to log in");
+            oldest.notify_one();
+        }
+        true
+    }
+}
+
+impl Guest {
+    /// A connection outside any list (tests, a listener without a guest cap).
+    pub fn none() -> Guest {
+        Guest { id: 0, evict: Arc::new(Notify::new()), list: None }
+    }
+
+    /// Resolves when the listener needs this connection's place for a newcomer; never
+    /// once it has logged in.
+    pub async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+
+    /// The connection has logged in: it leaves the list and is never evicted.
+    pub fn authenticated(&mut self) {
+        self.leave();
+        self.evict = Arc::new(Notify::new());
+    }
+
+    fn leave(&mut self) {
+        if let Some(list) = self.list.take() {
+            if let Ok(mut list) = list.lock() {
+                list.waiting.retain(|(id, _)| *id != self.id);
+            }
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
 /// What a protocol session does after a command or response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -137,9 +235,32 @@ pub enum Flow {
 /// it is logged. Then it stops accepting, waits up to `limits.drain` for open
 /// connections and aborts the rest. A connection task that panics is logged and its
 /// slot freed; the listener carries on.
-pub async fn serve<S, SF, R, RF>(listener: TcpListener, limits: Limits, shutdown: Shutdown, mut serve: S, mut refuse: R)
+pub async fn serve<S, SF, R, RF>(listener: TcpListener, limits: Limits, shutdown: Shutdown, mut serve: S, refuse: R)
 where
     S: FnMut(TcpStream, SocketAddr) -> SF,
+    SF: Future<Output = std::io::Result<()>> + Send + 'static,
+    R: FnMut(TcpStream, SocketAddr) -> RF,
+    RF: Future<Output = ()> + Send + 'static,
+{
+    serve_guests(listener, limits, None, shutdown, move |tcp, peer, _| serve(tcp, peer), refuse).await;
+}
+
+/// How long a newcomer waits for the place of a guest told to go.
+const EVICTION_WAIT: Duration = Duration::from_secs(5);
+
+/// [`serve`] for a mail front-end whose connections log in: each is given its
+/// [`Guest`] place (evicting the oldest guest when `guests` is full), and when the
+/// listener is full a newcomer takes the place of the oldest guest rather than being
+/// refused; only a listener full of logged-in clients refuses.
+pub async fn serve_guests<S, SF, R, RF>(
+    listener: TcpListener,
+    limits: Limits,
+    guests: Option<Guests>,
+    shutdown: Shutdown,
+    mut serve: S,
+    mut refuse: R,
+) where
+    S: FnMut(TcpStream, SocketAddr, Guest) -> SF,
     SF: Future<Output = std::io::Result<()>> + Send + 'static,
     R: FnMut(TcpStream, SocketAddr) -> RF,
     RF: Future<Output = ()> + Send + 'static,
@@ -159,8 +280,19 @@ where
                 let Some((tcp, peer)) = accepted_or_pause(accepted).await else { continue };
                 let _ = tcp.set_nodelay(true);
                 let span = tracing::info_span!("connection", service = limits.name, %peer);
+                let (guest, made_room) = guests.as_ref().map_or_else(|| (Guest::none(), false), Guests::admit);
                 match reserved.or_else(|| Arc::clone(&slots).try_acquire_owned().ok()) {
-                    Some(slot) => connections.spawn(holding(slot, serve(tcp, peer)).instrument(span)),
+                    Some(slot) => connections.spawn(holding(slot, serve(tcp, peer, guest)).instrument(span)),
+                    None if made_room || guests.as_ref().is_some_and(|g| g.evict_oldest_but(&guest)) => {
+                        // The evicted guest frees its slot as it closes.
+                        let connection = serve(tcp, peer, guest);
+                        let slots = Arc::clone(&slots);
+                        connections.spawn(async move {
+                            if let Ok(Ok(slot)) = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await {
+                                holding(slot, connection).await;
+                            }
+                        }.instrument(span))
+                    }
                     None => connections.spawn(refuse(tcp, peer).instrument(span)),
                 };
             }
@@ -233,17 +365,26 @@ pub struct Incoming {
     /// The acceptor for STARTTLS, when the plain port offers it.
     pub starttls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: Shutdown,
+    /// Its place among the connections that have not logged in.
+    pub guest: Guest,
 }
 
 impl Incoming {
     /// A connection as accepted, before any TLS: `acceptor` is the listener's.
     pub fn new(peer: SocketAddr, acceptor: Option<tokio_rustls::TlsAcceptor>, shutdown: Shutdown) -> Incoming {
-        Incoming { peer, tls: false, starttls: acceptor, shutdown }
+        Incoming { peer, tls: false, starttls: acceptor, shutdown, guest: Guest::none() }
+    }
+
+    /// The connection with its place among those that have not logged in.
+    pub fn with_guest(mut self, guest: Guest) -> Incoming {
+        self.guest = guest;
+        self
     }
 
     /// Readies the connection for its session under `mode`: an implicit-TLS port's
     /// handshake is done here (bounded by `timeout`), a plain port keeps the acceptor
-    /// for STARTTLS. `None` when there is nothing to serve (the handshake failed, or an
+    /// for STARTTLS. `None` when there is nothing to serve (the handshake failed,
+    /// shutdown came first, its guest place was needed for a newcomer, or an
     /// implicit-TLS port has no TLS configuration): the connection is just closed.
     pub async fn open(
         mut self,
@@ -255,7 +396,11 @@ impl Incoming {
             return Some((Box::new(tcp), self));
         }
         let acceptor = self.starttls.take()?;
-        let stream = tls_handshake(&acceptor, tcp, timeout).await?;
+        let stream = tokio::select! {
+            stream = tls_handshake(&acceptor, tcp, timeout) => stream?,
+            () = self.guest.evicted() => return None,
+            () = self.shutdown.requested() => return None,
+        };
         self.tls = true;
         Some((Box::new(stream), self))
     }
@@ -333,6 +478,69 @@ mod tests {
         let mut refused = Vec::new();
         second.read_to_end(&mut refused).await.expect("refusal");
         assert_eq!(refused, b"busy\n");
+        handle.stop();
+        tokio::time::timeout(Duration::from_secs(5), serving).await.expect("stops").expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn the_oldest_guest_makes_room_and_a_logged_in_one_never_does() {
+        let guests = Guests::new(2);
+        let (mut first, _) = guests.admit();
+        let (second, _) = guests.admit();
+        first.authenticated();
+        let (third, made_room) = guests.admit();
+        assert!(!made_room);
+        assert!(tokio::time::timeout(Duration::from_millis(20), second.evicted()).await.is_err(), "cap not reached");
+        let (fourth, made_room) = guests.admit();
+        assert!(made_room);
+        tokio::time::timeout(Duration::from_secs(1), second.evicted()).await.expect("the oldest guest goes");
+        assert!(tokio::time::timeout(Duration::from_millis(20), first.evicted()).await.is_err(), "logged in");
+        assert!(tokio::time::timeout(Duration::from_millis(20), third.evicted()).await.is_err());
+        assert!(guests.evict_oldest_but(&fourth));
+        tokio::time::timeout(Duration::from_secs(1), third.evicted()).await.expect("made room for the total");
+        assert!(!guests.evict_oldest_but(&fourth), "only the newcomer is left");
+        drop(fourth);
+        assert!(guests.list.lock().unwrap().waiting.is_empty());
+    }
+
+    /// A listener full of idle connections that never logged in still serves a
+    /// newcomer: the oldest idle one is closed for it.
+    #[tokio::test]
+    async fn a_full_listener_closes_the_oldest_guest_for_a_newcomer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (handle, shutdown) = Shutdown::new();
+        let serving = tokio::spawn(serve_guests(
+            listener,
+            limits(2, WhenFull::Refuse),
+            Some(Guests::new(2)),
+            shutdown,
+            |mut tcp, _, guest| async move {
+                tcp.write_all(b"hello\n").await?;
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    read = tcp.read(&mut byte) => read.map(drop),
+                    () = guest.evicted() => tcp.write_all(b"bye\n").await,
+                }
+            },
+            |mut tcp, _| async move {
+                let _ = tcp.write_all(b"busy\n").await;
+            },
+        ));
+        let mut idle = Vec::new();
+        for _ in 0..2 {
+            let mut tcp = TcpStream::connect(addr).await.expect("connect");
+            let mut line = [0u8; 6];
+            tcp.read_exact(&mut line).await.expect("greeting");
+            idle.push(tcp);
+        }
+        let mut newcomer = TcpStream::connect(addr).await.expect("connect");
+        let mut line = [0u8; 6];
+        newcomer.read_exact(&mut line).await.expect("served, not refused");
+        assert_eq!(&line, b"hello\n");
+        let mut told = Vec::new();
+        idle[0].read_to_end(&mut told).await.expect("closed");
+        assert_eq!(told, b"bye\n");
         handle.stop();
         tokio::time::timeout(Duration::from_secs(5), serving).await.expect("stops").expect("no panic");
     }

@@ -327,6 +327,7 @@ fn the_imap_front_end_stands_alone() {
         "mail_parser",
         "tracing",
         "thiserror",
+        "zeroize",
         "super",
         "crate",
         "self",

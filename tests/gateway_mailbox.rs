@@ -166,12 +166,15 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
         .to_vec();
     let (validity, uid) = boxes.append(&bob, "Sent", &Flags::from_iter([Flag::Seen]), None, raw.clone()).await.unwrap();
     assert_eq!(uid, 1);
-    assert_eq!(&boxes.message(&bob, "Sent", uid).await.unwrap()[..], &raw[..]);
+    // Shown with the notice that the account stored it, not verified as received mail.
+    let notice = format!("X-SMIMP-Verified: {}\r\n", smimp_gateway::mime::own::STORED_VERIFIED);
+    let shown = [notice.as_bytes(), &raw[..]].concat();
+    assert_eq!(&boxes.message(&bob, "Sent", uid).await.unwrap()[..], &shown[..]);
     let (restarted, _, bob_again) = mailboxes(&ctx, ctx.store.clone()).await;
     let (sent, messages) = restarted.snapshot(&bob_again, "Sent", true).await.unwrap();
     assert_eq!((sent.uid_validity, messages.len(), messages[0].uid), (validity, 1, uid), "UIDs survive a restart");
     ctx.store.forget_cached(&bob.sender.address, &messages[0].message_id).await.unwrap();
-    assert_eq!(&restarted.message(&bob_again, "Sent", uid).await.unwrap()[..], &raw[..], "refetched from the server");
+    assert_eq!(&restarted.message(&bob_again, "Sent", uid).await.unwrap()[..], &shown[..], "refetched from the server");
     let (_, inbox) = restarted.snapshot(&bob_again, "INBOX", true).await.unwrap();
     assert_eq!(inbox.len(), 2, "the appended message is in Sent only");
 

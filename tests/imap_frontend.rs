@@ -893,3 +893,56 @@ async fn bad_input_wrong_state_and_big_literals_leave_the_connection_usable() {
     assert!(other.closed().await);
     gateway.stop().await;
 }
+
+/// A connection that does not log in is closed after the login timeout, on either
+/// port, and told why; one that logged in stays open past it.
+#[tokio::test]
+async fn a_connection_that_does_not_log_in_is_closed_after_the_login_timeout() {
+    let config = ImapConfig { login_timeout: Duration::from_millis(300), ..ImapConfig::default() };
+    let gateway = start_with(config).await;
+    let mut logged_in = gateway.login().await;
+    let mut stranger = gateway.connect().await;
+    assert_eq!(stranger.cmd("a1", "NOOP").await, ["a1 OK NOOP completed"]);
+    let plain = TcpStream::connect(("127.0.0.1", gateway.starttls_port)).await.unwrap();
+    let mut plain = Client { io: BufReader::new(Box::new(plain)) };
+    assert!(plain.line().await.starts_with("* OK"));
+    let started = std::time::Instant::now();
+    let told = tokio::time::timeout(Duration::from_secs(5), stranger.line()).await.expect("closed in time");
+    assert_eq!(told, "* BYE autologout; no login in time");
+    assert!(stranger.closed().await);
+    let told = tokio::time::timeout(Duration::from_secs(5), plain.line()).await.expect("closed in time");
+    assert_eq!(told, "* BYE autologout; no login in time");
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(logged_in.cmd("n1", "NOOP").await, ["n1 OK NOOP completed"]);
+    gateway.stop().await;
+}
+
+/// Idle connections beyond `max_unauthenticated` close the oldest of them (told why),
+/// and a listener full of logged-in sessions and idle connections still serves a
+/// newcomer in place of the oldest idle one; a logged-in session is never closed for one.
+#[tokio::test]
+async fn idle_connections_make_room_for_a_client_that_logs_in() {
+    const BYE: &str = "* BYE [UNAVAILABLE] too many connections are waiting to log in; closing the oldest";
+    // Beyond the cap of idle connections, with room to spare on the listener.
+    let gateway = start_with(ImapConfig { max_unauthenticated: 2, ..ImapConfig::default() }).await;
+    let mut oldest = gateway.connect().await;
+    let _idle = [gateway.connect().await, gateway.connect().await];
+    let told = tokio::time::timeout(Duration::from_secs(5), oldest.line()).await.expect("the oldest is closed");
+    assert_eq!(told, BYE);
+    assert!(oldest.closed().await);
+    gateway.stop().await;
+
+    // A full listener: two logged-in sessions and one idle connection.
+    let gateway = start_with(ImapConfig { max_connections: 3, max_unauthenticated: 2, ..ImapConfig::default() }).await;
+    let mut first = gateway.login().await;
+    let mut second = gateway.login().await;
+    let mut idle = gateway.connect().await;
+    let mut newcomer = gateway.login().await;
+    let told = tokio::time::timeout(Duration::from_secs(5), idle.line()).await.expect("the idle one is closed");
+    assert_eq!(told, BYE);
+    assert_eq!(newcomer.cmd("n1", "NOOP").await, ["n1 OK NOOP completed"]);
+    assert_eq!(first.cmd("f1", "NOOP").await, ["f1 OK NOOP completed"]);
+    assert_eq!(second.cmd("s1", "NOOP").await, ["s1 OK NOOP completed"]);
+    gateway.stop().await;
+}

@@ -30,7 +30,7 @@ use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
 use super::view::RecentClaims;
 use super::{ImapConfig, MailStore, TlsMode};
-use crate::listen::{tls_handshake, Incoming, Shutdown};
+use crate::listen::{tls_handshake, Guest, Incoming, Shutdown};
 
 /// Client mistakes (BAD responses) after which the connection is closed.
 const MAX_ERRORS: u32 = 30;
@@ -57,9 +57,9 @@ pub(crate) struct Connection<S: MailStore> {
 }
 
 impl<S: MailStore> Connection<S> {
-    pub(crate) async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode) -> io::Result<()> {
+    pub(crate) async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode, guest: Guest) -> io::Result<()> {
         let Connection { peer, acceptor, store, config, recent, shutdown } = self;
-        let accepted = Incoming::new(peer, acceptor, shutdown);
+        let accepted = Incoming::new(peer, acceptor, shutdown).with_guest(guest);
         let Some((io, accepted)) = accepted.open(tcp, mode, config.tls_handshake_timeout).await else {
             return Ok(());
         };
@@ -77,6 +77,8 @@ pub(crate) enum Read {
     /// A non-synchronizing literal over the limit was refused: what follows cannot be
     /// told from commands, so the connection must close.
     Unreadable,
+    /// The connection has not logged in and its place is needed for a newcomer.
+    Evicted,
 }
 
 /// The byte side of a connection: the stream, the framing of what comes in and the
@@ -86,6 +88,8 @@ pub(crate) struct Link<IO> {
     pub fragmentizer: Fragmentizer,
     pub out: Vec<u8>,
     pub shutdown: Shutdown,
+    /// The connection's place among those not logged in yet.
+    pub guest: Guest,
     /// The largest literal accepted, in octets.
     max_literal: u32,
 }
@@ -109,9 +113,9 @@ enum Announced {
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     /// A link over `io` with nothing framed yet.
-    fn new(io: IO, max_literal: u32, shutdown: Shutdown) -> Self {
+    fn new(io: IO, max_literal: u32, shutdown: Shutdown, guest: Guest) -> Self {
         let fragmentizer = Fragmentizer::new(max_literal.saturating_add(LINE_ALLOWANCE));
-        Link { io, fragmentizer, out: Vec::new(), shutdown, max_literal }
+        Link { io, fragmentizer, out: Vec::new(), shutdown, guest, max_literal }
     }
 
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
@@ -145,6 +149,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                 read = self.io.read(&mut chunk) => read?,
                 () = tokio::time::sleep_until(deadline) => return Ok(Read::TimedOut),
                 () = self.shutdown.requested() => return Ok(Read::Shutdown),
+                () = self.guest.evicted() => return Ok(Read::Evicted),
             };
             if read == 0 {
                 return Ok(Read::Closed);
@@ -227,9 +232,9 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: MailStore,
 {
-    let Incoming { peer, tls, starttls, shutdown } = accepted;
+    let Incoming { peer, tls, starttls, shutdown, guest } = accepted;
     let max_literal = shared.config.max_literal_size;
-    let mut link = Link::new(io, max_literal, shutdown);
+    let mut link = Link::new(io, max_literal, shutdown, guest);
     let mut session = Session {
         peer,
         tls,
@@ -252,12 +257,16 @@ where
         return Ok(());
     };
     // Whatever was sent after STARTTLS in the clear is dropped (RFC 3501 §6.2.1).
-    let Link { io, shutdown, .. } = link;
+    let Link { io, shutdown, guest, .. } = link;
     let timeout = session.shared.config.tls_handshake_timeout;
-    let Some(io) = tls_handshake(&acceptor, io, timeout).await else {
+    let io = tokio::select! {
+        io = tls_handshake(&acceptor, io, timeout) => io,
+        () = guest.evicted() => None,
+    };
+    let Some(io) = io else {
         return Ok(());
     };
-    let mut link = Link::new(io, max_literal, shutdown);
+    let mut link = Link::new(io, max_literal, shutdown, guest);
     session.tls = true;
     session.starttls_offered = false;
     tracing::debug!("TLS started");
@@ -273,12 +282,29 @@ where
     S: MailStore,
 {
     loop {
-        let timeout = session.shared.config.command_timeout;
+        let logged_in = !matches!(session.state, State::NotAuthenticated);
+        let config = &session.shared.config;
+        let timeout = if logged_in { config.command_timeout } else { config.login_timeout.min(config.command_timeout) };
         let flow = match link.read_message(timeout).await? {
-            Read::Message => on_message(session, link).await?,
+            Read::Message => {
+                let flow = on_message(session, link).await?;
+                if !matches!(session.state, State::NotAuthenticated) {
+                    link.guest.authenticated();
+                }
+                flow
+            }
             Read::Closed | Read::Unreadable => Flow::Close,
+            Read::TimedOut if !logged_in => {
+                link.out.extend_from_slice(b"* BYE autologout; no login in time\r\n");
+                Flow::Close
+            }
             Read::TimedOut => {
                 link.out.extend_from_slice(b"* BYE autologout; idle for too long\r\n");
+                Flow::Close
+            }
+            Read::Evicted => {
+                let line = "* BYE [UNAVAILABLE] too many connections are waiting to log in; closing the oldest\r\n";
+                link.out.extend_from_slice(line.as_bytes());
                 Flow::Close
             }
             Read::Shutdown => {

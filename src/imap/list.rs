@@ -13,6 +13,15 @@ use super::MailboxInfo;
 /// The hierarchy delimiter.
 pub const DELIMITER: char = '/';
 
+/// The longest LIST pattern (reference and pattern joined) accepted, in characters.
+/// Matching costs at most the pattern's length times the name's, so this bounds it.
+pub const MAX_PATTERN_CHARS: usize = 1024;
+
+/// A LIST pattern over [`MAX_PATTERN_CHARS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the LIST pattern has {0} characters; at most {MAX_PATTERN_CHARS} are accepted")]
+pub struct PatternTooLong(pub usize);
+
 /// Whether `name` matches `pattern` (`*` anything, `%` anything but the delimiter).
 /// INBOX matches case-insensitively, as its name is (RFC 3501 §5.1).
 pub fn matches(pattern: &str, name: &str) -> bool {
@@ -23,15 +32,60 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     wildcard(&p, &n)
 }
 
+/// A wildcard that may absorb more of the name if what follows it fails: where the
+/// pattern goes on after it, and where in the name its match ends now.
+#[derive(Clone, Copy)]
+struct Resume {
+    pattern: usize,
+    name: usize,
+}
+
+/// Iterative two-pointer matching with star backtracking: on a mismatch the latest
+/// `%` absorbs one more character, unless that would be the delimiter; then the latest
+/// `*` does. Only these two points are kept. A `*` makes every earlier point useless
+/// (it can absorb whatever they could), and every match of the stretch before a `%`
+/// ends on the same hierarchy level (a `%` never crosses the delimiter and literal
+/// delimiters are fixed), so its earliest end leaves the `%` the most room. No
+/// recursion, and at most `p.len() × n.len()` steps.
 fn wildcard(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|i| wildcard(&p[1..], &n[i..])),
-        Some('%') => {
-            let limit = n.iter().position(|&c| c == DELIMITER).unwrap_or(n.len());
-            (0..=limit).any(|i| wildcard(&p[1..], &n[i..]))
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<Resume> = None;
+    let mut percent: Option<Resume> = None;
+    loop {
+        match p.get(pi) {
+            Some('*') => {
+                pi += 1;
+                star = Some(Resume { pattern: pi, name: ni });
+                percent = None;
+                continue;
+            }
+            Some('%') => {
+                pi += 1;
+                percent = Some(Resume { pattern: pi, name: ni });
+                continue;
+            }
+            Some(&c) if n.get(ni) == Some(&c) => {
+                pi += 1;
+                ni += 1;
+                continue;
+            }
+            None if ni == n.len() => return true,
+            _ => {}
         }
-        Some(&c) => n.first() == Some(&c) && wildcard(&p[1..], &n[1..]),
+        // A mismatch (or the pattern ended early): let a wildcard absorb one more.
+        if let Some(resume) = percent.as_mut().filter(|r| n.get(r.name).is_some_and(|&c| c != DELIMITER)) {
+            resume.name += 1;
+            (pi, ni) = (resume.pattern, resume.name);
+            continue;
+        }
+        percent = None;
+        match star.as_mut().filter(|r| r.name < n.len()) {
+            Some(resume) => {
+                resume.name += 1;
+                (pi, ni) = (resume.pattern, resume.name);
+            }
+            None => return false,
+        }
     }
 }
 
@@ -58,11 +112,21 @@ fn ancestors(name: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The `* LIST` (or `* LSUB`) lines for `reference` and `pattern`.
-pub fn list(mailboxes: &[MailboxInfo], reference: &str, pattern: &str, lsub: bool) -> Vec<Vec<u8>> {
+/// Refused when the joined pattern is over [`MAX_PATTERN_CHARS`].
+pub fn list(
+    mailboxes: &[MailboxInfo],
+    reference: &str,
+    pattern: &str,
+    lsub: bool,
+) -> Result<Vec<Vec<u8>>, PatternTooLong> {
     let command = if lsub { "LSUB" } else { "LIST" };
+    let length = reference.chars().count() + pattern.chars().count();
+    if length > MAX_PATTERN_CHARS {
+        return Err(PatternTooLong(length));
+    }
     if pattern.is_empty() {
         // The hierarchy delimiter and root name (RFC 3501 §6.3.8).
-        return vec![format!("* {command} (\\Noselect) \"/\" \"\"\r\n").into_bytes()];
+        return Ok(vec![format!("* {command} (\\Noselect) \"/\" \"\"\r\n").into_bytes()]);
     }
     let full = format!("{reference}{pattern}");
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
@@ -118,7 +182,7 @@ pub fn list(mailboxes: &[MailboxInfo], reference: &str, pattern: &str, lsub: boo
         line.extend_from_slice(b"\r\n");
         lines.push(line);
     }
-    lines
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -141,7 +205,11 @@ mod tests {
     }
 
     fn lines(reference: &str, pattern: &str, lsub: bool) -> Vec<String> {
-        list(&mailboxes(), reference, pattern, lsub).into_iter().map(|l| String::from_utf8(l).unwrap()).collect()
+        list(&mailboxes(), reference, pattern, lsub)
+            .unwrap()
+            .into_iter()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -155,6 +223,79 @@ mod tests {
         assert!(matches("Inbox/%", "INBOX/x"));
         assert!(!matches("sent", "Sent"));
         assert!(matches("W*s", "Work/Reports"));
+    }
+
+    /// The recursive definition the iterative matcher must agree with.
+    fn reference(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| reference(&p[1..], &n[i..])),
+            Some('%') => {
+                let limit = n.iter().position(|&c| c == DELIMITER).unwrap_or(n.len());
+                (0..=limit).any(|i| reference(&p[1..], &n[i..]))
+            }
+            Some(&c) => n.first() == Some(&c) && reference(&p[1..], &n[1..]),
+        }
+    }
+
+    /// Every string of up to `max` characters from `alphabet`.
+    fn strings(alphabet: &[char], max: usize) -> Vec<Vec<char>> {
+        let mut all = vec![vec![]];
+        let mut last = vec![vec![]];
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s: &Vec<char>| {
+                    alphabet.iter().map(move |&c| {
+                        let mut t = s.clone();
+                        t.push(c);
+                        t
+                    })
+                })
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn iterative_matching_agrees_with_the_definition() {
+        let patterns = strings(&['a', 'b', '/', '*', '%'], 5);
+        let names = strings(&['a', 'b', '/'], 6);
+        for p in &patterns {
+            for n in &names {
+                assert_eq!(
+                    wildcard(p, n),
+                    reference(p, n),
+                    "pattern {:?} name {:?}",
+                    p.iter().collect::<String>(),
+                    n.iter().collect::<String>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn adversarial_patterns_are_cheap() {
+        // 50,000 `*` overflowed the stack of the recursive matcher.
+        let stars = "*".repeat(50_000);
+        assert!(matches(&stars, "INBOX"));
+        // 200 `*` then `z` against a name without `z` took hours.
+        let pattern = format!("{}z", "*".repeat(200));
+        let name = "a".repeat(200);
+        let started = std::time::Instant::now();
+        assert!(!matches(&pattern, &name));
+        let mixed = format!("{}z", "%*".repeat(100));
+        assert!(!matches(&mixed, &format!("{}/b", "a".repeat(200))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn long_patterns_are_refused() {
+        let long = "*".repeat(MAX_PATTERN_CHARS);
+        assert!(list(&mailboxes(), "", &long, false).is_ok());
+        assert_eq!(list(&mailboxes(), "a", &long, false), Err(PatternTooLong(MAX_PATTERN_CHARS + 1)));
+        assert_eq!(PatternTooLong(2000).to_string(), "the LIST pattern has 2000 characters; at most 1024 are accepted");
     }
 
     #[test]

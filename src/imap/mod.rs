@@ -30,8 +30,8 @@
 //! rebuilt as imap-types values. Responses are written by `wire`.
 //!
 //! Must not depend on anything else in the crate: only std, tokio (with
-//! tokio-rustls), rustls, imap-codec, mail-parser, tracing and thiserror. Never logs
-//! passwords or message content.
+//! tokio-rustls), rustls, imap-codec, mail-parser, tracing, thiserror and zeroize
+//! (passwords are wiped once checked). Never logs passwords or message content.
 
 use std::future::Future;
 use std::io;
@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub use crate::listen::TlsMode;
-use crate::listen::{Limits, Shutdown};
+use crate::listen::{Guests, Limits, Shutdown};
 
 mod command;
 mod connection;
@@ -314,13 +314,19 @@ pub struct ImapConfig {
     pub max_auth_failures: u32,
     /// How long IDLE lasts before the server ends it (RFC 2177: under 30 minutes).
     pub idle_timeout: Duration,
-    /// Autologout: how long to wait for the next command (RFC 3501 §5.4: at least 30
-    /// minutes once authenticated; the same is used before).
+    /// Autologout: how long to wait for the next command once logged in (RFC 3501
+    /// §5.4: at least 30 minutes).
     pub command_timeout: Duration,
+    /// How long a connection that has not logged in waits for its next command (a
+    /// mail client logs in at once; an idle stranger only holds a place).
+    pub login_timeout: Duration,
     /// How long a TLS handshake may take.
     pub tls_handshake_timeout: Duration,
     /// Connections served at once; more are told BYE.
     pub max_connections: usize,
+    /// Connections not logged in yet, at once (below `max_connections`); a newcomer
+    /// beyond it closes the oldest of them, so they never keep a client out.
+    pub max_unauthenticated: usize,
     /// LOGIN and AUTHENTICATE without TLS from a loopback address (the customary set-up
     /// for a local bridge); elsewhere they need TLS and LOGINDISABLED is advertised.
     pub allow_plain_auth_on_loopback: bool,
@@ -338,8 +344,10 @@ impl Default for ImapConfig {
             max_auth_failures: 3,
             idle_timeout: Duration::from_secs(29 * 60),
             command_timeout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(30),
             max_connections: 64,
+            max_unauthenticated: 16,
             allow_plain_auth_on_loopback: true,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -365,13 +373,15 @@ pub async fn run<S: MailStore>(
     let name = if mode == TlsMode::Implicit { "IMAP (implicit TLS)" } else { "IMAP" };
     let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
     let refusing = Arc::clone(&config);
-    let serve = |tcp, peer| {
+    let guests = Guests::new(config.max_unauthenticated);
+    let serve = |tcp, peer, guest| {
         let (store, recent) = (Arc::clone(&store), Arc::clone(&recent));
         let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
-        connection::Connection { peer, acceptor: acceptor.clone(), store, config, recent, shutdown }.serve(tcp, mode)
+        let connection = connection::Connection { peer, acceptor: acceptor.clone(), store, config, recent, shutdown };
+        connection.serve(tcp, mode, guest)
     };
     let refuse = |tcp, _| connection::refuse_busy(tcp, mode, Arc::clone(&refusing));
-    crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
+    crate::listen::serve_guests(listener, limits, Some(guests), shutdown.clone(), serve, refuse).await;
     Ok(())
 }
 
@@ -386,5 +396,7 @@ mod tests {
         let config = ImapConfig::default();
         assert_eq!(config.max_literal_size, 50 * 1024 * 1024);
         assert!(config.idle_timeout < Duration::from_secs(30 * 60));
+        assert!(config.login_timeout <= Duration::from_secs(60), "a stranger holds a place briefly");
+        assert!(config.max_unauthenticated < config.max_connections);
     }
 }

@@ -11,6 +11,7 @@ use std::io;
 
 use imap_codec::imap_types::status::StatusDataItemName;
 
+use super::list::PatternTooLong;
 use super::view::{SetError, Update, View};
 use super::wire::{flag_list, mailbox_to_wire, sanitize, string};
 use super::{Flag, No, Snapshot};
@@ -47,6 +48,8 @@ pub(crate) enum ImapError {
     ReadOnly,
     #[error(transparent)]
     Set(#[from] SetError),
+    #[error(transparent)]
+    Pattern(#[from] PatternTooLong),
     #[error("some messages could not be fetched")]
     MessagesMissing,
     #[error("a literal of {0} octets is over the limit")]
@@ -72,7 +75,11 @@ impl ImapError {
     pub(crate) fn counts_as_error(&self) -> bool {
         matches!(
             self,
-            ImapError::Syntax(_) | ImapError::WrongState { .. } | ImapError::Unsupported(_) | ImapError::Set(_)
+            ImapError::Syntax(_)
+                | ImapError::WrongState { .. }
+                | ImapError::Unsupported(_)
+                | ImapError::Set(_)
+                | ImapError::Pattern(_)
         )
     }
 }
@@ -101,6 +108,7 @@ pub(crate) fn response_for(tag: Option<&str>, error: &ImapError, limit: u32) -> 
         E::BadCharset => no("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into()),
         E::ReadOnly => no("the mailbox is read-only (opened with EXAMINE)".into()),
         E::Set(why) => bad(format!("invalid sequence set: {why}")),
+        E::Pattern(why) => bad(why.to_string()),
         E::MessagesMissing => no("[EXPUNGEISSUED] some of the messages no longer exist".into()),
         E::LiteralTooBig(_) => no(format!("[TOOBIG] literals are limited to {limit} octets")),
         E::NonSyncLiteralTooBig(_) => (

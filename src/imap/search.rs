@@ -37,6 +37,24 @@ pub fn needs_content(key: &SearchKey<'_>) -> bool {
     }
 }
 
+/// The most keys one SEARCH may hold; each is evaluated against every message.
+pub const MAX_SEARCH_KEYS: usize = 1_000;
+
+/// How many keys `key` holds (itself included) and how many ranges its sequence and
+/// UID sets hold together, so a search too costly to evaluate is refused first.
+pub fn size(key: &SearchKey<'_>) -> (usize, usize) {
+    use SearchKey as K;
+    let add = |(k1, r1): (usize, usize), (k2, r2): (usize, usize)| (k1 + k2, r1 + r2);
+    let inner = match key {
+        K::And(keys) => keys.as_ref().iter().map(size).fold((0, 0), add),
+        K::Not(key) => size(key),
+        K::Or(a, b) => add(size(a), size(b)),
+        K::SequenceSet(set) | K::Uid(set) => (0, set.0.as_ref().len()),
+        _ => (0, 0),
+    };
+    add((1, 0), inner)
+}
+
 /// A message's searchable content, decoded once.
 #[derive(Debug, Default)]
 pub struct Content {
@@ -338,6 +356,15 @@ Schöne Grüße, the quarterly REPORT is attached.\r\n"
         assert!(!needs_content(&criteria("SEEN UID 1:4 NOT LARGER 3")));
         assert!(needs_content(&criteria("OR SEEN BODY x")));
         assert!(needs_content(&criteria("SENTON 1-Jan-2024")));
+    }
+
+    #[test]
+    fn sizes_count_keys_and_ranges() {
+        assert_eq!(size(&criteria("SEEN")), (1, 0));
+        assert_eq!(size(&criteria("1:2,4 UID 3,5:*,7 NOT SEEN")), (5, 5));
+        assert_eq!(size(&criteria("OR (1,2) (UID 3)")), (5, 3));
+        let many = ["1:*"; 3].join(",");
+        assert_eq!(size(&criteria(&format!("{many} OR {many} UID {many}"))), (5, 9));
     }
 
     #[test]

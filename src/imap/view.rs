@@ -59,6 +59,8 @@ pub enum SetError {
     Empty(&'static str),
     #[error("there is no message with sequence number {0}")]
     NoSuchMessage(u32),
+    #[error("the set has {0} ranges; at most {MAX_SET_RANGES} are accepted")]
+    TooManyRanges(usize),
 }
 
 /// Which UIDs have been shown as `\Recent` already, per account and mailbox, shared
@@ -137,32 +139,35 @@ impl View {
     /// The indices (sequence number - 1) a set names, ascending and without repeats.
     /// Sequence numbers beyond the mailbox are an error (RFC 3501 §9 seq-number); UIDs
     /// that do not exist are skipped, and `n:*` always includes the last message.
+    /// The ranges are merged before any is expanded, so the result never holds more
+    /// than the mailbox's messages, however often a set repeats `1:*`.
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, SetError> {
-        let mut indices = Vec::new();
+        let sequences = set.0.as_ref();
+        check_ranges(sequences.len())?;
+        // Half-open index ranges, before merging.
+        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(sequences.len());
         if uid {
             let largest = self.highest_uid();
-            for sequence in set.0.as_ref() {
+            for sequence in sequences {
                 let (lo, hi) = bounds(sequence, largest);
                 let start = self.messages.partition_point(|m| m.uid < lo);
                 let end = self.messages.partition_point(|m| m.uid <= hi);
-                indices.extend(start..end);
+                ranges.push((start, end));
             }
         } else {
             let largest = self.exists();
-            for sequence in set.0.as_ref() {
-                if largest == 0 {
-                    return Err(SetError::Empty("in the sequence set"));
-                }
+            if largest == 0 {
+                return Err(SetError::Empty("in the sequence set"));
+            }
+            for sequence in sequences {
                 let (lo, hi) = bounds(sequence, largest);
                 if hi > largest {
                     return Err(SetError::NoSuchMessage(hi));
                 }
-                indices.extend((lo as usize - 1)..(hi as usize));
+                ranges.push((lo as usize - 1, hi as usize));
             }
         }
-        indices.sort_unstable();
-        indices.dedup();
-        Ok(indices)
+        Ok(expand(merge(ranges)))
     }
 
     /// Brings the view up to date with `snapshot` and returns what to tell the
@@ -239,6 +244,37 @@ impl View {
     }
 }
 
+/// The most ranges (comma-separated parts) one sequence set may have. Far more than a
+/// client writes for any selection of messages; it bounds the work a set can ask for.
+pub const MAX_SET_RANGES: usize = 10_000;
+
+/// Refuses a set with more than [`MAX_SET_RANGES`] ranges.
+pub fn check_ranges(count: usize) -> Result<(), SetError> {
+    if count > MAX_SET_RANGES {
+        return Err(SetError::TooManyRanges(count));
+    }
+    Ok(())
+}
+
+/// Half-open ranges sorted and merged where they overlap or touch.
+fn merge(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    ranges.retain(|(start, end)| start < end);
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+/// The indices of disjoint, sorted half-open ranges.
+fn expand(ranges: Vec<(usize, usize)>) -> Vec<usize> {
+    ranges.into_iter().flat_map(|(start, end)| start..end).collect()
+}
+
 fn bounds(sequence: &Sequence, largest: u32) -> (u32, u32) {
     let value = |s: &SeqOrUid| match s {
         SeqOrUid::Value(n) => n.get(),
@@ -292,6 +328,31 @@ mod tests {
         let empty = View::new("INBOX".into(), false, snapshot(&[]), 0);
         assert!(empty.resolve(&set("1:*"), false).is_err());
         assert_eq!(empty.resolve(&set("1:*"), true), Ok(vec![]));
+    }
+
+    #[test]
+    fn repeated_ranges_are_merged_before_expanding() {
+        // `FETCH 1:*,1:*,…` used to expand every range: ranges × messages indices.
+        let uids: Vec<u32> = (1..=50_000).collect();
+        let view = View::new("INBOX".into(), false, snapshot(&uids), 0);
+        let text = vec!["1:*"; MAX_SET_RANGES].join(",");
+        let started = std::time::Instant::now();
+        let all: Vec<usize> = (0..50_000).collect();
+        assert_eq!(view.resolve(&set(&text), false).as_ref(), Ok(&all));
+        assert_eq!(view.resolve(&set(&text), true).as_ref(), Ok(&all));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert_eq!(view.resolve(&set("5:3,1,2:2,9:7,4"), false), Ok(vec![0, 1, 2, 3, 4, 6, 7, 8]));
+        assert_eq!(view.resolve(&set("3,2:1,10:*,*"), true).map(|i| i.len()), Ok(49_994));
+    }
+
+    #[test]
+    fn sets_with_too_many_ranges_are_refused() {
+        let view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3]), 0);
+        let text = vec!["1:*"; MAX_SET_RANGES + 1].join(",");
+        let refused = Err(SetError::TooManyRanges(MAX_SET_RANGES + 1));
+        assert_eq!(view.resolve(&set(&text), false), refused);
+        assert_eq!(view.resolve(&set(&text), true), refused);
+        assert_eq!(SetError::TooManyRanges(20_000).to_string(), "the set has 20000 ranges; at most 10000 are accepted");
     }
 
     #[test]

@@ -29,10 +29,22 @@ impl KeystoreLock {
     }
 }
 
-/// Creates the directory a keystore file (or its lock) goes in, when missing.
+/// Creates the directory a keystore file (or its lock) goes in, when missing, and
+/// makes it 0700 (readable by its owner only) whatever the umask.
 pub fn create_parent_dir(file: &Path) -> Result<(), KeystoreError> {
-    let Some(dir) = file.parent() else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|source| KeystoreError::Io { action: "create", path: dir.into(), source })
+    let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
+    private_dir(dir).map_err(|source| KeystoreError::Io { action: "create", path: dir.into(), source })
+}
+
+/// Creates `dir` 0700 and tightens it to 0700 when it exists, unless it is a shared
+/// directory (sticky bit, such as /tmp), which is never changed.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if std::fs::metadata(dir)?.permissions().mode() & 0o1000 != 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(test)]
@@ -48,6 +60,8 @@ mod tests {
         assert!(err.contains("another smimp-gateway command is changing") && err.contains("alice.keystore"), "{err}");
         drop(first);
         assert!(KeystoreLock::take(&keystore).is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "the keystore directory");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

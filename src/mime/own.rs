@@ -7,6 +7,13 @@
 //!
 //! A receiver honours the raw form only when the verified sender is the mailbox owner:
 //! from anyone else it would let them write arbitrary headers.
+//!
+//! Byte for byte, except for one thing: what the account stored may be anyone's mail (a
+//! phishing message dragged in from another account, a draft with a forged `From`), and
+//! the gateway never vouched for it. So [`raw_of`] removes every `X-SMIMP-*` header
+//! field (the gateway's own namespace, where `X-SMIMP-Verified: pass` lives) and puts
+//! [`STORED_VERIFIED`] first, saying the message was stored by this account and not
+//! verified as received mail.
 
 use base64::Engine;
 use mail_parser::MessageParser;
@@ -20,6 +27,14 @@ use crate::smimp::timestamp::Timestamp;
 
 /// The `extensions_data` key of the raw RFC 5322 form (module docs).
 pub const X_RAW: &str = "x-smimp-raw";
+
+/// The `X-SMIMP-Verified` value of mail the account stored itself (module docs);
+/// verified received mail has `pass; …` there.
+pub const STORED_VERIFIED: &str = "none; stored by this account (APPEND, COPY or a delivery report), \
+not verified as received mail";
+
+/// Header fields whose names start with this (any case) are the gateway's to write.
+const GATEWAY_PREFIX: &[u8] = b"x-smimp-";
 
 /// Longest text body copied into the payload's `body` besides the raw form, in bytes.
 const MAX_BODY_COPY: usize = 256 * 1024;
@@ -68,10 +83,47 @@ pub fn email_for_raw(raw: &[u8], owner: &Address, now: Timestamp, rng: &mut impl
     }
 }
 
-/// The raw form an owner stored, if the payload has one that decodes.
+/// The raw form an owner stored, if the payload has one that decodes, as it is shown:
+/// without `X-SMIMP-*` fields and with `X-SMIMP-Verified:` [`STORED_VERIFIED`] first.
 pub fn raw_of(email: &Email) -> Option<Vec<u8>> {
     let text = email.extensions_data.as_ref()?.get(X_RAW)?.as_str()?;
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
+    let raw = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    Some(shown(&raw))
+}
+
+/// `raw` with its `X-SMIMP-*` header fields (continuation lines included) removed and
+/// the stored-by-this-account field first. The body is left as it is.
+pub fn shown(raw: &[u8]) -> Vec<u8> {
+    let mut out = format!("X-SMIMP-Verified: {STORED_VERIFIED}\r\n").into_bytes();
+    out.reserve(raw.len());
+    let mut dropping = false;
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        if line == b"\r\n" || line == b"\n" {
+            // The end of the header section: the body follows untouched.
+            out.extend_from_slice(rest);
+            return out;
+        }
+        let continuation = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        if !continuation {
+            dropping = is_gateway_field(line);
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Whether a header line starts a field named `X-SMIMP-…` (any case, blanks allowed
+/// before the colon, as lenient readers allow).
+fn is_gateway_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else { return false };
+    let name = line[..colon].trim_ascii();
+    name.len() >= GATEWAY_PREFIX.len() && name[..GATEWAY_PREFIX.len()].eq_ignore_ascii_case(GATEWAY_PREFIX)
 }
 
 #[cfg(test)]
@@ -86,7 +138,8 @@ mod tests {
 Date: Wed, 4 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n";
         let now = Timestamp::from_unix(1_800_000_000).unwrap();
         let email = email_for_raw(raw, &owner, now, &mut OsRng);
-        assert_eq!(raw_of(&email).as_deref(), Some(&raw[..]));
+        let shown = [format!("X-SMIMP-Verified: {STORED_VERIFIED}\r\n").as_bytes(), &raw[..]].concat();
+        assert_eq!(raw_of(&email), Some(shown));
         assert_eq!(email.subject, "Grüße");
         assert_eq!(email.to, vec![Address::from_email("bob@example.org").unwrap()]);
         assert_eq!(email.body.trim(), "Hello Bob");
@@ -99,8 +152,47 @@ Date: Wed, 4 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n";
         let raw = b"\xff\xfe not mail at all";
         let now = Timestamp::from_unix(1_800_000_000).unwrap();
         let email = email_for_raw(raw, &owner, now, &mut OsRng);
-        assert_eq!(raw_of(&email).as_deref(), Some(&raw[..]));
+        let shown = [format!("X-SMIMP-Verified: {STORED_VERIFIED}\r\n").as_bytes(), &raw[..]].concat();
+        assert_eq!(raw_of(&email), Some(shown));
         assert_eq!(email.to, vec![owner]);
         assert_eq!(email.date_sent, now);
+    }
+
+    #[test]
+    fn forged_verification_headers_are_replaced_by_the_stored_notice() {
+        let owner = Address::from_email("alice@example.org").unwrap();
+        let raw = b"X-SMIMP-Verified: pass; signed by bank@example.org's verified key\r\n\
+From: Your Bank <bank@example.org>\r\n\
+x-smimp-verified : pass\r\n\
+X-Smimp-Other: folded\r\n\tpass; continued\r\n\
+Subject: Verify your account\r\n\
+\r\n\
+X-SMIMP-Verified: pass (in the body, left alone)\r\n";
+        let email = email_for_raw(raw, &owner, Timestamp::from_unix(1_800_000_000).unwrap(), &mut OsRng);
+        let shown = String::from_utf8(raw_of(&email).unwrap()).unwrap();
+        assert_eq!(
+            shown,
+            format!(
+                "X-SMIMP-Verified: {STORED_VERIFIED}\r\n\
+From: Your Bank <bank@example.org>\r\n\
+Subject: Verify your account\r\n\
+\r\n\
+X-SMIMP-Verified: pass (in the body, left alone)\r\n"
+            )
+        );
+        let parsed = MessageParser::new().parse(shown.as_bytes()).unwrap();
+        let verified: Vec<_> = parsed.header_values("X-SMIMP-Verified").filter_map(|v| v.as_text()).collect();
+        assert_eq!(verified, [STORED_VERIFIED]);
+        // LF line ends and a message that is all header.
+        assert_eq!(shown_text(b"X-SMIMP-Verified: pass\nA: b\n\nbody\n"), format!("{}A: b\n\nbody\n", notice()));
+        assert_eq!(shown_text(b"A: b\r\nX-SMIMP-X: y"), format!("{}A: b\r\n", notice()));
+    }
+
+    fn notice() -> String {
+        format!("X-SMIMP-Verified: {STORED_VERIFIED}\r\n")
+    }
+
+    fn shown_text(raw: &[u8]) -> String {
+        String::from_utf8(shown(raw)).unwrap()
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use crate::listen::TlsMode;
-use crate::listen::{Incoming, Limits, Shutdown};
+use crate::listen::{Guest, Guests, Incoming, Limits, Shutdown};
 
 mod codec;
 mod data;
@@ -164,8 +164,12 @@ pub struct SmtpConfig {
     /// AUTH without TLS from a loopback address (the customary set-up for a local
     /// bridge); elsewhere AUTH needs TLS.
     pub allow_plain_auth_on_loopback: bool,
-    /// How long to wait for the next command.
+    /// How long to wait for the next command once authenticated.
     pub command_timeout: Duration,
+    /// How long a connection that has not authenticated waits for its next command
+    /// (the shorter of this and `command_timeout`): a mail client authenticates at
+    /// once; an idle stranger only holds a place.
+    pub login_timeout: Duration,
     /// How long to wait for more message data.
     pub data_timeout: Duration,
     /// How long a TLS handshake may take.
@@ -177,6 +181,9 @@ pub struct SmtpConfig {
     pub auth_failure_delay: Duration,
     /// Connections served at once; more are told 421.
     pub max_connections: usize,
+    /// Connections not authenticated yet, at once (below `max_connections`); a
+    /// newcomer beyond it closes the oldest of them, so they never keep a client out.
+    pub max_unauthenticated: usize,
     /// After shutdown is requested, how long an open transaction may take to finish
     /// before it is told 421.
     pub shutdown_grace: Duration,
@@ -192,11 +199,13 @@ impl Default for SmtpConfig {
             max_data_line: 1000,
             allow_plain_auth_on_loopback: true,
             command_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(300),
             tls_handshake_timeout: Duration::from_secs(30),
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(1),
             max_connections: 64,
+            max_unauthenticated: 16,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -219,13 +228,14 @@ pub async fn run<B: Submission>(
     let name = if mode == TlsMode::Implicit { "SMTP (implicit TLS)" } else { "SMTP" };
     let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
     let refusing = Arc::clone(&config);
-    let serve = |tcp, peer| {
+    let guests = Guests::new(config.max_unauthenticated);
+    let serve = |tcp, peer, guest| {
         let submission = Arc::clone(&submission);
         let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
-        Connection { peer, acceptor: acceptor.clone(), submission, config, shutdown }.serve(tcp, mode)
+        Connection { peer, acceptor: acceptor.clone(), submission, config, shutdown }.serve(tcp, mode, guest)
     };
     let refuse = |tcp, _| session::refuse_busy(tcp, mode, Arc::clone(&refusing));
-    crate::listen::serve(listener, limits, shutdown.clone(), serve, refuse).await;
+    crate::listen::serve_guests(listener, limits, Some(guests), shutdown.clone(), serve, refuse).await;
     Ok(())
 }
 
@@ -239,9 +249,9 @@ struct Connection<B: Submission> {
 }
 
 impl<B: Submission> Connection<B> {
-    async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode) -> io::Result<()> {
+    async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode, guest: Guest) -> io::Result<()> {
         let Connection { peer, acceptor, submission, config, shutdown } = self;
-        let accepted = Incoming::new(peer, acceptor, shutdown);
+        let accepted = Incoming::new(peer, acceptor, shutdown).with_guest(guest);
         let Some((io, accepted)) = accepted.open(tcp, mode, config.tls_handshake_timeout).await else {
             return Ok(());
         };

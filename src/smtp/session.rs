@@ -27,7 +27,7 @@ use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
 use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
-use crate::listen::{tls_handshake, Flow, Incoming, Shutdown};
+use crate::listen::{tls_handshake, Flow, Guest, Incoming, Shutdown};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
@@ -77,6 +77,10 @@ pub(crate) enum SmtpError {
     Refused(Refusal),
     #[error("timed out")]
     Timeout,
+    #[error("no login in time")]
+    LoginTimeout,
+    #[error("its place was needed for a newcomer")]
+    Evicted,
     #[error("shutting down")]
     ShuttingDown,
 }
@@ -147,6 +151,12 @@ pub(crate) fn reply_for(error: &SmtpError, hostname: &str) -> (Reply, Flow) {
         E::NoValidRecipients => go_on(Reply::new(554, [5, 5, 1], "no valid recipients")),
         E::Refused(refusal) => go_on(Reply::new(refusal.code(), refusal.status(), refusal.text())),
         E::Timeout => close(Reply::new(421, [4, 4, 2], format!("{hostname} idle for too long; closing"))),
+        E::LoginTimeout => close(Reply::new(421, [4, 4, 2], format!("{hostname} no login in time; closing"))),
+        E::Evicted => close(Reply::new(
+            421,
+            [4, 3, 2],
+            format!("{hostname} too many connections are waiting to log in; closing the oldest"),
+        )),
         E::ShuttingDown => close(Reply::new(421, [4, 3, 2], format!("{hostname} shutting down; try again later"))),
     }
 }
@@ -209,6 +219,8 @@ struct Session<B: Submission> {
     out: Vec<u8>,
     /// Set once shutdown is requested while a transaction is open.
     draining_until: Option<Instant>,
+    /// The connection's place among those not authenticated yet.
+    guest: Guest,
 }
 
 /// Serves one connection: the greeting, commands until QUIT, an error that closes, a
@@ -224,7 +236,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     B: Submission,
 {
-    let Incoming { peer, tls, starttls, shutdown } = accepted;
+    let Incoming { peer, tls, starttls, shutdown, guest } = accepted;
     let mut session = Session {
         state: SessionState {
             peer,
@@ -241,6 +253,7 @@ where
         decoder: Decoder::default(),
         out: Vec::new(),
         draining_until: None,
+        guest,
         config,
     };
     tracing::debug!(tls, "connected");
@@ -258,7 +271,11 @@ where
     if dropped > 0 {
         tracing::warn!(dropped, "discarded plaintext sent after STARTTLS");
     }
-    let Some(mut io) = tls_handshake(&acceptor, io, session.config.tls_handshake_timeout).await else {
+    let io = tokio::select! {
+        io = tls_handshake(&acceptor, io, session.config.tls_handshake_timeout) => io,
+        () = session.guest.evicted() => None,
+    };
+    let Some(mut io) = io else {
         return Ok(());
     };
     session.tls_started();
@@ -303,8 +320,10 @@ impl<B: Submission> Session<B> {
                 }
             }
             self.flush(io).await?;
+            let guest = self.state.account.is_none();
             let idle = match self.mode {
                 InputMode::Data(_) => self.config.data_timeout,
+                _ if guest => self.config.login_timeout.min(self.config.command_timeout),
                 _ => self.config.command_timeout,
             };
             let draining = self.draining_until;
@@ -318,11 +337,16 @@ impl<B: Submission> Session<B> {
                     Ok(Err(err)) => return Err(err),
                     Err(_) => {
                         tracing::debug!("idle timeout");
-                        self.fail(&SmtpError::Timeout);
+                        self.fail(if guest { &SmtpError::LoginTimeout } else { &SmtpError::Timeout });
                         self.flush(io).await?;
                         return Ok(Flow::Close);
                     }
                 },
+                () = self.guest.evicted() => {
+                    self.fail(&SmtpError::Evicted);
+                    self.flush(io).await?;
+                    return Ok(Flow::Close);
+                }
                 () = shutdown.requested(), if draining.is_none() => {
                     if self.transaction_open() {
                         self.draining_until = Some(Instant::now() + self.config.shutdown_grace);
@@ -580,6 +604,7 @@ impl<B: Submission> Session<B> {
             Some(account) => {
                 tracing::info!(username = username.as_deref().unwrap_or_default(), "authenticated");
                 self.state.account = Some(account);
+                self.guest.authenticated();
                 self.reply(Reply::new(235, [2, 7, 0], "authentication successful"));
                 Ok(Flow::Continue)
             }

@@ -463,7 +463,15 @@ async fn too_many_errors_close_the_connection() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_connections_time_out() {
+    // Before AUTH, the login timeout.
     let mut h = start().await;
+    let started = tokio::time::Instant::now();
+    h.client.expect("421 4.4.2 localhost no login in time; closing").await;
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    h.client.expect_closed().await;
+    // After it, the command timeout.
+    let mut h = start().await;
+    h.client.login().await;
     let started = tokio::time::Instant::now();
     h.client.expect("421 4.4.2 localhost idle for too long; closing").await;
     assert_eq!(started.elapsed(), Duration::from_secs(300));

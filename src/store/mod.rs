@@ -152,9 +152,14 @@ where
 }
 
 impl GatewayStore {
-    /// Opens (creating) the database and applies migrations.
+    /// Opens (creating) the database and applies migrations. Its directory (the
+    /// gateway's data directory) is made 0700 and its files 0600, also when they exist.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/gateway");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::sqlite::private_dir(dir)
+                .map_err(|source| crate::sqlite::OpenError::Permissions { path: path.display().to_string(), source })?;
+        }
         Ok(Self { pool: crate::sqlite::open(path, 4, &MIGRATIONS).await? })
     }
 

@@ -12,7 +12,7 @@ use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
 use crate::backend::outbound::send_payload;
 use crate::clock::unix_now;
-use crate::mime::own::email_for_raw;
+use crate::mime::own::{email_for_raw, shown};
 use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::ErrorCode;
@@ -126,6 +126,8 @@ impl Mailboxes {
         let address = account.sender.address.clone();
         let email = email_for_raw(&message, &address, at, &mut OsRng);
         let payload = Payload::Email(Box::new(email)).to_bytes();
+        // Cached and sized as the client will be shown it (stored, not verified).
+        let message = shown(&message);
         let sent =
             send_payload(&self.discovery, &self.store, &account.sender, &address, MessageType::Email, &payload, now)
                 .await?;

@@ -1,7 +1,8 @@
 //! Commands valid before login (RFC 3501 §6.2): STARTTLS, LOGIN and AUTHENTICATE
 //! PLAIN (RFC 4616, with SASL-IR, RFC 4959). Logging in needs TLS unless plain auth on
 //! loopback is allowed; failures are answered alike whatever failed, slower each time,
-//! and close the connection after the configured number.
+//! and close the connection after the configured number. Passwords are held in
+//! buffers wiped when dropped.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::AuthenticateDataCodec;
 use tokio::io::{AsyncRead, AsyncWrite};
+use zeroize::Zeroizing;
 
 use super::Outcome;
 use crate::imap::connection::{Link, Read, Shared};
@@ -47,11 +49,11 @@ where
         }
         CommandBody::Login { username, password } => {
             let user = String::from_utf8_lossy(username.as_ref()).into_owned();
-            let password = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+            let password = Zeroizing::new(String::from_utf8_lossy(password.declassify().as_ref()).into_owned());
             guest.login(user, password).await
         }
         CommandBody::Authenticate { mechanism, initial_response } => {
-            let initial = initial_response.map(|r| r.declassify().to_vec());
+            let initial = initial_response.map(|r| Zeroizing::new(r.declassify().to_vec()));
             guest.authenticate(link, mechanism, initial).await
         }
         other => Err(ImapError::Unsupported(other.name())),
@@ -59,7 +61,7 @@ where
 }
 
 impl<S: MailStore> Guest<'_, S> {
-    async fn login(&mut self, user: String, password: String) -> Result<Outcome<S::Account>, ImapError> {
+    async fn login(&mut self, user: String, password: Zeroizing<String>) -> Result<Outcome<S::Account>, ImapError> {
         if !self.auth_allowed {
             return Err(ImapError::PrivacyRequired);
         }
@@ -90,7 +92,7 @@ impl<S: MailStore> Guest<'_, S> {
         &mut self,
         link: &mut Link<IO>,
         mechanism: AuthMechanism<'static>,
-        initial: Option<Vec<u8>>,
+        initial: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Outcome<S::Account>, ImapError>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
@@ -105,12 +107,12 @@ impl<S: MailStore> Guest<'_, S> {
             Some(response) => response,
             None => {
                 link.out.extend_from_slice(b"+ \r\n");
-                let timeout = self.shared.config.command_timeout;
+                let timeout = self.shared.config.login_timeout.min(self.shared.config.command_timeout);
                 if !matches!(link.read_message(timeout).await?, Read::Message) {
                     return Err(ImapError::AuthCancelled);
                 }
                 match link.fragmentizer.decode_message(&AuthenticateDataCodec::default()) {
-                    Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
+                    Ok(AuthenticateData::Continue(data)) => Zeroizing::new(data.declassify().to_vec()),
                     Ok(AuthenticateData::Cancel) => return Err(ImapError::AuthCancelled),
                     Err(_) => return Err(ImapError::Syntax("cannot decode the SASL response".into())),
                 }
@@ -123,10 +125,10 @@ impl<S: MailStore> Guest<'_, S> {
             return Err(ImapError::Syntax("a PLAIN response has three NUL-separated fields".into()));
         };
         let user = String::from_utf8_lossy(authcid).into_owned();
-        let password = String::from_utf8_lossy(password).into_owned();
+        let password = Zeroizing::new(String::from_utf8_lossy(password).into_owned());
         if !authzid.is_empty() && authzid != authcid {
             // Acting for someone else is not offered: fail like a wrong password.
-            return self.login(user, String::new()).await.and(Err(ImapError::AuthFailed));
+            return self.login(user, Zeroizing::default()).await.and(Err(ImapError::AuthFailed));
         }
         self.login(user, password).await
     }

@@ -106,7 +106,7 @@ async fn subscribe<S: MailStore>(cx: Authenticated<'_, S>, name: String, subscri
 /// LIST, or LSUB when `lsub`; an empty pattern asks only for the delimiter.
 async fn list<S: MailStore>(cx: Authenticated<'_, S>, reference: String, pattern: String, lsub: bool) -> Done<S> {
     let mailboxes = if pattern.is_empty() { Vec::new() } else { cx.shared.store.list_mailboxes(cx.account).await? };
-    for line in list::list(&mailboxes, &reference, &pattern, lsub) {
+    for line in list::list(&mailboxes, &reference, &pattern, lsub)? {
         cx.out.extend_from_slice(&line);
     }
     Ok(Outcome::ok(if lsub { "LSUB completed" } else { "LIST completed" }))

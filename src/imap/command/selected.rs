@@ -15,7 +15,7 @@ use super::{convert_flags, mailbox_name, Outcome, Selected};
 use crate::imap::connection::flush;
 use crate::imap::flow::Transition;
 use crate::imap::response::{self, ImapError};
-use crate::imap::view::View;
+use crate::imap::view::{check_ranges, View};
 use crate::imap::wire::uid_set;
 use crate::imap::{fetch as fetching, search as searching, Flag, FlagOp, MailStore};
 
@@ -107,13 +107,21 @@ fn search_key(
     if charset.as_deref().is_some_and(|c| c != "UTF-8" && c != "US-ASCII") {
         return Err(ImapError::BadCharset);
     }
-    if keys.len() == 1 {
-        return Ok(keys.remove(0));
+    let key = if keys.len() == 1 {
+        keys.remove(0)
+    } else {
+        match Vec1::try_from(keys) {
+            Ok(keys) => SearchKey::And(keys),
+            Err(_) => SearchKey::All,
+        }
+    };
+    let (count, ranges) = searching::size(&key);
+    if count > searching::MAX_SEARCH_KEYS {
+        let limit = searching::MAX_SEARCH_KEYS;
+        return Err(ImapError::Syntax(format!("the search has {count} keys; at most {limit} are accepted")));
     }
-    Ok(match Vec1::try_from(keys) {
-        Ok(keys) => SearchKey::And(keys),
-        Err(_) => SearchKey::All,
-    })
+    check_ranges(ranges)?;
+    Ok(key)
 }
 
 async fn search<S: MailStore>(cx: Selected<'_, S>, key: &SearchKey<'_>, uid: bool) -> Outcome<S::Account> {
