@@ -30,6 +30,7 @@ use crate::backend::trust::{verified_message_key, KeyTrustError};
 use crate::client::trust::TrustError;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
+use crate::mime::outbound::without_bcc;
 use crate::mime::own::email_for_raw;
 use crate::mime::report::{delivery_report, FailedDelivery, OriginalHeaders};
 use crate::smimp::address::Address;
@@ -327,7 +328,11 @@ pub async fn deliver_relayed(relays: &Relays, sender: &Sender, row: &OutboundRow
             "no legacy relay is configured for {to}'s domain any more; the message was not sent"
         )));
     };
-    relay.send(from, to, &open_payload(sender, row)?).await
+    // Rows are queued without Bcc; one queued by an older version may still hold it.
+    let message = open_payload(sender, row)?;
+    let message = without_bcc(&message)
+        .ok_or_else(|| DeliveryError::Permanent("the queued message has no header section".into()))?;
+    relay.send(from, to, &message).await
 }
 
 /// Sends one payload to one recipient: a session at the recipient's server, a message

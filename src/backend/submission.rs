@@ -5,7 +5,12 @@
 //! client hears 250. Nothing is ever sent in the clear — except to a domain the
 //! configuration explicitly gives a legacy relay ([`crate::backend::relay`]): such a
 //! recipient is accepted without asking SMIMP, told so in the 250 reply, and queued
-//! with the submitted message as it is (sealed at rest like every queue row).
+//! with the submitted message as it is but for its Bcc fields (sealed at rest like every
+//! queue row).
+//!
+//! Whatever the route, mail goes out in the logged-in account's name only: `MAIL FROM`
+//! must be the account's address (553 otherwise, before any recipient is checked), and
+//! so must every address in the message's `From:` (550 at the end of DATA).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use crate::client::{ClientError, ServerClient};
 use crate::clock::unix_now;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
+use crate::mime::outbound::{from_addresses, without_bcc};
 use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
@@ -92,12 +98,53 @@ fn refusal_for_trust(email: &str, domain: &str, err: TrustError) -> Refusal {
     }
 }
 
+/// Whether `email` (as a client wrote it) is the account's own address.
+fn is_account(account: &Account, email: &str) -> bool {
+    Address::from_email(email).is_ok_and(|address| address == account.sender.address)
+}
+
+/// Refuses a message whose `From:` names anyone but the account (or no one): every copy,
+/// SMIMP or relayed, goes out in the account's name only.
+fn check_from_header(account: &Account, message: &[u8]) -> Result<(), Refusal> {
+    let own = account.sender.address.to_email();
+    let from = from_addresses(message);
+    if from.is_empty() {
+        return Err(Refusal::new(
+            550,
+            [5, 6, 0],
+            format!("the message has no From: header; it must name your account {own}"),
+        ));
+    }
+    if let Some(other) = from.iter().find(|f| !is_account(account, f)) {
+        let other = if other.is_empty() { "an address group with no address" } else { other.as_str() };
+        return Err(Refusal::new(
+            550,
+            [5, 7, 1],
+            format!("the From: header names {other}, but this account sends only as {own}; nothing was sent"),
+        ));
+    }
+    Ok(())
+}
+
 impl Submission for SubmissionBackend {
     type Account = Arc<Account>;
 
     async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<Account>> {
         let account = self.accounts.get(&username.to_ascii_lowercase())?.clone();
         account.check_password(password).await.then_some(account)
+    }
+
+    fn check_sender(&self, account: &Arc<Account>, mail_from: &str) -> Result<(), Refusal> {
+        if is_account(account, mail_from) {
+            return Ok(());
+        }
+        let own = account.sender.address.to_email();
+        let given = if mail_from.is_empty() { "the null sender <>".to_string() } else { mail_from.to_string() };
+        Err(Refusal::new(
+            553,
+            [5, 7, 1],
+            format!("the envelope sender must be your account's address {own}, not {given} (MAIL FROM:<{own}>)"),
+        ))
     }
 
     async fn check_recipient(&self, _account: &Arc<Account>, recipient: &str) -> Result<RecipientOk, Refusal> {
@@ -132,17 +179,26 @@ impl Submission for SubmissionBackend {
         recipients: &[String],
         message: Vec<u8>,
     ) -> Result<(), Refusal> {
+        check_from_header(account, &message)?;
         let (relayed, smimp): (Vec<&String>, Vec<&String>) =
             recipients.iter().partition(|r| self.relays.for_recipient(r).is_some());
         let envelope: Vec<Address> = smimp.iter().filter_map(|r| Address::from_email(r).ok()).collect();
         let now = unix_now();
         let sender = &account.sender;
-        // Relayed recipients get the message as submitted, one sealed row each.
+        // Relayed recipients get the message as submitted but for its Bcc fields, one
+        // sealed row each: the queue never holds who was sent it in secret.
+        let relay_copy = if relayed.is_empty() {
+            Vec::new()
+        } else {
+            without_bcc(&message).ok_or_else(|| {
+                Refusal::new(554, [5, 6, 0], "the message has no header section and cannot be relayed")
+            })?
+        };
         let mut rows: Vec<_> = relayed
             .iter()
             .map(|to| {
                 let recipient = Recipient::Relay { to: to.to_string(), from: from.to_string() };
-                sealed_row(sender, recipient, RELAY_MESSAGE_TYPE, &message, &self.policy, now)
+                sealed_row(sender, recipient, RELAY_MESSAGE_TYPE, &relay_copy, &self.policy, now)
             })
             .collect();
         let mut smimp_part = None;
@@ -319,7 +375,8 @@ impl Deliveries {
             let (gateway, id) = (self.gateway.clone(), row.id);
             let task = self.running.spawn(async move {
                 let (g, sender, now) = (&gateway, &account.sender, unix_now());
-                let outcome = outbound::try_delivery(&g.discovery, &g.relays, &g.store, sender, &row, &g.policy, now).await;
+                let outcome =
+                    outbound::try_delivery(&g.discovery, &g.relays, &g.store, sender, &row, &g.policy, now).await;
                 match outbound::record(&g.store, sender, &row, &outcome, &g.policy, now).await {
                     Ok(()) => None,
                     Err(err) => {

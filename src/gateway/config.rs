@@ -106,10 +106,7 @@ const MAX_POW_BITS_LIMIT: u32 = 36;
 
 impl Default for DeliverySection {
     fn default() -> Self {
-        Self {
-            max_pow_bits: DEFAULT_MAX_POW_BITS,
-            pow_lane_from_bits: DEFAULT_LANE_FROM_BITS,
-        }
+        Self { max_pow_bits: DEFAULT_MAX_POW_BITS, pow_lane_from_bits: DEFAULT_LANE_FROM_BITS }
     }
 }
 
