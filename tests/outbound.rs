@@ -31,11 +31,11 @@ async fn queued_mail_is_delivered_refused_or_deferred() {
     let done = init_on_gateway(&config, &org, "alice").await;
     let ctx = Context::open(&config).await.unwrap();
     let keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();
-    let sender = Sender {
-        address: done.address.clone(),
-        master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
-        storage_key: keystore.storage_key().clone(),
-    };
+    let sender = Sender::new(
+        done.address.clone(),
+        Arc::new(MasterKey::from_seed(&keystore.master().seed())),
+        keystore.storage_key().clone(),
+    );
 
     let carol: Address = "carol#example.net".parse().unwrap();
     let nowhere: Address = "dave#unreachable.invalid".parse().unwrap();

@@ -22,11 +22,11 @@ impl Account {
     /// An account from its unlocked keystore; `reopen` (its file and passphrase) lets
     /// [`Account::reload`] read it again.
     pub fn new(username: String, keystore: Keystore, reopen: Option<(std::path::PathBuf, Passphrase)>) -> Self {
-        let sender = Sender {
-            address: keystore.address().clone(),
-            master: Arc::new(MasterKey::from_seed(&keystore.master().seed())),
-            storage_key: keystore.storage_key().clone(),
-        };
+        let sender = Sender::new(
+            keystore.address().clone(),
+            Arc::new(MasterKey::from_seed(&keystore.master().seed())),
+            keystore.storage_key().clone(),
+        );
         Self { username, keystore: std::sync::RwLock::new(Arc::new(keystore)), reopen, sender }
     }
 

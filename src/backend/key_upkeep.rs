@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::backend::account::Account;
 use crate::client::account::{self, AccountError};
-use crate::client::{ServerClient, SessionClient};
+use crate::client::ServerClient;
 use crate::clock::unix_now;
 use crate::discovery::Discovery;
 use crate::keystore::{KdfParams, Keystore, KeystoreError, KeystoreLock, Passphrase};
@@ -71,13 +71,13 @@ pub async fn replenish(
     Ok(added?)
 }
 
-/// Unissued ephemeral keys the server holds for `account`, signed by its current key.
+/// Unissued ephemeral keys the server holds for `account`, signed by its current key;
+/// asked in the account's shared session (a check every few minutes is no reason to
+/// log in again).
 async fn unissued(discovery: &Discovery, account: &Account) -> Result<usize, UpkeepError> {
     let address = &account.sender.address;
-    let server = ServerClient::connect(discovery, address.domain()).await?;
-    let owner = SessionClient::new(server, address.clone(), account.sender.master.clone());
+    let owner = account.sender.sessions.own(discovery).await?;
     let keys: EphemeralKeys = owner.call(&Route::ListEphemeralKeys, None::<&()>).await?;
-    let _ = owner.logout().await;
     let current = account.sender.master.public();
     Ok(keys.keys.iter().filter(|k| k.verify(address, &current).is_ok()).count())
 }

@@ -13,6 +13,7 @@ pub mod outbound;
 pub mod progress;
 pub mod relay;
 pub mod relay_settings;
+pub mod sessions;
 pub mod submission;
 pub mod trust;
 pub mod uid_index;

@@ -26,9 +26,10 @@ use rand_core::OsRng;
 
 use crate::backend::progress::Progress;
 use crate::backend::relay::Relays;
+use crate::backend::sessions::Sessions;
 use crate::backend::trust::{verified_message_key, KeyTrustError};
 use crate::client::trust::TrustError;
-use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::client::ClientError;
 use crate::discovery::Discovery;
 use crate::mime::outbound::without_bcc;
 use crate::mime::own::email_for_raw;
@@ -198,11 +199,21 @@ impl From<KeyTrustError> for DeliveryError {
     }
 }
 
-/// The sending account's secrets a delivery needs.
+/// The sending account's secrets a delivery needs, and its sessions at the servers it
+/// talks to.
 pub struct Sender {
     pub address: Address,
     pub master: Arc<MasterKey>,
     pub storage_key: SecretBoxKey,
+    pub sessions: Sessions,
+}
+
+impl Sender {
+    /// A sender with no session yet.
+    pub fn new(address: Address, master: Arc<MasterKey>, storage_key: SecretBoxKey) -> Self {
+        let sessions = Sessions::new(address.clone(), master.clone());
+        Self { address, master, storage_key, sessions }
+    }
 }
 
 /// When to try again, and how much one try may cost.
@@ -335,7 +346,8 @@ pub async fn deliver_relayed(relays: &Relays, sender: &Sender, row: &OutboundRow
     relay.send(from, to, &message).await
 }
 
-/// Sends one payload to one recipient: a session at the recipient's server, a message
+/// Sends one payload to one recipient: the sender's session at the recipient's server
+/// (shared, see [`Sessions`]), a message
 /// key signed by the recipient's trusted key, the proof of work, seal and send. Used by
 /// IMAP APPEND (which sends to the account itself), with the default [`PowBudget`].
 pub async fn send_payload(
@@ -370,8 +382,7 @@ async fn send_within(
 ) -> Result<Delivered, DeliveryError> {
     let started = Instant::now();
     let recipient = message.recipient;
-    let server = ServerClient::connect(discovery, recipient.domain()).await?;
-    let client = SessionClient::new(server, sender.address.clone(), sender.master.clone());
+    let client = sender.sessions.at(discovery, recipient.domain()).await?;
     let session = client.session().await?;
     let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
     let pow_route = Route::GetPowParams { address: recipient.clone(), message_type: message.message_type.clone() };
@@ -426,7 +437,6 @@ async fn send_within(
             }
             Err(err) => return Err(err.into()),
         };
-    let _ = client.logout().await;
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }
 

@@ -95,13 +95,20 @@ impl SessionClient {
     }
 
     /// Calls an authenticated route within one given session (no re-login: the PoW
-    /// and the message hash are bound to that session's login token).
+    /// and the message hash are bound to that session's login token). When the server
+    /// says that session is over, it is forgotten, so the caller's next try logs in.
     pub async fn call_in<T, B>(&self, session: &Session, route: &Route, body: Option<&B>) -> Result<T, ClientError>
     where
         T: serde::de::DeserializeOwned,
         B: serde::Serialize + ?Sized,
     {
-        self.server.call(route, Some(&session.id), body).await
+        let result = self.server.call(route, Some(&session.id), body).await;
+        if let Err(err) = &result {
+            if matches!(err.code(), Some(ErrorCode::SessionExpired | ErrorCode::NotAuthenticated)) {
+                self.forget(session).await;
+            }
+        }
+        result
     }
 
     async fn forget(&self, stale: &Session) {

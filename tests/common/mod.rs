@@ -78,6 +78,26 @@ impl TestServer {
     }
 }
 
+/// Where a party finds a domain's server: its name, loopback address and CA. A real
+/// [`TestServer`] is one; so is a lying proxy in front of one.
+pub trait Endpoint {
+    fn domain(&self) -> &str;
+    fn addr(&self) -> SocketAddr;
+    fn ca_file(&self) -> &Path;
+}
+
+impl Endpoint for TestServer {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+}
+
 /// Options for the test servers.
 #[derive(Clone)]
 pub struct Options {
@@ -108,11 +128,11 @@ async fn plan(domain: &str) -> Planned {
     Planned { domain: domain.into(), listener, addr, dir, ca_file: dev.ca_file }
 }
 
-fn config_text(me: &Planned, others: &[&Planned], options: &Options) -> String {
+fn config_text(me: &Planned, others: &[(&Planned, SocketAddr)], options: &Options) -> String {
     let mut resolve = String::new();
     let mut cas = Vec::new();
-    for other in others {
-        resolve.push_str(&format!("\"{}\" = \"{}\"\n", other.domain, other.addr));
+    for (other, addr) in others {
+        resolve.push_str(&format!("\"{}\" = \"{}\"\n", other.domain, addr));
         cas.push(format!("\"{}\"", other.ca_file.display()));
     }
     format!(
@@ -170,8 +190,20 @@ async fn launch(planned: Planned, text: String) -> TestServer {
 pub async fn start_pair(options: Options) -> (TestServer, TestServer) {
     let a = plan("example.org").await;
     let b = plan("example.net").await;
-    let text_a = config_text(&a, &[&b], &options);
-    let text_b = config_text(&b, &[&a], &options);
+    let text_a = config_text(&a, &[(&b, b.addr)], &options);
+    let text_b = config_text(&b, &[(&a, a.addr)], &options);
+    (launch(a, text_a).await, launch(b, text_b).await)
+}
+
+/// As [`start_pair`], but each server resolves `domain` (one of the two) to `addr`
+/// instead of the real server: a lying proxy listening there is what the other server
+/// meets when it looks that domain up.
+pub async fn start_pair_resolving(options: Options, domain: &str, addr: SocketAddr) -> (TestServer, TestServer) {
+    let a = plan("example.org").await;
+    let b = plan("example.net").await;
+    let seen = |p: &Planned| if p.domain == domain { addr } else { p.addr };
+    let text_a = config_text(&a, &[(&b, seen(&b))], &options);
+    let text_b = config_text(&b, &[(&a, seen(&a))], &options);
     (launch(a, text_a).await, launch(b, text_b).await)
 }
 
@@ -364,10 +396,10 @@ pub fn show(path: &Path) -> String {
 
 /// Writes a gateway configuration in `dir` (passphrase file included) that trusts the
 /// CAs of `servers` and resolves their domains to loopback; `extra` is appended.
-pub fn write_gateway_config(dir: &TempDir, servers: &[&TestServer], extra: &str) -> PathBuf {
+pub fn write_gateway_config(dir: &TempDir, servers: &[&dyn Endpoint], extra: &str) -> PathBuf {
     std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
-    let cas: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.ca_file.display())).collect();
-    let resolve: String = servers.iter().map(|s| format!("\"{}\" = \"{}\"\n", s.domain, s.addr)).collect();
+    let cas: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.ca_file().display())).collect();
+    let resolve: String = servers.iter().map(|s| format!("\"{}\" = \"{}\"\n", s.domain(), s.addr())).collect();
     // Parallel tests must not share the default IMAP ports.
     let imap =
         if extra.contains("[imap]") { "" } else { "[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n" };

@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, Notify, OnceCell};
+use tokio::sync::{Mutex, Notify};
 
 use crate::backend::account::Account;
 use crate::backend::hot_cache::HotCache;
 use crate::backend::outbound::DeliveryError;
 use crate::backend::uid_index::UidIndex;
-use crate::client::{ClientError, ServerClient, SessionClient};
+use crate::client::{ClientError, SessionClient};
 use crate::discovery::Discovery;
 use crate::smimp::address::Address;
 use crate::smimp::wire::FolderNameError;
@@ -89,7 +89,6 @@ impl From<DeliveryError> for MailboxError {
 /// One account's connection state: its server session and the lock that keeps two
 /// syncs of one account from fetching the same messages twice.
 struct AccountState {
-    client: OnceCell<Arc<SessionClient>>,
     sync: Mutex<()>,
     changes: Arc<Notify>,
 }
@@ -140,13 +139,7 @@ impl Mailboxes {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states
             .entry(address.clone())
-            .or_insert_with(|| {
-                Arc::new(AccountState {
-                    client: OnceCell::new(),
-                    sync: Mutex::new(()),
-                    changes: Arc::new(Notify::new()),
-                })
-            })
+            .or_insert_with(|| Arc::new(AccountState { sync: Mutex::new(()), changes: Arc::new(Notify::new()) }))
             .clone()
     }
 
@@ -155,21 +148,9 @@ impl Mailboxes {
         self.state(&account.sender.address).changes.clone()
     }
 
-    /// The account's session at its own server, made on first use and shared.
+    /// The account's session at its own server, shared with its deliveries and APPENDs.
     async fn client(&self, account: &Account) -> Result<Arc<SessionClient>, MailboxError> {
-        let state = self.state(&account.sender.address);
-        let client = state
-            .client
-            .get_or_try_init(|| async {
-                let server = ServerClient::connect(&self.discovery, account.sender.address.domain()).await?;
-                Ok::<_, ClientError>(Arc::new(SessionClient::new(
-                    server,
-                    account.sender.address.clone(),
-                    account.sender.master.clone(),
-                )))
-            })
-            .await?;
-        Ok(client.clone())
+        Ok(account.sender.sessions.own(&self.discovery).await?)
     }
 
     fn notify(&self, account: &Account) {

@@ -225,3 +225,13 @@ fn header_fields_unfold() {
     assert_eq!(text(header_subset(header, &["X-A".into()], false)), "X-A: 1\r\nx-a: 2\r\n\r\n");
     assert_eq!(text(header_subset(header, &["x-a".into()], true)), "Subject: a\r\n  folded\r\n\r\n");
 }
+
+#[test]
+fn envelope_keeps_a_group_among_plain_addresses_in_order() {
+    let mixed = b"To: a@example.org, Friends: b@example.net, \"C\" <c@example.com>;, d@example.com\r\n\r\nbody\r\n";
+    assert_eq!(
+        envelope_of(mixed),
+        "(NIL NIL NIL NIL NIL ((NIL NIL \"a\" \"example.org\")(NIL NIL \"Friends\" NIL)(NIL NIL \"b\" \"example.net\")\
+(\"C\" NIL \"c\" \"example.com\")(NIL NIL NIL NIL)(NIL NIL \"d\" \"example.com\")) NIL NIL NIL NIL)"
+    );
+}

@@ -1,0 +1,1 @@
+//! Attacks: limits (filled in with their defences).

@@ -1,0 +1,1 @@
+//! Attacks: local (filled in with their defences).

@@ -1,0 +1,1 @@
+//! Attacks: login (filled in with their defences).

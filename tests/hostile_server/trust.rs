@@ -1,0 +1,1 @@
+//! Attacks: trust (filled in with their defences).
