@@ -141,6 +141,9 @@ async fn ephemeral_keys_are_replenished_after_depletion() {
     let fallback: MessageKeyResponse = ok(ask().await);
     assert!(fallback.nonephemeral);
 
+    // The server hands a recipient's ephemeral keys to unlisted senders at most 5 a
+    // minute (docs/protocol.md §9.1): the second round is a minute later.
+    server.state.clock.advance(61);
     assert_eq!(enroll::replenish(&ctx, "carol@example.org", unix_now()).await.unwrap(), 3);
     assert_eq!(enroll::replenish(&ctx, "carol@example.org", unix_now()).await.unwrap(), 0, "already at the target");
     let keystore = Keystore::load(&done.keystore, &ctx.passphrase).unwrap();

@@ -50,8 +50,8 @@ async fn get_raw(client: &Client, url: &str, session: Option<&str>) -> (u16, Opt
 async fn try_login(client: &Client, server: &TestServer, address: &Address, key: &MasterKey) -> ((u16, Value), Id32) {
     let challenge: LoginChallenge =
         ok(client.get(&url(server, &Route::GetLoginToken { address: address.clone() }), None).await);
-    let signature = key.sign(&create_session_hash(address, &challenge.token));
-    let body = json!({ "token": challenge.token, "signature": signature });
+    let signature = key.sign(&create_session_hash(&server_domain(server), address, &challenge.token));
+    let body = json!({ "token": challenge.token, "server": server.domain, "signature": signature });
     (client.post(&url(server, &Route::CreateSession { address: address.clone() }), None, &body).await, challenge.token)
 }
 
@@ -216,8 +216,8 @@ async fn a_local_session_is_created_used_and_destroyed() {
     let after = now().unix();
     assert!((before + 300..=after + 300).contains(&challenge.expires_at.unix()), "{}", challenge.expires_at);
 
-    let signature = alice.key.sign(&create_session_hash(&alice.address, &challenge.token));
-    let body = json!({ "token": challenge.token, "signature": signature });
+    let signature = alice.key.sign(&create_session_hash(&server_domain(&org), &alice.address, &challenge.token));
+    let body = json!({ "token": challenge.token, "server": org.domain, "signature": signature });
     let login_url = url(&org, &Route::CreateSession { address: alice.address.clone() });
     let created: SessionCreated = ok(client.post(&login_url, None, &body).await);
     let after = now().unix();
@@ -230,7 +230,7 @@ async fn a_local_session_is_created_used_and_destroyed() {
 
     // The session works for the owner's calls.
     let quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), Some(&session)).await);
-    assert_eq!(quota, Quota { used: 0, available: -1 });
+    assert_eq!(quota, Quota { used: 0, available: 1 << 30 }, "the default quota is 1 GiB");
 
     let ended: SessionEnded = ok(client.post(&url(&org, &Route::DestroySession), Some(&session), &Value::Null).await);
     assert_eq!(ended, SessionEnded { ended: true });
@@ -530,6 +530,36 @@ async fn a_whitelisted_address_sends_without_work_until_removed() {
 
     org.stop().await;
     net.stop().await;
+}
+
+/// A gateway stores its account's Sent copies, drafts and uploads (IMAP APPEND) as
+/// messages to the account itself: the owner is implicitly whitelisted there, so it
+/// pays no proof of work and meets no per-session key limit (120 a minute by default)
+/// however much it stores, while another sender still pays and is limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_stores_in_their_own_mailbox_without_work_or_key_limits() {
+    let org = start_one(Options::default()).await;
+    let client = Client::new(&[&org]);
+    let alice = create_account(&client, &org, "alice", 6).await;
+    let carol = create_account(&client, &org, "carol", 0).await;
+    let own = login(&client, &org, &alice).await;
+    for round in 0..130 {
+        let params: PowParams = ok(pow_params(&client, &org, &own, &alice.address).await);
+        assert_eq!(params.zero_bits, 0, "round {round}");
+        let _: MessageKeyResponse = ok(message_key(&client, &org, &own, &alice.address).await);
+    }
+    let (_, _, _, params) = send(&client, &org, &own, &alice, &alice.address, b"a sent copy").await;
+    assert_eq!(params.zero_bits, 0);
+
+    let other = login(&client, &org, &carol).await;
+    let params: PowParams = ok(pow_params(&client, &org, &other, &alice.address).await);
+    assert_eq!(params.zero_bits, 6, "another sender still pays");
+    let mut statuses = Vec::new();
+    for _ in 0..130 {
+        statuses.push(pow_params(&client, &org, &other, &alice.address).await.0);
+    }
+    assert!(statuses.contains(&429), "another sender meets the per-session limit: {statuses:?}");
+    org.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1116,7 +1146,7 @@ async fn an_avatar_is_uploaded_signed_and_served() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_is_unlimited_by_default_and_counts_stored_envelopes() {
+async fn quota_is_one_gib_by_default_and_counts_stored_envelopes() {
     let org = start_one(Options::default()).await;
     let client = Client::new(&[&org]);
     let alice = create_account(&client, &org, "alice", 2).await;
@@ -1125,15 +1155,15 @@ async fn quota_is_unlimited_by_default_and_counts_stored_envelopes() {
     let bob_session = login(&client, &org, &bob).await;
     let s = Some(alice_session.id.as_str());
 
-    assert_eq!(client.get(&url(&org, &Route::GetQuota), s).await.1, json!({ "used": 0, "available": -1 }));
+    assert_eq!(client.get(&url(&org, &Route::GetQuota), s).await.1, json!({ "used": 0, "available": 1 << 30 }));
     send(&client, &org, &bob_session, &bob, &alice.address, b"some bytes").await;
     send(&client, &org, &bob_session, &bob, &alice.address, b"some more bytes").await;
     let list: MessageList = ok(client.get(&url(&org, &email_root()), s).await);
     let total: u64 = list.messages.iter().map(|m| m.size).sum();
     assert!(total > 0);
     let quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), s).await);
-    assert_eq!(quota, Quota { used: total, available: Quota::UNLIMITED });
-    assert_eq!(quota.available_bytes(), None);
+    assert_eq!(quota, Quota { used: total, available: (1 << 30) - total as i64 });
+    assert_eq!(quota.available_bytes(), Some((1 << 30) - total));
     // The sender's own quota is untouched.
     let bob_quota: Quota = ok(client.get(&url(&org, &Route::GetQuota), Some(&bob_session.id)).await);
     assert_eq!(bob_quota.used, 0);

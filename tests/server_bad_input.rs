@@ -95,7 +95,7 @@ async fn post_login(
     token: &Id32,
     signature: &Signature,
 ) -> (u16, Value) {
-    let body = json!({ "token": token, "signature": signature });
+    let body = json!({ "token": token, "server": server.domain, "signature": signature });
     client.post(&url(server, &Route::CreateSession { address: address.clone() }), None, &body).await
 }
 
@@ -338,11 +338,11 @@ async fn malformed_bodies_are_bad_requests_and_change_nothing() {
     // token is read, so no session exists and the token still works afterwards.
     let before = sessions(&org).await;
     let token = login_token(&client, &org, &carol.address).await;
-    let signature = carol.key.sign(&create_session_hash(&carol.address, &token));
+    let signature = carol.key.sign(&create_session_hash(&server_domain(&org), &carol.address, &token));
     let login_url = url(&org, &Route::CreateSession { address: carol.address.clone() });
-    let extra = json!({ "token": token, "signature": signature, "remember_me": true });
+    let extra = json!({ "token": token, "server": org.domain, "signature": signature, "remember_me": true });
     assert_error(&client.post(&login_url, None, &extra).await, 400, "bad_request");
-    let plain = json!({ "token": token, "signature": signature }).to_string();
+    let plain = json!({ "token": token, "server": org.domain, "signature": signature }).to_string();
     assert_error(&raw(&client, Method::POST, &login_url, None, None, plain).await, 400, "bad_request");
     assert_error(
         &post_text(&client, &login_url, None, "{\"token\": \"abc\", \"signature\": \"def\"}").await,
@@ -490,7 +490,7 @@ async fn unknown_versions_paths_and_methods_and_bad_path_parameters() {
             .post(
                 &at(&org, "0.1/create_session/alice"),
                 None,
-                &json!({"token": Id32([0; 32]), "signature": Signature([0; 64])}),
+                &json!({"token": Id32([0; 32]), "server": "example.org", "signature": Signature([0; 64])}),
             )
             .await,
         400,
@@ -545,8 +545,9 @@ async fn refused_logins_create_no_session() {
     let client = Client::new(&[&org]);
     let alice = create_account(&client, &org, "alice", 0).await;
     let carol = create_account(&client, &org, "carol", 0).await;
-    let sign =
-        |account: &Account, address: &Address, token: &Id32| account.key.sign(&create_session_hash(address, token));
+    let sign = |account: &Account, address: &Address, token: &Id32| {
+        account.key.sign(&create_session_hash(&server_domain(&org), address, token))
+    };
     assert_eq!(sessions(&org).await, 0);
 
     // A signature that does not verify; the failed POST consumed the token (§9).
@@ -566,7 +567,7 @@ async fn refused_logins_create_no_session() {
         "login_failed",
     );
     let token = login_token(&client, &org, &alice.address).await;
-    let nobody = stranger().sign(&create_session_hash(&alice.address, &token));
+    let nobody = stranger().sign(&create_session_hash(&server_domain(&org), &alice.address, &token));
     assert_error(&post_login(&client, &org, &alice.address, &token, &nobody).await, 403, "login_failed");
     // Alice's own key, but signed for another address: the signature binds the address.
     let token = login_token(&client, &org, &alice.address).await;
@@ -631,7 +632,7 @@ async fn refused_logins_create_no_session() {
     );
     assert_eq!(db_count(&org, "SELECT COUNT(*) FROM login_tokens").await, tokens);
     let made_up = Id32::random(&mut OsRng);
-    let signature = stranger().sign(&create_session_hash(&nobody, &made_up));
+    let signature = stranger().sign(&create_session_hash(&server_domain(&org), &nobody, &made_up));
     assert_error(&post_login(&client, &org, &nobody, &made_up, &signature).await, 403, "login_failed");
     assert_eq!(sessions(&org).await, 1);
 
@@ -648,14 +649,27 @@ async fn a_remote_user_unknown_at_home_gets_remote_lookup_failed() {
     let ghost = addr("ghost#example.net");
     let key = stranger();
     let token = login_token(&client, &org, &ghost).await;
-    let response = post_login(&client, &org, &ghost, &token, &key.sign(&create_session_hash(&ghost, &token))).await;
+    let response = post_login(
+        &client,
+        &org,
+        &ghost,
+        &token,
+        &key.sign(&create_session_hash(&server_domain(&org), &ghost, &token)),
+    )
+    .await;
     assert_error(&response, 502, "remote_lookup_failed");
     assert_eq!(sessions(&org).await, 0);
 
     // A remote user the home server knows, but signing with another key.
     let token = login_token(&client, &org, &bob.address).await;
-    let response =
-        post_login(&client, &org, &bob.address, &token, &key.sign(&create_session_hash(&bob.address, &token))).await;
+    let response = post_login(
+        &client,
+        &org,
+        &bob.address,
+        &token,
+        &key.sign(&create_session_hash(&server_domain(&org), &bob.address, &token)),
+    )
+    .await;
     assert_error(&response, 403, "login_failed");
     assert_eq!(sessions(&org).await, 0);
     assert_eq!(sessions(&net).await, 0);
@@ -675,8 +689,14 @@ async fn remote_users_cannot_make_the_server_contact_private_addresses() {
     for domain in ["127.0.0.1", "10.0.0.1", "169.254.169.254"] {
         let mallory = addr(&format!("mallory#{domain}"));
         let token = login_token(&client, &org, &mallory).await;
-        let response =
-            post_login(&client, &org, &mallory, &token, &key.sign(&create_session_hash(&mallory, &token))).await;
+        let response = post_login(
+            &client,
+            &org,
+            &mallory,
+            &token,
+            &key.sign(&create_session_hash(&server_domain(&org), &mallory, &token)),
+        )
+        .await;
         assert_error(&response, 502, "remote_lookup_failed");
         let message = response.1["error"]["message"].as_str().unwrap();
         assert!(
@@ -1406,13 +1426,14 @@ async fn refused_message_key_uploads_change_no_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_logins_from_one_address_are_rate_limited() {
     let org =
-        start_one(Options { extra: "[limits]\ncreate_session_per_minute = 2\n".into(), ..Options::default() }).await;
+        start_one(Options { extra: "[limits]\ncreate_session_per_minute = 3\n".into(), ..Options::default() }).await;
     let client = Client::new(&[&org]);
+    // initialize_account counts against the same limit (docs/protocol.md §9.1).
     let alice = create_account(&client, &org, "alice", 0).await;
 
     let token = login_token(&client, &org, &alice.address).await;
     login_token(&client, &org, &alice.address).await;
-    let signature = alice.key.sign(&create_session_hash(&alice.address, &token));
+    let signature = alice.key.sign(&create_session_hash(&server_domain(&org), &alice.address, &token));
     let response = post_login(&client, &org, &alice.address, &token, &signature).await;
     assert_error(&response, 429, "rate_limited");
     assert_eq!(sessions(&org).await, 0);

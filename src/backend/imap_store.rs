@@ -28,7 +28,7 @@ fn no(err: MailboxError) -> No {
         | E::Render(_)
         | E::Clock
         | E::NoUid => Some(NoCode::Cannot),
-        E::Server(_) | E::Send(_) => Some(NoCode::Unavailable),
+        E::Server(_) | E::Send(_) | E::SenderWaits { .. } => Some(NoCode::Unavailable),
         E::Store(_) => Some(NoCode::ServerBug),
     };
     if matches!(err, E::Store(_)) {

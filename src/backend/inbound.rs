@@ -5,7 +5,8 @@
 //! message that fails any check becomes a plain warning in its place; its content is
 //! never shown.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::keystore::Keystore;
 use crate::mime::outbound::{rfc5322_from_email, warning_message, RenderMeta};
@@ -14,14 +15,83 @@ use crate::mime::X_DELIVERY;
 use crate::smimp::crypto::{BoxNonce, MasterPublicKey};
 use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::Payload;
+use crate::smimp::profile::VerifiedHistory;
+use crate::smimp::timestamp::Timestamp;
 
-/// What the account may accept as a sender's signing key, decided once per sender.
+/// What the account may accept as a sender's signing key, decided once per sender and sync.
 #[derive(Debug, Clone)]
 pub enum SenderTrust {
-    /// Keys that verify: the pinned current key, and earlier keys of a verified history.
-    Keys(HashSet<MasterPublicKey>),
+    /// Keys that verify: the pinned current key, and earlier keys of a history that
+    /// passed the pin check, each within its window.
+    Keys(Arc<SenderKeys>),
     /// The sender is refused, for this reason.
     Refused(String),
+}
+
+/// The keys a sender may sign with, and until when. Computed from the pin and the
+/// sender's history alone, never from the message at hand, so every message of one
+/// sync gets the same answer whatever order the messages arrive in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderKeys {
+    /// Accepted whenever the message was received: the current key (the account's own
+    /// masters, for its own mail).
+    current: HashSet<MasterPublicKey>,
+    /// Keys a rotation in the checked history retired, each with the time of the
+    /// record that retired it.
+    retired: HashMap<MasterPublicKey, Timestamp>,
+    /// Why no earlier key is accepted: the history failed the pin check.
+    history_refused: Option<String>,
+}
+
+/// Why a key is not accepted for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Not the current key, and not in the checked history.
+    Unknown,
+    /// Retired at this time, and the server received the message later.
+    RetiredBefore(Timestamp),
+    /// Not the current key, and the history earlier keys would come from was refused.
+    HistoryRefused(String),
+}
+
+impl SenderKeys {
+    /// Only these keys, whenever received.
+    pub fn current(keys: impl IntoIterator<Item = MasterPublicKey>) -> Self {
+        Self { current: keys.into_iter().collect(), ..Self::default() }
+    }
+
+    /// The keys of a history that passed the pin check: its current key, and each
+    /// earlier key until the record that retired it.
+    pub fn from_history(history: &VerifiedHistory) -> Self {
+        Self { retired: history.retired_keys(), ..Self::current([history.current_key()]) }
+    }
+
+    /// These keys, with no earlier key accepted because the history was refused.
+    pub fn with_history_refused(mut self, reason: String) -> Self {
+        self.retired.clear();
+        self.history_refused = Some(reason);
+        self
+    }
+
+    /// Whether `key` is accepted whenever received (no history is needed for it).
+    pub fn is_current(&self, key: &MasterPublicKey) -> bool {
+        self.current.contains(key)
+    }
+
+    /// Whether a message signed by `key` that the server received at `received_at` is
+    /// accepted. Timestamps count whole seconds: a message received in the second of
+    /// the rotation counts as before it, since neither server can order the two.
+    pub fn accepts(&self, key: &MasterPublicKey, received_at: Timestamp) -> Result<(), KeyRefusal> {
+        if self.current.contains(key) {
+            return Ok(());
+        }
+        match (self.retired.get(key), &self.history_refused) {
+            (Some(until), _) if received_at <= *until => Ok(()),
+            (Some(until), _) => Err(KeyRefusal::RetiredBefore(*until)),
+            (None, Some(reason)) => Err(KeyRefusal::HistoryRefused(reason.clone())),
+            (None, None) => Err(KeyRefusal::Unknown),
+        }
+    }
 }
 
 /// A rendered message and what the IMAP view needs to know about it.
@@ -68,15 +138,12 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
     if &server.recipient != owner {
         return warning(format!("the server delivered a copy addressed to {}, not to this account", server.recipient));
     }
-    match trust {
+    let keys = match trust {
         SenderTrust::Refused(reason) => return warning(format!("the sender is not trusted: {reason}")),
-        SenderTrust::Keys(keys) if !keys.contains(&server.sender_public_key) => {
-            return warning(format!(
-                "it is signed with the key {}, which is not in {}'s verified profile history",
-                server.sender_public_key, server.sender
-            ))
-        }
-        SenderTrust::Keys(_) => {}
+        SenderTrust::Keys(keys) => keys,
+    };
+    if let Err(refusal) = keys.accepts(&server.sender_public_key, server.received_at) {
+        return warning(key_warning(&refusal, envelope));
     }
     let Some(secret) = keystore.secret_for(&envelope.sent.message_public_key) else {
         return warning("it is encrypted to a message key this gateway does not hold".into());
@@ -117,6 +184,21 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
     Rendered { bytes: rfc5322_from_email(&email, &meta), verified: true, delivery_id, flags }
 }
 
+/// The warning's reason for a message signed by a key the sender's keys do not accept.
+fn key_warning(refusal: &KeyRefusal, envelope: &StoredEnvelope) -> String {
+    let (key, sender, received) =
+        (&envelope.server.sender_public_key, &envelope.server.sender, envelope.server.received_at);
+    match refusal {
+        KeyRefusal::Unknown => format!("it is signed with the key {key}, which is not in {sender}'s verified profile history"),
+        KeyRefusal::RetiredBefore(until) => format!(
+            "it is signed with the key {key}, which {sender} retired at {until}, but the server received it later, at {received}"
+        ),
+        KeyRefusal::HistoryRefused(reason) => format!(
+            "it is signed with the key {key}, which is not {sender}'s current key, and {sender}'s earlier keys cannot be checked: {reason}"
+        ),
+    }
+}
+
 /// The account's own sealed extras of a message; empty when absent or unreadable.
 fn extras(envelope: &StoredEnvelope, keystore: &Keystore) -> MessageExtras {
     let Some(sealed) = &envelope.server.extensions_data else { return MessageExtras::default() };
@@ -137,9 +219,8 @@ pub fn seal_extras(extras: &MessageExtras, keystore: &Keystore) -> crate::smimp:
 
 /// The owner's own mail: signed by any of its master keys, current or earlier.
 pub fn own_trust(keystore: &Keystore) -> SenderTrust {
-    let mut keys: HashSet<MasterPublicKey> = keystore.previous_masters().iter().map(|m| m.public()).collect();
-    keys.insert(keystore.master().public());
-    SenderTrust::Keys(keys)
+    let previous = keystore.previous_masters().iter().map(|m| m.public());
+    SenderTrust::Keys(Arc::new(SenderKeys::current(previous.chain([keystore.master().public()]))))
 }
 
 #[cfg(test)]
@@ -224,7 +305,7 @@ mod tests {
     }
 
     fn pinned(keys: &[MasterPublicKey]) -> SenderTrust {
-        SenderTrust::Keys(keys.iter().copied().collect())
+        SenderTrust::Keys(Arc::new(SenderKeys::current(keys.iter().copied())))
     }
 
     /// The message's text with quoted-printable soft line breaks joined.
@@ -282,5 +363,75 @@ mod tests {
         let envelope = envelope(&w, &w.alice_key, w.alice_key.public());
         let refused = SenderTrust::Refused("the profile history does not verify".into());
         assert_warning(&open_and_render(&envelope, &w.bob, &refused), "the sender is not trusted");
+    }
+
+    /// Bob's view of Alice after she rotated from `old` to the test's key at noon.
+    fn rotated_at_noon(w: &World, old: &MasterKey) -> SenderTrust {
+        let none = crate::smimp::profile::ProfileFields::default;
+        let morning = Timestamp::parse("2026-11-22 08:00:00").unwrap();
+        let noon = Timestamp::parse("2026-11-22 12:00:00").unwrap();
+        let r0 = crate::smimp::profile::ProfileRecord::initial(old, &w.alice, none(), morning);
+        let h = crate::smimp::profile::verify_history(&w.alice, &[r0]).unwrap();
+        let r1 =
+            crate::smimp::profile::ProfileRecord::next(h.latest(), old, w.alice_key.public(), none(), noon).unwrap();
+        SenderTrust::Keys(Arc::new(SenderKeys::from_history(&h.extend(r1).unwrap())))
+    }
+
+    fn received(mut envelope: StoredEnvelope, at: &str) -> StoredEnvelope {
+        envelope.server.received_at = Timestamp::parse(at).unwrap();
+        envelope
+    }
+
+    #[test]
+    fn a_retired_key_counts_only_for_mail_received_before_its_rotation() {
+        let w = world();
+        let old = MasterKey::generate(&mut OsRng);
+        let trust = rotated_at_noon(&w, &old);
+        for at in ["2026-11-22 11:59:59", "2026-11-22 12:00:00"] {
+            let before = received(envelope(&w, &old, old.public()), at);
+            let rendered = open_and_render(&before, &w.bob, &trust);
+            assert!(rendered.verified, "received {at}: {}", text(&rendered));
+        }
+        let after = received(envelope(&w, &old, old.public()), "2026-11-22 12:00:01");
+        assert_warning(
+            &open_and_render(&after, &w.bob, &trust),
+            "which alice#a.example retired at 2026-11-22 12:00:00, but the server received it later, at 2026-11-22 12:00:01",
+        );
+        // The current key counts whenever received.
+        let current = received(envelope(&w, &w.alice_key, w.alice_key.public()), "2026-11-22 07:00:00");
+        assert!(open_and_render(&current, &w.bob, &trust).verified);
+    }
+
+    #[test]
+    fn an_earlier_key_from_a_refused_history_is_a_warning_naming_the_cause() {
+        let w = world();
+        let attacker = MasterKey::generate(&mut OsRng);
+        let keys = SenderKeys::current([w.alice_key.public()])
+            .with_history_refused("alice#a.example's profile history was replaced".into());
+        let trust = SenderTrust::Keys(Arc::new(keys));
+        let forged = envelope(&w, &attacker, attacker.public());
+        assert_warning(
+            &open_and_render(&forged, &w.bob, &trust),
+            "earlier keys cannot be checked: alice#a.example's profile history was replaced",
+        );
+        let genuine = envelope(&w, &w.alice_key, w.alice_key.public());
+        assert!(open_and_render(&genuine, &w.bob, &trust).verified);
+    }
+
+    #[test]
+    fn the_verdict_on_a_key_depends_on_the_key_and_the_time_received_only() {
+        let old = MasterKey::generate(&mut OsRng).public();
+        let current = MasterKey::generate(&mut OsRng).public();
+        let noon = Timestamp::parse("2026-11-22 12:00:00").unwrap();
+        let later = Timestamp::parse("2026-11-22 13:00:00").unwrap();
+        let keys = SenderKeys { retired: HashMap::from([(old, noon)]), ..SenderKeys::current([current]) };
+        assert_eq!(keys.accepts(&current, later), Ok(()));
+        assert_eq!(keys.accepts(&old, noon), Ok(()));
+        assert_eq!(keys.accepts(&old, later), Err(KeyRefusal::RetiredBefore(noon)));
+        let stranger = MasterKey::generate(&mut OsRng).public();
+        assert_eq!(keys.accepts(&stranger, noon), Err(KeyRefusal::Unknown));
+        let refused = keys.with_history_refused("replaced".into());
+        assert_eq!(refused.accepts(&old, noon), Err(KeyRefusal::HistoryRefused("replaced".into())));
+        assert_eq!(refused.accepts(&current, later), Ok(()));
     }
 }

@@ -39,7 +39,7 @@ use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
 use crate::smimp::message::{MessageType, Payload};
-use crate::smimp::pow::{PowParams, Preimage, SolveControl};
+use crate::smimp::pow::{zero_bits_for_size, PowParams, Preimage, SolveControl};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{ErrorCode, MessageSent, Route};
 use crate::store::{GatewayStore, NewOutbound, OutboundRow, Recipient, StoreError};
@@ -385,24 +385,6 @@ async fn send_within(
     let client = sender.sessions.at(discovery, recipient.domain()).await?;
     let session = client.session().await?;
     let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
-    let pow_route = Route::GetPowParams { address: recipient.clone(), message_type: message.message_type.clone() };
-    let mut params: PowParams = client.call_in(&session, &pow_route, None::<&()>).await?;
-    within_cap(recipient, params.zero_bits, budget)?;
-    let _lane = if params.zero_bits >= budget.lane_from {
-        let Some(guard) = budget.enter_lane().await else {
-            return Err(DeliveryError::Transient(format!(
-                "{recipient}'s server asks for {} bits of proof of work, and other deliveries already wait for \
-                 expensive proof of work; tried again later",
-                params.zero_bits
-            )));
-        };
-        // The wait may have outlived the nonce: ask again, now that the work can start.
-        params = client.call_in(&session, &pow_route, None::<&()>).await?;
-        within_cap(recipient, params.zero_bits, budget)?;
-        Some(guard)
-    } else {
-        None
-    };
     let sealed = Ciphertext::seal(
         message.payload,
         message.message_type.clone(),
@@ -410,9 +392,27 @@ async fn send_within(
         &key.public_key,
         &sender.master,
     );
+    // The issued difficulty grows with the message's size (docs/protocol.md §3.1).
+    let size = sealed.bytes.len();
+    let pow_route = Route::GetPowParams { address: recipient.clone(), message_type: message.message_type.clone() };
+    let mut params: PowParams = client.call_in(&session, &pow_route, None::<&()>).await?;
+    let mut zero_bits = within_cap(recipient, zero_bits_for_size(params.zero_bits, size), budget)?;
+    let _lane = if zero_bits >= budget.lane_from {
+        let Some(guard) = budget.enter_lane().await else {
+            return Err(DeliveryError::Transient(format!(
+                "{recipient}'s server asks for {zero_bits} bits of proof of work, and other deliveries already wait \
+                 for expensive proof of work; tried again later"
+            )));
+        };
+        // The wait may have outlived the nonce: ask again, now that the work can start.
+        params = client.call_in(&session, &pow_route, None::<&()>).await?;
+        zero_bits = within_cap(recipient, zero_bits_for_size(params.zero_bits, size), budget)?;
+        Some(guard)
+    } else {
+        None
+    };
     let context = HashContext { sender: &sender.address, recipient, login_token_hash: &session.login_token_hash };
     let preimage = Preimage::new(&sealed.pow_input(&context), &params.nonce);
-    let zero_bits = params.zero_bits;
     let control = Arc::new(SolveControl::default());
     let solving = control.clone();
     let work = tokio::task::spawn_blocking(move || {
@@ -440,16 +440,17 @@ async fn send_within(
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
 }
 
-/// Refuses, for good, proof of work above the budget's cap: no work is started.
-fn within_cap(recipient: &Address, zero_bits: u32, budget: &PowBudget) -> Result<(), DeliveryError> {
+/// Refuses, for good, proof of work above the budget's cap (`zero_bits` as grown with
+/// the message's size): no work is started. The bits to work otherwise.
+fn within_cap(recipient: &Address, zero_bits: u32, budget: &PowBudget) -> Result<u32, DeliveryError> {
     if zero_bits > budget.max_bits {
         return Err(DeliveryError::Permanent(format!(
-            "{recipient}'s server asks for {zero_bits} bits of proof of work, more than the {} this gateway does \
-             (max_pow_bits in [delivery]); no work was done",
+            "{recipient}'s server asks for {zero_bits} bits of proof of work for this message, more than the {} this \
+             gateway does (max_pow_bits in [delivery]); no work was done",
             budget.max_bits
         )));
     }
-    Ok(())
+    Ok(zero_bits)
 }
 
 /// How often a long proof of work reports its progress in the log.

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::error::ClientError;
-use crate::discovery::{describe, read_capped, Discovery};
+use crate::discovery::{describe, read_capped, Discovery, DiscoveryError};
+use crate::smimp::address::Domain;
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::{Api, ErrorBody, Method, Route, ServerInformation, VersionList, AUTH_HEADER, VERSION};
 
@@ -23,6 +24,7 @@ const ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct ServerClient {
     http: reqwest::Client,
+    domain: Domain,
     base: String,
     information: ServerInformation,
 }
@@ -31,8 +33,11 @@ impl ServerClient {
     /// Finds `domain`'s server, checks it speaks this profile's version, and reads
     /// which APIs it implements.
     pub async fn connect(discovery: &Discovery, domain: &str) -> Result<Self, ClientError> {
-        let base = discovery.base_url(domain).await?;
-        let mut server = Self { http: discovery.client().clone(), base, information: ServerInformation::new([]) };
+        let domain = Domain::parse(domain)
+            .map_err(|e| DiscoveryError::BadDomain { domain: domain.to_string(), reason: e.to_string() })?;
+        let base = discovery.base_url(domain.as_str()).await?;
+        let http = discovery.client().clone();
+        let mut server = Self { http, domain, base, information: ServerInformation::new([]) };
         let versions: VersionList = server.call(&Route::Version, None, None::<&()>).await?;
         if !versions.versions.iter().any(|v| v == VERSION) {
             return Err(ClientError::NoCommonVersion {
@@ -43,6 +48,11 @@ impl ServerClient {
         }
         server.information = server.call(&Route::ServerInformation, None, None::<&()>).await?;
         Ok(server)
+    }
+
+    /// The domain this server was discovered by: the one a login here is signed for.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
     }
 
     /// The server's base URL.

@@ -1,5 +1,6 @@
 //! An identity's session on one server (spec "Create Session", "Destroy Session"):
-//! log in by signing the server's token with the master key, keep the session, and
+//! log in by signing the server's token, bound to the domain the server was discovered
+//! by (docs/protocol.md §9), with the master key, keep the session, and
 //! log in again transparently when the server says it expired. The same type serves
 //! an account at its own server and a sender at a recipient's server.
 
@@ -63,13 +64,16 @@ impl SessionClient {
     async fn login(&self) -> Result<Session, ClientError> {
         let challenge: LoginChallenge =
             self.server.call(&Route::GetLoginToken { address: self.address.clone() }, None, None::<&()>).await?;
-        let signature = self.key.sign(&create_session_hash(&self.address, &challenge.token));
+        // The domain this server was discovered by, never one the server names: a
+        // server that passed on another server's token gets a signature useless there.
+        let server = self.server.domain().clone();
+        let signature = self.key.sign(&create_session_hash(&server, &self.address, &challenge.token));
         let created: SessionCreated = self
             .server
             .call(
                 &Route::CreateSession { address: self.address.clone() },
                 None,
-                Some(&LoginRequest { token: challenge.token, signature }),
+                Some(&LoginRequest { token: challenge.token, server, signature }),
             )
             .await?;
         tracing::debug!(server = self.server.base(), address = %self.address, "logged in");

@@ -36,6 +36,8 @@ pub enum DiscoveryError {
     BadRecord { domain: String, record: String },
     #[error("{url}: {host} is a private, local or reserved address, which this server does not contact")]
     PrivateAddress { url: String, host: String },
+    #[error("{domain:?} is not a domain name a server can be found by ({reason})")]
+    BadDomain { domain: String, reason: String },
 }
 
 /// Which addresses discovery may connect to.

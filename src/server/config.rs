@@ -71,10 +71,13 @@ fn default_dev_ca_dir() -> PathBuf {
     PathBuf::from("tls")
 }
 
-/// `[limits]`: abuse limits and lifetimes.
+/// `[limits]`: abuse limits and lifetimes (docs/protocol.md §9.1). Every default is
+/// finite.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
+    /// The largest request body (a `send_message` envelope); every other route has a
+    /// smaller limit from the route table.
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -86,6 +89,20 @@ pub struct LimitsSection {
     pub message_key_per_minute: u32,
     /// `send_message` calls per session per minute.
     pub send_message_per_minute: u32,
+    /// Message keys handed to one sending identity (all its sessions, all
+    /// recipients), per minute and per hour; more are refused (`rate_limited`). An
+    /// account storing mail in its own mailbox is not counted.
+    pub keys_per_sender_per_minute: u32,
+    pub keys_per_sender_per_hour: u32,
+    /// Ephemeral keys of one recipient handed to senders it has not whitelisted, per
+    /// minute and per hour; past them such senders get the non-ephemeral key, so no
+    /// one can drain the recipient's ephemeral keys.
+    pub ephemeral_keys_per_recipient_per_minute: u32,
+    pub ephemeral_keys_per_recipient_per_hour: u32,
+    /// Live sessions per identity; a new login ends the oldest past it.
+    pub max_sessions_per_identity: u32,
+    /// Unused PoW nonces per identity; a new one drops the oldest past it.
+    pub max_pow_nonces_per_identity: u32,
     /// Bytes of stored envelopes per account; -1 for unlimited.
     pub quota_bytes: i64,
     /// Connections served at once; more wait in the listen backlog.
@@ -101,7 +118,13 @@ impl Default for LimitsSection {
             create_session_per_minute: 60,
             message_key_per_minute: 120,
             send_message_per_minute: 120,
-            quota_bytes: -1,
+            keys_per_sender_per_minute: 60,
+            keys_per_sender_per_hour: 600,
+            ephemeral_keys_per_recipient_per_minute: 5,
+            ephemeral_keys_per_recipient_per_hour: 30,
+            max_sessions_per_identity: 16,
+            max_pow_nonces_per_identity: 64,
+            quota_bytes: 1 << 30,
             max_connections: 1024,
         }
     }
@@ -184,6 +207,10 @@ impl ServerConfig {
             ("limits.create_session_per_minute", self.limits.create_session_per_minute),
             ("limits.message_key_per_minute", self.limits.message_key_per_minute),
             ("limits.send_message_per_minute", self.limits.send_message_per_minute),
+            ("limits.keys_per_sender_per_minute", self.limits.keys_per_sender_per_minute),
+            ("limits.keys_per_sender_per_hour", self.limits.keys_per_sender_per_hour),
+            ("limits.max_sessions_per_identity", self.limits.max_sessions_per_identity),
+            ("limits.max_pow_nonces_per_identity", self.limits.max_pow_nonces_per_identity),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1".into()));
@@ -243,6 +270,7 @@ database = "server.sqlite"
         assert_eq!(config.limits.request_timeout, Duration::from_secs(30));
         assert_eq!(config.pow.zero_bits_for(&MessageType::Email), 20);
         assert_eq!(config.dev_names()[0], "example.org");
+        assert_eq!(config.limits.quota_bytes, 1 << 30, "the default quota is finite");
     }
 
     #[test]

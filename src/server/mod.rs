@@ -24,6 +24,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod remote;
 mod routes;
 pub mod state;
@@ -41,7 +42,7 @@ pub use routes::session::ClientIp;
 pub fn app(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let base = state.config.server.base_path.trim_end_matches('/').to_string();
-    let api = routes::router();
+    let api = routes::router(&state);
     let app = Router::new().route("/.well-known/smimp.txt", get(well_known));
     let app = if base.is_empty() { app.merge(api) } else { app.nest(&base, api) };
     app.fallback(unknown_endpoint)
@@ -197,6 +198,7 @@ pub async fn purge_loop(state: Arc<AppState>, shutdown: Shutdown) {
                 state.limits.create_session.retain_recent();
                 state.limits.message_key.retain_recent();
                 state.limits.send_message.retain_recent();
+                state.remote_keys.retain_fresh(state.clock.now());
             }
             () = shutdown.requested() => return,
         }

@@ -10,6 +10,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::discovery::Discovery;
 use crate::server::config::ServerConfig;
+use crate::server::remote::RemoteKeys;
 use crate::server::store::ServerStore;
 use crate::smimp::address::Address;
 
@@ -37,7 +38,7 @@ impl Clock {
 
 /// Keyed per-minute limits against abuse (docs/protocol.md §9).
 pub struct Limiters {
-    /// Logins per client IP.
+    /// Logins and initialisations per client IP (an IPv6 client by its /64).
     pub create_session: DefaultKeyedRateLimiter<String>,
     /// Message keys per session (ephemeral-key depletion).
     pub message_key: DefaultKeyedRateLimiter<String>,
@@ -63,6 +64,8 @@ pub struct AppState {
     pub discovery: Discovery,
     pub limits: Limiters,
     pub clock: Clock,
+    /// Recently verified keys of remote users (`remote`).
+    pub remote_keys: RemoteKeys,
 }
 
 impl AppState {
@@ -73,7 +76,7 @@ impl AppState {
             message_key: per_minute(config.limits.message_key_per_minute),
             send_message: per_minute(config.limits.send_message_per_minute),
         };
-        Arc::new(Self { config, store, discovery, limits, clock: Clock::default() })
+        Arc::new(Self { config, store, discovery, limits, clock: Clock::default(), remote_keys: RemoteKeys::default() })
     }
 
     /// Whether `address` belongs to this server's domain.

@@ -83,6 +83,32 @@ pub enum Delivery {
     Full,
 }
 
+/// The limits on handing out message keys (docs/protocol.md §9.1), counted over the
+/// last minute and hour of [`ServerStore::issue_message_key`]'s grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBudget {
+    /// Keys to one sending identity, over all its sessions and recipients.
+    pub sender_per_minute: u32,
+    pub sender_per_hour: u32,
+    /// Ephemeral keys of the recipient to senders it has not whitelisted; `None` for a
+    /// whitelisted sender, who is not held to it.
+    pub recipient_ephemeral: Option<(u32, u32)>,
+}
+
+/// What [`ServerStore::issue_message_key`] handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issued {
+    /// A key, and whether it is the non-ephemeral one.
+    Key(SignedMessageKey, bool),
+    /// The sender is over its limit: nothing was handed out.
+    SenderLimited,
+    /// The recipient has no key at all.
+    NoKey,
+}
+
+/// How long key grants are counted (the longest window of [`KeyBudget`]).
+const GRANT_MEMORY_SECS: i64 = 3600;
+
 /// How long an ended or expired session is remembered, so that its id answers
 /// `session_expired` rather than `not_authenticated`.
 pub const ENDED_SESSION_MEMORY_SECS: i64 = 24 * 60 * 60;
@@ -287,8 +313,10 @@ impl ServerStore {
         Ok(row.try_get::<String, _>("address")? == address.as_str() && row.try_get::<i64, _>("expires_at")? > now)
     }
 
-    /// Stores a new session.
-    pub async fn add_session(&self, session: &SessionRow) -> Result<(), StoreError> {
+    /// Stores a new session and ends the oldest live sessions of its identity past
+    /// `max_live` (with their nonces and key grants), so no identity holds more.
+    pub async fn add_session(&self, session: &SessionRow, now: i64, max_live: u32) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO sessions (session_hash, address, local, public_key, login_token_hash, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -299,9 +327,41 @@ impl ServerStore {
         .bind(session.public_key.to_hex())
         .bind(session.login_token_hash.to_hex())
         .bind(session.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let surplus: Vec<String> = sqlx::query_scalar(
+            "SELECT session_hash FROM sessions WHERE address = ? AND expires_at > ? \
+             ORDER BY expires_at DESC, rowid DESC LIMIT -1 OFFSET ?",
+        )
+        .bind(session.address.as_str())
+        .bind(now)
+        .bind(i64::from(max_live.max(1)))
+        .fetch_all(&mut *tx)
+        .await?;
+        for hash in surplus {
+            for sql in
+                ["DELETE FROM pow_nonces WHERE session_hash = ?", "DELETE FROM issued_keys WHERE session_hash = ?"]
+            {
+                sqlx::query(sql).bind(&hash).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE sessions SET expires_at = ? WHERE session_hash = ?")
+                .bind(now)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// How many live sessions `address` holds.
+    pub async fn live_sessions(&self, address: &Address, now: i64) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE address = ? AND expires_at > ?")
+            .bind(address.as_str())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count.max(0) as u64)
     }
 
     /// A session by the hash of its id, if it exists and has not expired.
@@ -361,6 +421,10 @@ impl ServerStore {
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM login_tokens WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM key_grants WHERE issued_at <= ?")
+            .bind(now - GRANT_MEMORY_SECS)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now - ENDED_SESSION_MEMORY_SECS)
             .execute(&mut *tx)
@@ -464,48 +528,61 @@ impl ServerStore {
         Ok(count)
     }
 
-    /// Hands one key of `address` to a session: an unissued ephemeral key (marked
-    /// issued at once, so no two senders get it), else the non-ephemeral key.
-    /// Returns the key and whether it is the non-ephemeral one.
+    /// Hands one key of `recipient` to a session of `sender`, within `budget`
+    /// (docs/protocol.md §9.1): nothing when the sender is over its limit; else an
+    /// unissued ephemeral key (marked issued at once, so no two senders get it) while
+    /// the recipient's ephemeral budget allows, else the non-ephemeral key. Counting and
+    /// handing out are one transaction, so racing requests cannot pass a limit.
     pub async fn issue_message_key(
         &self,
-        address: &Address,
+        recipient: &Address,
+        sender: &Address,
         session_hash: &Hash,
+        budget: &KeyBudget,
         now: i64,
-    ) -> Result<Option<(SignedMessageKey, bool)>, StoreError> {
+    ) -> Result<Issued, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let ephemeral = sqlx::query(
-            "UPDATE message_keys SET state = 'issued' WHERE rowid = (SELECT rowid FROM message_keys \
-             WHERE address = ? AND state = 'available' ORDER BY added_at, public_key LIMIT 1) \
-             RETURNING public_key, kind, signature",
-        )
-        .bind(address.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let issued = match ephemeral {
-            Some(row) => Some((key_from_row(&row)?, false)),
-            None => sqlx::query(
-                "SELECT public_key, kind, signature FROM message_keys WHERE address = ? AND state = 'current' LIMIT 1",
+        let (minute, hour) = grants(&mut tx, "sender = ?", sender, now).await?;
+        if minute >= i64::from(budget.sender_per_minute) || hour >= i64::from(budget.sender_per_hour) {
+            return Ok(Issued::SenderLimited);
+        }
+        let ephemeral_allowed = match budget.recipient_ephemeral {
+            None => true,
+            Some((per_minute, per_hour)) => {
+                let (minute, hour) = grants(&mut tx, "recipient = ? AND ephemeral = 1", recipient, now).await?;
+                minute < i64::from(per_minute) && hour < i64::from(per_hour)
+            }
+        };
+        let ephemeral = if ephemeral_allowed {
+            sqlx::query(
+                "UPDATE message_keys SET state = 'issued' WHERE rowid = (SELECT rowid FROM message_keys \
+                 WHERE address = ? AND state = 'available' ORDER BY added_at, public_key LIMIT 1) \
+                 RETURNING public_key, kind, signature",
             )
-            .bind(address.as_str())
+            .bind(recipient.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .map(|row| key_from_row(&row).map(|k| (k, true)))
-            .transpose()?,
+        } else {
+            None
         };
-        if let Some((key, _)) = &issued {
-            sqlx::query(
-                "INSERT OR IGNORE INTO issued_keys (session_hash, recipient, public_key, issued_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(session_hash.to_hex())
-            .bind(address.as_str())
-            .bind(key.public_key.to_hex())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let (key, nonephemeral) = match ephemeral {
+            Some(row) => (key_from_row(&row)?, false),
+            None => {
+                let current = sqlx::query(
+                    "SELECT public_key, kind, signature FROM message_keys WHERE address = ? AND state = 'current' LIMIT 1",
+                )
+                .bind(recipient.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                match current {
+                    Some(row) => (key_from_row(&row)?, true),
+                    None => return Ok(Issued::NoKey),
+                }
+            }
+        };
+        record_grant(&mut tx, session_hash, recipient, sender, &key, !nonephemeral, now).await?;
         tx.commit().await?;
-        Ok(issued)
+        Ok(Issued::Key(key, nonephemeral))
     }
 
     /// Whether `public_key` was issued to this session for `recipient` and, if it is
@@ -531,25 +608,39 @@ impl ServerStore {
 
     // ---- proof of work --------------------------------------------------------------
 
-    /// Records a PoW nonce issued to a session for one recipient and message type.
+    /// Records a PoW nonce issued to a session for one recipient and message
+    /// type, and drops the identity's oldest unused nonces past `max_unused`, so no
+    /// identity piles up nonce rows.
     pub async fn add_pow_nonce(
         &self,
         nonce: &Id32,
-        session_hash: &Hash,
+        session: &SessionRow,
         recipient: &Address,
         message_type: &MessageType,
         zero_bits: u32,
+        max_unused: u32,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO pow_nonces (nonce, session_hash, recipient, message_type, zero_bits) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(nonce.to_hex())
-        .bind(session_hash.to_hex())
+        .bind(session.session_hash.to_hex())
         .bind(recipient.as_str())
         .bind(message_type.as_str())
         .bind(zero_bits)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM pow_nonces WHERE rowid IN (SELECT p.rowid FROM pow_nonces p \
+             JOIN sessions s ON s.session_hash = p.session_hash WHERE s.address = ? AND p.used = 0 \
+             ORDER BY p.rowid DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(session.address.as_str())
+        .bind(i64::from(max_unused.max(1)))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1057,6 +1148,51 @@ pub struct StoredAvatar {
     pub image: Vec<u8>,
     pub hash: Hash,
     pub signature: crate::smimp::crypto::Signature,
+}
+
+/// Key grants matching `filter` (one `?`, bound to `who`) in the last minute and hour.
+async fn grants(
+    tx: &mut sqlx::SqliteConnection,
+    filter: &str,
+    who: &Address,
+    now: i64,
+) -> Result<(i64, i64), StoreError> {
+    let sql = format!(
+        "SELECT COALESCE(SUM(issued_at > ?), 0) AS minute, COUNT(*) AS hour FROM key_grants \
+         WHERE {filter} AND issued_at > ?"
+    );
+    let row =
+        sqlx::query(&sql).bind(now - 60).bind(who.as_str()).bind(now - GRANT_MEMORY_SECS).fetch_one(&mut *tx).await?;
+    Ok((row.try_get("minute")?, row.try_get("hour")?))
+}
+
+/// Records that `key` was handed to a session of `sender` for `recipient`.
+async fn record_grant(
+    tx: &mut sqlx::SqliteConnection,
+    session_hash: &Hash,
+    recipient: &Address,
+    sender: &Address,
+    key: &SignedMessageKey,
+    ephemeral: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO issued_keys (session_hash, recipient, public_key, issued_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(session_hash.to_hex())
+    .bind(recipient.as_str())
+    .bind(key.public_key.to_hex())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO key_grants (recipient, sender, ephemeral, issued_at) VALUES (?, ?, ?, ?)")
+        .bind(recipient.as_str())
+        .bind(sender.as_str())
+        .bind(ephemeral)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 fn list_name(list: ListKind) -> &'static str {

@@ -168,6 +168,53 @@ impl<'de> serde::Deserialize<'de> for Address {
     }
 }
 
+/// A validated, normalised DNS domain: the domain part of an address, or the domain
+/// a client discovered a server by (the login transcript binds it, docs/protocol.md §9).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Domain(String);
+
+impl Domain {
+    /// Parses and normalises a domain name (lowercase, no trailing dot).
+    pub fn parse(text: &str) -> Result<Self, AddressError> {
+        normalise_domain(text).map(Self)
+    }
+
+    /// The domain of an address (already normalised).
+    pub fn of(address: &Address) -> Self {
+        Self(address.domain().to_string())
+    }
+
+    /// The normalised form, the one hashed and sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Domain({})", self.0)
+    }
+}
+
+impl serde::Serialize for Domain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Domain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +272,15 @@ mod tests {
         let address: Address = serde_json::from_str("\"Carol#Example.org\"").unwrap();
         assert_eq!(serde_json::to_string(&address).unwrap(), "\"carol#example.org\"");
         assert!(serde_json::from_str::<Address>("\"carol@example.org\"").is_err());
+    }
+
+    #[test]
+    fn domains_normalise_and_validate() {
+        let domain: Domain = serde_json::from_str("\"Example.ORG.\"").unwrap();
+        assert_eq!(domain.as_str(), "example.org");
+        assert_eq!(serde_json::to_string(&domain).unwrap(), "\"example.org\"");
+        assert_eq!(Domain::of(&Address::parse("alice#Example.org").unwrap()), domain);
+        assert!(matches!(Domain::parse("localhost"), Err(AddressError::BadDomain(..))));
+        assert!(serde_json::from_str::<Domain>("\"alice#example.org\"").is_err());
     }
 }

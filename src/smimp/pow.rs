@@ -48,6 +48,28 @@ pub struct PowParams {
     pub nonce: Id32,
 }
 
+/// The message size the issued difficulty covers (docs/protocol.md §3.1): a message
+/// field of up to this many bytes needs the `zero_bits` of `get_pow_params`.
+pub const POW_BASE_BYTES: usize = 1024 * 1024;
+
+/// The difficulty a message of `message_bytes` (the decoded `message` field, the
+/// ciphertext) must meet when `get_pow_params` issued `issued_bits`: one more zero
+/// bit for each doubling above [`POW_BASE_BYTES`], so the work grows with the bytes
+/// a sender makes the recipient's server store. An issued 0 (a whitelisted sender)
+/// stays 0. Sender and server both compute it; the server checks it.
+pub fn zero_bits_for_size(issued_bits: u32, message_bytes: usize) -> u32 {
+    if issued_bits == 0 {
+        return 0;
+    }
+    let mut extra = 0;
+    let mut covered = POW_BASE_BYTES;
+    while message_bytes > covered {
+        extra += 1;
+        covered = covered.saturating_mul(2);
+    }
+    issued_bits.saturating_add(extra).min(MAX_ZERO_BITS)
+}
+
 /// The message-specific inputs of the preimage.
 #[derive(Debug, Clone, Copy)]
 pub struct PowInput<'a> {
@@ -270,6 +292,25 @@ fn leading_zero_bits_of(bytes: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::smimp::crypto::blake2b_256;
+
+    #[test]
+    fn difficulty_grows_one_bit_per_doubling_above_the_base_size() {
+        let mib = 1024 * 1024;
+        let cases = [
+            (20, 0, 20),
+            (20, mib, 20),
+            (20, mib + 1, 21),
+            (20, 2 * mib, 21),
+            (20, 2 * mib + 1, 22),
+            (20, 36 * mib, 26),
+            (20, 48 * mib, 26),
+            (0, 48 * mib, 0),
+            (255, 4 * mib, MAX_ZERO_BITS),
+        ];
+        for (issued, size, required) in cases {
+            assert_eq!(zero_bits_for_size(issued, size), required, "{issued} bits, {size} bytes");
+        }
+    }
 
     fn fixture() -> (Hash, Hash, Address) {
         (blake2b_256(b"token"), blake2b_256(b"ciphertext"), Address::parse("bob#example.org").unwrap())

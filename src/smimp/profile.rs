@@ -5,6 +5,8 @@
 //! Pure. A record's `data` is kept as the exact text that was signed; nothing is
 //! ever re-serialised before hashing (spec "JSON Canonicalization").
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::smimp::address::Address;
@@ -180,6 +182,21 @@ impl VerifiedHistory {
         self.records.iter().any(|r| &r.data.public_key == key)
     }
 
+    /// Each earlier key a later record replaced, with the `changed_at` of the record
+    /// that retired it (for a key used more than once, its last retirement). The
+    /// current key is not listed: it is retired by nothing yet.
+    pub fn retired_keys(&self) -> HashMap<MasterPublicKey, Timestamp> {
+        let current = self.current_key();
+        let mut retired = HashMap::new();
+        for pair in self.records.windows(2) {
+            let (before, after) = (&pair[0].data, &pair[1].data);
+            if before.public_key != after.public_key && before.public_key != current {
+                retired.insert(before.public_key, after.changed_at);
+            }
+        }
+        retired
+    }
+
     /// The pin to keep after trusting this history.
     pub fn pin(&self) -> Pin {
         Pin {
@@ -340,6 +357,32 @@ mod tests {
         assert_ne!(verified.first_key(), current.public());
         assert_eq!(verified.latest().data.name.as_deref(), Some("Alice"));
         assert_eq!(verified.records().len(), 3);
+    }
+
+    #[test]
+    fn retired_keys_carry_the_time_of_the_record_that_replaced_them() {
+        let (records, _) = history();
+        let verified = verify_history(&alice(), &records).unwrap();
+        let first = verified.first_key();
+        // The name change (record 1) kept the key; the rotation (record 2) retired it.
+        assert_eq!(verified.retired_keys(), HashMap::from([(first, at(20))]));
+        assert!(verify_history(&alice(), &records[..2]).unwrap().retired_keys().is_empty());
+
+        // Rotated away, back, and away again: the last retirement counts; the current
+        // key is never listed, even when it was also an earlier one.
+        let (k0, k1, k2) =
+            (MasterKey::generate(&mut OsRng), MasterKey::generate(&mut OsRng), MasterKey::generate(&mut OsRng));
+        let none = ProfileFields::default;
+        let r0 = ProfileRecord::initial(&k0, &alice(), none(), at(0));
+        let h = verify_history(&alice(), std::slice::from_ref(&r0)).unwrap();
+        let r1 = ProfileRecord::next(h.latest(), &k0, k1.public(), none(), at(10)).unwrap();
+        let h = h.extend(r1).unwrap();
+        let r2 = ProfileRecord::next(h.latest(), &k1, k0.public(), none(), at(20)).unwrap();
+        let h = h.extend(r2).unwrap();
+        assert_eq!(h.retired_keys(), HashMap::from([(k1.public(), at(20))]));
+        let r3 = ProfileRecord::next(h.latest(), &k0, k2.public(), none(), at(30)).unwrap();
+        let h = h.extend(r3).unwrap();
+        assert_eq!(h.retired_keys(), HashMap::from([(k0.public(), at(30)), (k1.public(), at(20))]));
     }
 
     #[test]

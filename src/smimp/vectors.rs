@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Serialize};
 
-use crate::smimp::address::Address;
+use crate::smimp::address::{Address, Domain};
 use crate::smimp::crypto::{
     blake2b_256, box_open, box_seal, BoxNonce, BoxPublicKey, BoxSecretKey, Hash, MasterKey, MasterPublicKey,
     SecretBoxKey, Signature,
@@ -25,7 +25,8 @@ use crate::smimp::message::{Attachment, Email, MessageType, Payload};
 use crate::smimp::pow::{PowInput, PowParams, PowSolution, Preimage, SolveControl};
 use crate::smimp::profile::{verify_history, ProfileFields, ProfileRecord};
 use crate::smimp::timestamp::Timestamp;
-use crate::smimp::transcript::Transcript;
+use crate::smimp::transcript::{Purpose, Transcript};
+use crate::smimp::wire::create_session_hash;
 
 /// A whole vector file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -406,7 +407,9 @@ fn rust_keypairs(seeds: &[[u8; 32]]) -> Vec<KeypairVector> {
 }
 
 fn rust_signatures(seed: &[u8; 32]) -> Vec<SignatureVector> {
-    let messages = [Vec::new(), b"abc".to_vec(), long_input("signed", 1000)];
+    let (server, address, token) = login_inputs();
+    let login = create_session_hash(&server, &address, &token).as_bytes().to_vec();
+    let messages = [Vec::new(), b"abc".to_vec(), long_input("signed", 1000), login];
     messages
         .iter()
         .map(|m| SignatureVector {
@@ -425,18 +428,46 @@ fn rust_blake2b() -> Vec<Blake2bVector> {
 }
 
 fn rust_transcripts() -> Vec<TranscriptVector> {
-    [("SMIMP-v0.1/rust-none", vec![]), ("SMIMP-v0.1/rust-two", vec![b"alice#example.org".to_vec(), Vec::new()])]
-        .into_iter()
-        .map(|(label, fields)| {
-            let t = fields.iter().fold(Transcript::with_label(label.as_bytes()), |t, f| t.field(f));
-            TranscriptVector {
-                label: label.into(),
-                fields: fields.into_iter().map(HexField).collect(),
-                hash: t.hash(),
-                bytes: t.into_bytes(),
-            }
-        })
-        .collect()
+    let mut out: Vec<TranscriptVector> =
+        [("SMIMP-v0.1/rust-none", vec![]), ("SMIMP-v0.1/rust-two", vec![b"alice#example.org".to_vec(), Vec::new()])]
+            .into_iter()
+            .map(|(label, fields)| {
+                let t = fields.iter().fold(Transcript::with_label(label.as_bytes()), |t, f| t.field(f));
+                TranscriptVector {
+                    label: label.into(),
+                    fields: fields.into_iter().map(HexField).collect(),
+                    hash: t.hash(),
+                    bytes: t.into_bytes(),
+                }
+            })
+            .collect();
+    out.push(login_transcript());
+    out
+}
+
+/// The login as the client signs it: the bytes from the fields docs/protocol.md §3
+/// lists, the hash from [`create_session_hash`] itself, so libsodium checks that the
+/// code hashes exactly those fields.
+fn login_transcript() -> TranscriptVector {
+    let (server, address, token) = login_inputs();
+    let fields =
+        vec![server.as_str().as_bytes().to_vec(), address.as_str().as_bytes().to_vec(), token.as_bytes().to_vec()];
+    let label = Purpose::CreateSession.label();
+    let t = fields.iter().fold(Transcript::with_label(label.as_bytes()), |t, f| t.field(f));
+    TranscriptVector {
+        label: label.into(),
+        fields: fields.into_iter().map(HexField).collect(),
+        hash: create_session_hash(&server, &address, &token),
+        bytes: t.into_bytes(),
+    }
+}
+
+/// A login by alice of example.org at example.net (a remote user logging in where
+/// the recipient is).
+fn login_inputs() -> (Domain, Address, Id32) {
+    let server = Domain::parse("example.net").expect("fixed domain");
+    let address = Address::parse("alice#example.org").expect("fixed address");
+    (server, address, Id32(material("login token")))
 }
 
 fn rust_boxes() -> Vec<BoxVector> {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use smimp_gateway::server::admin;
 use smimp_gateway::server::config::ServerConfig;
 use smimp_gateway::server::state::AppState;
-use smimp_gateway::smimp::address::Address;
+use smimp_gateway::smimp::address::{Address, Domain};
 use smimp_gateway::smimp::crypto::{BoxNonce, BoxSecretKey, MasterKey};
 use smimp_gateway::smimp::encoding::Id32;
 use smimp_gateway::smimp::envelope::{login_token_hash, Ciphertext, HashContext, SentEnvelope};
@@ -337,12 +337,17 @@ pub struct Session {
     pub token: Id32,
 }
 
+/// The domain a client discovers `server` by: the one a login there is signed for.
+pub fn server_domain(server: &TestServer) -> Domain {
+    Domain::parse(&server.domain).unwrap()
+}
+
 /// Logs in with the two create_session calls.
 pub async fn login(client: &Client, server: &TestServer, account: &Account) -> Session {
     let challenge: LoginChallenge =
         ok(client.get(&url(server, &Route::GetLoginToken { address: account.address.clone() }), None).await);
-    let signature = account.key.sign(&create_session_hash(&account.address, &challenge.token));
-    let body = serde_json::json!({ "token": challenge.token, "signature": signature });
+    let signature = account.key.sign(&create_session_hash(&server_domain(server), &account.address, &challenge.token));
+    let body = serde_json::json!({ "token": challenge.token, "server": server.domain, "signature": signature });
     let created: SessionCreated =
         ok(client.post(&url(server, &Route::CreateSession { address: account.address.clone() }), None, &body).await);
     Session { id: created.session.to_hex(), token: challenge.token }

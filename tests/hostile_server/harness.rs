@@ -4,6 +4,10 @@
 //! request that may forward it, rewrite the answer, invent one, or stall; every request
 //! the proxy saw is logged, so a test can also assert what the victim never asked.
 //!
+//! The proxy answers discovery (`/.well-known/smimp.txt`) with its own address unless a
+//! test lies there itself, so a party that looked the domain up keeps talking to the
+//! proxy rather than the real server's port that the real record names.
+//!
 //! Parties reach the proxy instead of the real server through configuration only: a
 //! gateway by [`common::write_gateway_config`] with the [`Hostile`] as an endpoint, the
 //! other reference server by [`fronted_pair`], which plans the proxy's address before the
@@ -97,11 +101,15 @@ struct Rule {
     lie: Lie,
 }
 
-#[derive(Default)]
 struct Script {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
+    /// The discovery record naming the proxy.
+    record: String,
 }
+
+/// Where discovery is answered.
+const DISCOVERY_PATH: &str = ".well-known/smimp.txt";
 
 /// The real server behind the proxy.
 #[derive(Clone)]
@@ -166,7 +174,8 @@ impl Hostile {
         let tls = smimp_gateway::tls::server_config(&dev.cert_file, &dev.key_file).unwrap();
         let client = common::Client::new(&[upstream]);
         let upstream = Upstream { base: upstream.base.clone(), http: client.http };
-        let script = Arc::new(Mutex::new(Script::default()));
+        let record = format!("{domain}:{}\n", addr.port());
+        let script = Arc::new(Mutex::new(Script { rules: Vec::new(), seen: Vec::new(), record }));
         let app = {
             let script = Arc::clone(&script);
             axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -223,15 +232,18 @@ impl Hostile {
 }
 
 async fn answer(script: Arc<Mutex<Script>>, call: Call) -> Response {
-    let lie = {
+    let (lie, record) = {
         let script = script.lock().unwrap();
         let rule = script.rules.iter().rev().find(|r| r.method == call.method && call.path.starts_with(&r.path_prefix));
-        rule.map(|r| Arc::clone(&r.lie))
+        (rule.map(|r| Arc::clone(&r.lie)), script.record.clone())
     };
     let (method, path) = (call.method.clone(), call.path.clone());
     let lied = lie.is_some();
     let answer = match lie {
         Some(lie) => lie(call).await,
+        None if call.method == Method::GET && call.path == DISCOVERY_PATH => {
+            Answer { status: 200, body: Bytes::from(record) }
+        }
         None => call.forward().await,
     };
     script.lock().unwrap().seen.push(Seen { method, path, status: answer.status, lied });

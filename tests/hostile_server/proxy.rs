@@ -20,6 +20,11 @@ async fn forwards_the_truth_until_told_to_lie() {
         .build()
         .unwrap();
 
+    // Discovery names the proxy, so whoever looked the domain up keeps talking to it.
+    let record = format!("https://{}:{}/.well-known/smimp.txt", hostile.domain, hostile.addr.port());
+    let record = proxied.get(record).send().await.unwrap().text().await.unwrap();
+    assert_eq!(record.trim(), format!("example.org:{}", hostile.addr.port()));
+
     let truth = proxied.get(&through).send().await.unwrap();
     assert_eq!(truth.status(), 200);
     let direct = client.get(&common::url(&org, &route), None).await;
@@ -33,7 +38,10 @@ async fn forwards_the_truth_until_told_to_lie() {
     assert_ne!(untouched.await.unwrap().status(), 502, "other routes still reach the real server");
 
     let seen = hostile.seen();
-    assert_eq!(seen.iter().map(|s| (s.status, s.lied)).collect::<Vec<_>>(), [(200, false), (404, true), (404, false)]);
+    assert_eq!(
+        seen.iter().map(|s| (s.status, s.lied)).collect::<Vec<_>>(),
+        [(200, false), (200, false), (404, true), (404, false)]
+    );
     hostile.tell_the_truth();
     assert_eq!(proxied.get(&through).send().await.unwrap().status(), 200);
     drop(hostile);

@@ -209,6 +209,12 @@ def profile_hash(data_text):
     return th(L_PROFILE, data_text.encode("utf-8"))
 
 
+def login_hash(server_domain, address, token):
+    """What a login signs: the server's domain as the client discovered it, the
+    address and the token (docs/protocol.md section 3, section 9)."""
+    return th(L_SESSION, server_domain.encode("utf-8"), address.encode("utf-8"), token)
+
+
 def login_token_hash(token):
     return th(L_LOGIN_TOKEN, token)
 
@@ -315,7 +321,8 @@ def gen_keypairs():
 
 def gen_signatures():
     messages = [b"", b"abc", material("signature message 1000", 1000),
-                th(L_INIT_PASSWORD, b"hunter2"), "Grüße, Bob".encode("utf-8")]
+                th(L_INIT_PASSWORD, b"hunter2"), "Grüße, Bob".encode("utf-8"),
+                login_hash("example.org", ALICE, material("signature session token", 32))]
     out = []
     for seed in (bytes(range(32)), ALICE_SEED_1, b"\xff" * 32):
         sk = keypair(seed)[1]
@@ -338,7 +345,8 @@ def gen_transcripts():
         (L_LIST_ENTRY, [b""]),
         (L_LIST_ENTRY, [b"example.org"]),
         (L_LOGIN_TOKEN, [material("transcript login token", 32)]),
-        (L_SESSION, [ALICE.encode(), material("transcript session token", 32)]),
+        (L_SESSION, [b"example.org", ALICE.encode(), material("transcript session token", 32)]),
+        (L_SESSION, [b"example.net", ALICE.encode(), material("transcript session token", 32)]),
         (L_INIT_PASSWORD, ["pässwörd ✓".encode("utf-8")]),
         (L_MESSAGE_KEY, [BOB.encode(), b"nonephemeral", material("transcript message key", 32)]),
         (L_AVATAR, [ALICE.encode(), material("transcript avatar image", 300)]),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rand_core::OsRng;
 
+use super::sync::Senders;
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
 use crate::backend::inbound::open_and_render;
@@ -56,7 +57,10 @@ impl Mailboxes {
     async fn render_again(&self, account: &Account, message_id: &Id32, now: i64) -> Result<Vec<u8>, MailboxError> {
         let envelope = self.client(account).await?.get_message(*message_id).await?;
         let sender = envelope.server.sender.clone();
-        let verdict = self.sender_trust(account, &sender, &envelope).await?;
+        let verdict = self
+            .sender_trust(account, &mut Senders::default(), &envelope)
+            .await
+            .map_err(|reason| MailboxError::SenderWaits { sender, reason })?;
         if account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
             account.reload();
         }

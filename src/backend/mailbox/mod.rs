@@ -75,6 +75,8 @@ pub enum MailboxError {
     Send(DeliveryError),
     #[error("the gateway's database failed: {0}")]
     Store(#[from] StoreError),
+    #[error("the keys of the message's sender {sender} cannot be checked now; try again later ({reason})")]
+    SenderWaits { sender: Address, reason: String },
 }
 
 impl From<DeliveryError> for MailboxError {

@@ -14,10 +14,10 @@ use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
-use crate::backend::inbound::{open_and_render, own_trust, Rendered, SenderTrust};
+use crate::backend::inbound::{open_and_render, own_trust, Rendered, SenderKeys, SenderTrust};
 use crate::backend::progress::Progress;
-use crate::backend::trust::{trusted_key, KeyTrustError};
-use crate::client::trust::TrustError;
+use crate::backend::trust::{trusted_history, trusted_key_and_history};
+use crate::client::trust::TrustedKey;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::clock::unix_now;
 use crate::smimp::address::Address;
@@ -25,7 +25,6 @@ use crate::smimp::crypto::BoxNonce;
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::MessageType;
-use crate::smimp::profile::verify_history;
 use crate::smimp::wire::{ErrorCode, MessageSummary};
 use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, Uid};
 
@@ -140,23 +139,21 @@ impl Mailboxes {
         }
     }
 
-    /// Stage 2: the keys each sender may sign with (asked once per sender). A message
-    /// whose sender's server cannot be asked now is dropped from this sync.
+    /// Stage 2: the keys each sender may sign with (asked once per sender and sync). A
+    /// message whose sender cannot be checked now is dropped from this sync: it stays
+    /// unshown and is tried again at the next.
     async fn verify(&self, account: &Account, mut fetched: mpsc::Receiver<Fetched>, out: mpsc::Sender<Verified>) {
-        let mut trust: HashMap<Address, SenderTrust> = HashMap::new();
+        let mut senders = Senders::default();
         let mut reloaded = false;
         while let Some((index, envelope)) = fetched.recv().await {
-            let sender = envelope.server.sender.clone();
-            let verdict = match trust.get(&sender) {
-                Some(verdict) => verdict.clone(),
-                None => match self.sender_trust(account, &sender, &envelope).await {
-                    Ok(verdict) => trust.entry(sender).or_insert(verdict).clone(),
-                    Err(err) => {
-                        // The message waits for the next sync rather than being shown unverified.
-                        tracing::info!(sender = %sender, error = %err, "a message waits: its sender cannot be checked now");
-                        continue;
-                    }
-                },
+            let verdict = match self.sender_trust(account, &mut senders, &envelope).await {
+                Ok(verdict) => verdict,
+                Err(reason) => {
+                    // The message waits for the next sync rather than being shown unverified.
+                    let sender = &envelope.server.sender;
+                    tracing::info!(sender = %sender, error = %reason, "a message waits: its sender cannot be checked now");
+                    continue;
+                }
             };
             if !reloaded && account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
                 // A key `keys replenish` added while the gateway runs: read the keystore again, once.
@@ -209,39 +206,118 @@ impl Mailboxes {
         Ok(rows.len())
     }
 
-    /// What the account accepts as `sender`'s keys: its own masters, or the key trust on
-    /// first use pins now plus, if `envelope` was signed by another, the keys of the
-    /// sender's verified history (an earlier key of a rotation).
+    /// What the account accepts as `envelope`'s sender's keys, from what `senders`
+    /// already learnt in this sync or by asking: its own masters, or the key trust on
+    /// first use pins now and — once an envelope is signed by another key — the earlier
+    /// keys of the sender's history, only when that history passes the pin check, each
+    /// until the record that retired it. `Err`: the sender cannot be checked now (its
+    /// server, the network or the gateway's database failed); the message waits.
     pub(super) async fn sender_trust(
         &self,
         account: &Account,
-        sender: &Address,
+        senders: &mut Senders,
         envelope: &StoredEnvelope,
-    ) -> Result<SenderTrust, ClientError> {
+    ) -> Result<SenderTrust, String> {
+        let sender = &envelope.server.sender;
         if sender == &account.sender.address {
             return Ok(own_trust(&account.keystore()));
         }
-        let server = ServerClient::connect(&self.discovery, sender.domain()).await?;
-        let current = match trusted_key(&server, &self.store, sender, unix_now()).await {
-            Ok(key) => key,
-            Err(KeyTrustError::Trust(TrustError::Client(err)))
-                if err.is_transient() || matches!(err, ClientError::Discovery(_)) =>
-            {
-                return Err(err)
+        if !senders.known.contains_key(sender) {
+            let known = self.current_keys(sender).await;
+            senders.known.insert(sender.clone(), known);
+        }
+        let needs_history = match senders.known.get(sender) {
+            Some(Known::Keys { keys, history: HistoryState::NotAsked, .. }) => {
+                !keys.is_current(&envelope.server.sender_public_key)
             }
-            Err(err) => return Ok(SenderTrust::Refused(err.to_string())),
+            _ => false,
         };
-        let mut keys = HashSet::from([current]);
-        if envelope.server.sender_public_key != current {
-            let history = server.user_history(sender).await?;
-            if let Ok(verified) = verify_history(sender, &history.history) {
-                if verified.current_key() == current && verified.contains_key(&envelope.server.sender_public_key) {
-                    keys.insert(envelope.server.sender_public_key);
-                }
+        if needs_history {
+            if let Some(Known::Keys { keys, server, history }) = senders.known.get_mut(sender) {
+                let (new_keys, state) = self.earlier_keys(server, sender, keys).await;
+                *keys = new_keys;
+                *history = state;
             }
         }
-        Ok(SenderTrust::Keys(keys))
+        match senders.known.get(sender) {
+            Some(Known::Refused(reason)) => Ok(SenderTrust::Refused(reason.clone())),
+            Some(Known::Wait(reason)) => Err(reason.clone()),
+            Some(Known::Keys { history: HistoryState::Wait(reason), keys, .. })
+                if !keys.is_current(&envelope.server.sender_public_key) =>
+            {
+                Err(reason.clone())
+            }
+            Some(Known::Keys { keys, .. }) => Ok(SenderTrust::Keys(keys.clone())),
+            None => Err(format!("{sender}'s keys were not looked up")),
+        }
     }
+
+    /// The sender's current key, checked against the pin (the new pin and any trust
+    /// event recorded), with the earlier keys when the check read a history.
+    async fn current_keys(&self, sender: &Address) -> Known {
+        let server = match ServerClient::connect(&self.discovery, sender.domain()).await {
+            Ok(server) => server,
+            Err(err) => return Known::Wait(err.to_string()),
+        };
+        match trusted_key_and_history(&server, &self.store, sender, unix_now()).await {
+            Ok(TrustedKey { history: Some(history), .. }) => Known::Keys {
+                keys: Arc::new(SenderKeys::from_history(&history)),
+                server,
+                history: HistoryState::Checked,
+            },
+            Ok(TrustedKey { key, history: None }) => {
+                Known::Keys { keys: Arc::new(SenderKeys::current([key])), server, history: HistoryState::NotAsked }
+            }
+            Err(err) if err.is_retryable() => Known::Wait(err.to_string()),
+            Err(err) => Known::Refused(err.to_string()),
+        }
+    }
+
+    /// The sender's keys once its history is read and checked against the pin: the
+    /// history's keys with their windows, or the current key alone when the history is
+    /// refused (the refusal recorded as a trust event, and named in each warning).
+    async fn earlier_keys(
+        &self,
+        server: &ServerClient,
+        sender: &Address,
+        keys: &Arc<SenderKeys>,
+    ) -> (Arc<SenderKeys>, HistoryState) {
+        match trusted_history(server, &self.store, sender, unix_now()).await {
+            Ok(history) => (Arc::new(SenderKeys::from_history(&history)), HistoryState::Checked),
+            Err(err) if err.is_retryable() => (keys.clone(), HistoryState::Wait(err.to_string())),
+            Err(err) => {
+                tracing::warn!(sender = %sender, error = %err, "a sender's history is refused: only its current key is accepted");
+                (Arc::new(SenderKeys::clone(keys).with_history_refused(err.to_string())), HistoryState::Checked)
+            }
+        }
+    }
+}
+
+/// What one sync learnt about each sender, so each is asked at most once per sync
+/// and every message from one sender gets the same keys whatever order they arrive in.
+#[derive(Default)]
+pub(super) struct Senders {
+    known: HashMap<Address, Known>,
+}
+
+/// One sender's state in a sync.
+enum Known {
+    /// Its keys; `server` to read its history when a message needs it.
+    Keys { keys: Arc<SenderKeys>, server: ServerClient, history: HistoryState },
+    /// Refused: every message from it is a warning naming this reason.
+    Refused(String),
+    /// It cannot be checked now, for this reason: its messages wait for the next sync.
+    Wait(String),
+}
+
+/// Whether the sender's history was read in this sync.
+enum HistoryState {
+    /// Not yet: every message so far was signed by the current key.
+    NotAsked,
+    /// Read and judged; the keys hold the verdict.
+    Checked,
+    /// It could not be read now: messages that need an earlier key wait.
+    Wait(String),
 }
 
 /// Stage 1: the envelopes of `new`, at most [`FETCH_CONCURRENCY`] at once, passed on

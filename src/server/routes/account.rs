@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 
 use crate::server::auth::OwnerSession;
 use crate::server::error::{ApiError, ApiResult, Json};
+use crate::server::remote::MAX_HISTORY_BYTES;
 use crate::server::routes::no_such_user;
 use crate::server::state::AppState;
 use crate::server::store::{StoredAvatar, Write};
@@ -171,6 +172,7 @@ pub async fn update_profile(
     let history = verify_history(&s.address, &stored)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the stored history does not verify: {e}")))?;
     let seq = stored.len() as i64;
+    check_history_size(&stored, &record)?;
     let extended = history.extend(record.clone()).map_err(|e| match e {
         ProfileError::AddressMismatch { .. } => {
             ApiError::new(ErrorCode::Forbidden, format!("the profile record is refused: {e}"))
@@ -185,6 +187,26 @@ pub async fn update_profile(
             "another update was stored first; fetch the history and sign the next record again",
         )),
     }
+}
+
+/// Refuses a record that would make the history larger than other servers read
+/// (`remote::MAX_HISTORY_BYTES`): this server never serves a history that would lock
+/// its user out of logging in elsewhere.
+fn check_history_size(stored: &[ProfileRecord], record: &ProfileRecord) -> ApiResult<()> {
+    let size: usize = stored
+        .iter()
+        .chain(std::iter::once(record))
+        .map(|r| serde_json::to_vec(r).map(|bytes| bytes.len() + 1).unwrap_or(usize::MAX / 2))
+        .sum();
+    if size + 512 > MAX_HISTORY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the profile history would be larger than {MAX_HISTORY_BYTES} bytes, which other servers do not read"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn looks_like(content_type: AvatarContentType, image: &[u8]) -> bool {

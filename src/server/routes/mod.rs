@@ -5,16 +5,19 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use crate::server::error::ApiError;
+use crate::server::limits::{limit_unauthenticated, refuse_long_body};
 use crate::server::state::AppState;
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
 use crate::smimp::message::MessageType;
-use crate::smimp::wire::{table, ErrorCode, FolderName, Method, RouteSpec};
+use crate::smimp::wire::{table, Auth, ErrorCode, FolderName, Method, RouteSpec};
 
 pub(crate) mod account;
 mod mailbox;
@@ -93,12 +96,40 @@ fn shape(pattern: &str) -> String {
     segments.join("/")
 }
 
+/// Wraps a handler in its entry's limits (docs/protocol.md §9.1): the body limit
+/// (the entry's, lowered by `[limits] max_body_bytes`), refused from
+/// `Content-Length` before the body is read; and for an unauthenticated entry with a
+/// body, the client address's rate limit, counted before the body is read.
+fn limited(
+    state: &Arc<AppState>,
+    spec: &RouteSpec,
+    handler: MethodRouter<Arc<AppState>>,
+) -> MethodRouter<Arc<AppState>> {
+    let limit = spec.max_body.min(state.config.limits.max_body_bytes);
+    let handler = handler
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn(move |request, next| refuse_long_body(limit, request, next)));
+    if spec.auth != Auth::Session && spec.method == Method::Post {
+        handler.layer(from_fn_with_state(Arc::clone(state), limit_unauthenticated))
+    } else {
+        handler
+    }
+}
+
 /// Every route of the API below the base path, built from the route table. Entries
 /// whose patterns have the same shape are registered under the first one's spelling,
 /// so their methods share one path (handlers read parameters by position).
-pub fn router() -> Router<Arc<AppState>> {
+pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    router_with(|spec, handler| limited(state, spec, handler))
+}
+
+/// The router with `wrap` applied to each entry's handler.
+fn router_with(
+    wrap: impl Fn(&RouteSpec, MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>>,
+) -> Router<Arc<AppState>> {
     let mut spellings: Vec<(String, String)> = Vec::new();
     served().into_iter().fold(Router::new(), |router, (spec, handler)| {
+        let handler = wrap(spec, handler);
         let pattern = spec.pattern();
         let shape = shape(&pattern);
         let pattern = match spellings.iter().find(|(known, _)| *known == shape) {
@@ -155,6 +186,6 @@ mod tests {
         assert_eq!(shape("/0.1/folders/{message_type}"), shape("/0.1/folders/{folder_name}"));
         assert_ne!(shape("/0.1/folders/{message_type}"), shape("/0.1/folder/{message_type}"));
         // Building the router panics on a clash axum cannot merge.
-        let _ = router();
+        let _ = router_with(|_, handler| handler);
     }
 }

@@ -12,7 +12,7 @@ use crate::server::auth::Session;
 use crate::server::error::{ApiError, ApiResult, Json};
 use crate::server::routes::{address, message_type, no_such_user};
 use crate::server::state::AppState;
-use crate::server::store::{Delivery, NewMessage, SessionRow};
+use crate::server::store::{Delivery, Issued, KeyBudget, NewMessage, SessionRow};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
 use crate::smimp::encoding::Id32;
@@ -21,7 +21,7 @@ use crate::smimp::envelope::{
     PROTOCOL_VERSION,
 };
 use crate::smimp::keys::is_master_key;
-use crate::smimp::pow::PowParams;
+use crate::smimp::pow::{zero_bits_for_size, PowParams};
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{
     list_entry_hash, ErrorCode, ListKind, MessageKeyRequest, MessageKeyResponse, MessageSent, SendMessageRequest,
@@ -36,7 +36,19 @@ enum Standing {
     Unlisted,
 }
 
-async fn standing(state: &AppState, recipient: &Address, sender: &Address) -> ApiResult<Standing> {
+/// Mail a local account stores in its own mailbox (a gateway's IMAP APPEND, COPY or a
+/// delivery report to itself): the owner is implicitly whitelisted there (0 bits of
+/// proof of work, docs/protocol.md §8.27) and held to no per-session or per-sender key
+/// limit, which exist to protect a recipient from others; its quota still bounds it.
+fn is_own_mailbox(session: &SessionRow, recipient: &Address) -> bool {
+    session.local && session.address == *recipient
+}
+
+async fn standing(state: &AppState, session: &SessionRow, recipient: &Address) -> ApiResult<Standing> {
+    if is_own_mailbox(session, recipient) {
+        return Ok(Standing::Whitelisted);
+    }
+    let sender = &session.address;
     for entry in [sender.as_str(), sender.domain()] {
         let hash = list_entry_hash(entry);
         if state.store.is_listed(recipient, ListKind::Whitelist, &hash).await? {
@@ -71,22 +83,58 @@ pub async fn get_message_key(
     Session(session): Session,
     Json(request): Json<MessageKeyRequest>,
 ) -> ApiResult<Json<MessageKeyResponse>> {
-    state
-        .limits
-        .message_key
-        .check_key(&session.session_hash.to_hex())
-        .map_err(|_| rate_limited("message key requests"))?;
     let recipient = request.address;
+    if !is_own_mailbox(&session, &recipient) {
+        state
+            .limits
+            .message_key
+            .check_key(&session.session_hash.to_hex())
+            .map_err(|_| rate_limited("message key requests"))?;
+    }
     let public_key = recipient_key(&state, &recipient).await?;
-    if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
+    let listed = standing(&state, &session, &recipient).await?;
+    if listed == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
-    let (message_key, nonephemeral) = state
+    let budget = key_budget(&state, &session, &recipient, listed);
+    let issued = state
         .store
-        .issue_message_key(&recipient, &session.session_hash, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("{recipient} has no message key to hand out")))?;
+        .issue_message_key(&recipient, &session.address, &session.session_hash, &budget, state.clock.now())
+        .await?;
+    let (message_key, nonephemeral) = match issued {
+        Issued::Key(key, nonephemeral) => (key, nonephemeral),
+        Issued::SenderLimited => {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{} was handed too many message keys on this server (at most {} a minute and {} an hour); \
+                     wait and try again",
+                    session.address, budget.sender_per_minute, budget.sender_per_hour
+                ),
+            ))
+        }
+        Issued::NoKey => {
+            return Err(ApiError::new(ErrorCode::NotFound, format!("{recipient} has no message key to hand out")))
+        }
+    };
     Ok(Json(MessageKeyResponse { address: recipient, public_key, message_key, nonephemeral }))
+}
+
+/// The limits on handing `recipient`'s keys to `session` (docs/protocol.md §9.1): per
+/// sending identity, and per recipient for the senders it has not whitelisted, so no
+/// one drains the recipient's ephemeral keys. An account storing mail in its own
+/// mailbox (IMAP APPEND through a gateway) is held to neither.
+fn key_budget(state: &AppState, session: &SessionRow, recipient: &Address, listed: Standing) -> KeyBudget {
+    let limits = &state.config.limits;
+    if is_own_mailbox(session, recipient) {
+        return KeyBudget { sender_per_minute: u32::MAX, sender_per_hour: u32::MAX, recipient_ephemeral: None };
+    }
+    KeyBudget {
+        sender_per_minute: limits.keys_per_sender_per_minute,
+        sender_per_hour: limits.keys_per_sender_per_hour,
+        recipient_ephemeral: (listed != Standing::Whitelisted)
+            .then_some((limits.ephemeral_keys_per_recipient_per_minute, limits.ephemeral_keys_per_recipient_per_hour)),
+    }
 }
 
 /// `GET get_pow_params/{address}/{message_type}`: a single-use nonce and the difficulty.
@@ -95,22 +143,25 @@ pub async fn get_pow_params(
     Session(session): Session,
     Path((recipient, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<PowParams>> {
-    // Each call stores a nonce: it counts against the same per-session limit as message keys.
-    state
-        .limits
-        .message_key
-        .check_key(&session.session_hash.to_hex())
-        .map_err(|_| rate_limited("proof-of-work requests"))?;
     let recipient = address(&recipient)?;
+    // Each call stores a nonce: it counts against the same per-session limit as message keys.
+    if !is_own_mailbox(&session, &recipient) {
+        state
+            .limits
+            .message_key
+            .check_key(&session.session_hash.to_hex())
+            .map_err(|_| rate_limited("proof-of-work requests"))?;
+    }
     let kind = message_type(&kind)?;
     recipient_key(&state, &recipient).await?;
-    let zero_bits = match standing(&state, &recipient, &session.address).await? {
+    let zero_bits = match standing(&state, &session, &recipient).await? {
         Standing::Blacklisted => return Err(blacklisted(&recipient)),
         Standing::Whitelisted => 0,
         Standing::Unlisted => state.config.pow.zero_bits_for(&kind),
     };
     let nonce = Id32::random(&mut OsRng);
-    state.store.add_pow_nonce(&nonce, &session.session_hash, &recipient, &kind, zero_bits).await?;
+    let max_unused = state.config.limits.max_pow_nonces_per_identity;
+    state.store.add_pow_nonce(&nonce, &session, &recipient, &kind, zero_bits, max_unused).await?;
     Ok(Json(PowParams { zero_bits, nonce }))
 }
 
@@ -124,7 +175,7 @@ pub async fn send_message(
     state.limits.send_message.check_key(&session.session_hash.to_hex()).map_err(|_| rate_limited("messages"))?;
     let recipient = address(&recipient)?;
     let recipient_master = recipient_key(&state, &recipient).await?;
-    if standing(&state, &recipient, &session.address).await? == Standing::Blacklisted {
+    if standing(&state, &session, &recipient).await? == Standing::Blacklisted {
         return Err(blacklisted(&recipient));
     }
     check_message_key(&state, &session, &recipient, &recipient_master, &sent).await?;
@@ -256,7 +307,8 @@ async fn check_pow(
         .pow_nonce(&solution.nonce, &session.session_hash, recipient, &sent.message_type)
         .await?
         .ok_or_else(nonce_unknown)?;
-    let params = PowParams { zero_bits, nonce: solution.nonce };
+    // docs/protocol.md §3.1: the issued difficulty grows with the message's size.
+    let params = PowParams { zero_bits: zero_bits_for_size(zero_bits, sent.message.len()), nonce: solution.nonce };
     sent.verify_pow(field_hash, context, &params).map_err(|e| ApiError::new(ErrorCode::PowInvalid, e.to_string()))?;
     Ok(params)
 }

@@ -24,6 +24,9 @@ pub enum ErrorCode {
     NotAuthenticated,
     /// The session expired or was destroyed.
     SessionExpired,
+    /// The login was signed for another server's domain (a signature is good only at
+    /// the server the client discovered and meant to log in to).
+    WrongServer,
     /// The login or initialisation proof was refused: the token is unknown, used or
     /// expired, the signature is not by the current master key, or the password
     /// hash is wrong.
@@ -73,13 +76,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of docs/protocol.md §10 (by status).
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidAddress,
         ErrorCode::InvalidSignature,
         ErrorCode::MasterKeyRefused,
         ErrorCode::NotAuthenticated,
         ErrorCode::SessionExpired,
+        ErrorCode::WrongServer,
         ErrorCode::LoginFailed,
         ErrorCode::Forbidden,
         ErrorCode::PowRequired,
@@ -110,6 +114,7 @@ impl ErrorCode {
             ErrorCode::MasterKeyRefused => "master_key_refused",
             ErrorCode::NotAuthenticated => "not_authenticated",
             ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::WrongServer => "wrong_server",
             ErrorCode::LoginFailed => "login_failed",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::PowRequired => "pow_required",
@@ -145,7 +150,7 @@ impl ErrorCode {
             | ErrorCode::InvalidAddress
             | ErrorCode::InvalidSignature
             | ErrorCode::MasterKeyRefused => 400,
-            ErrorCode::NotAuthenticated | ErrorCode::SessionExpired => 401,
+            ErrorCode::NotAuthenticated | ErrorCode::SessionExpired | ErrorCode::WrongServer => 401,
             ErrorCode::LoginFailed
             | ErrorCode::Forbidden
             | ErrorCode::PowRequired
@@ -224,6 +229,7 @@ mod tests {
             (ErrorCode::BadRequest, 400),
             (ErrorCode::NotAuthenticated, 401),
             (ErrorCode::SessionExpired, 401),
+            (ErrorCode::WrongServer, 401),
             (ErrorCode::LoginFailed, 403),
             (ErrorCode::NotFound, 404),
             (ErrorCode::AlreadyInitialized, 409),

@@ -196,6 +196,31 @@ pub struct RouteSpec {
     pub request: &'static str,
     /// The response body's type (alternatives separated by `|`).
     pub response: &'static str,
+    /// The largest request body the server reads for it, in bytes; a longer one is
+    /// refused (`payload_too_large`) before it is read (docs/protocol.md §9.1).
+    pub max_body: usize,
+}
+
+/// Body limits of the route table (docs/protocol.md §9.1). Each is what the largest
+/// valid request needs, with room to spare; the server refuses a longer body before
+/// reading it.
+pub mod body_limit {
+    /// Routes with no body, or a few ids, keys and signatures (logins, message key
+    /// requests, folders, list entries, one signed key).
+    pub const SMALL: usize = 4 * 1024;
+    /// One profile record: its fields (name, website, profile links, additional data)
+    /// and the signature.
+    pub const PROFILE_RECORD: usize = 16 * 1024;
+    /// Sealed extension data of one message.
+    pub const EXTENSIONS: usize = 64 * 1024;
+    /// Up to 1000 signed ephemeral keys (about 250 bytes each in JSON), with the first
+    /// profile record for `initialize_account`.
+    pub const KEYS: usize = 512 * 1024;
+    /// An avatar image (base64) and its signature.
+    pub const AVATAR: usize = 1024 * 1024;
+    /// One sealed envelope (base64 ciphertext of a message of up to 32 MiB, its
+    /// sealed original included); `[limits] max_body_bytes` may lower it.
+    pub const ENVELOPE: usize = 48 * 1024 * 1024;
 }
 
 impl RouteSpec {
@@ -236,10 +261,13 @@ fn parameter_name(segment: &str) -> Option<&str> {
 }
 
 /// Declares the table: one `const` [`RouteSpec`] per entry and [`table::ALL`].
-/// An entry reads `NAME: Method "template", Auth, Api, Request => Response[, flags]`
-/// with the flags `remote` and `extension`. The body types are real types (the
+/// An entry reads `NAME: Method "template", Auth, Api, Request [max body] => Response[, flags]`
+/// with the flags `remote` and `extension`; the body limit defaults to
+/// [`body_limit::SMALL`]. The body types are real types (the
 /// compiler checks they exist) kept as text for people and tests.
 macro_rules! route_table {
+    (@body) => { body_limit::SMALL };
+    (@body $max_body:expr) => { $max_body };
     (@flag $want:ident) => { false };
     (@flag remote remote $($rest:ident)*) => { true };
     (@flag extension extension $($rest:ident)*) => { true };
@@ -247,7 +275,7 @@ macro_rules! route_table {
     ($(
         $(#[$meta:meta])*
         $name:ident: $method:ident $template:literal, $auth:ident, $api:ident,
-            $request:ty => $($response:ty)|+ $(, $flag:ident)*;
+            $request:ty $([$max_body:expr])? => $($response:ty)|+ $(, $flag:ident)*;
     )*) => {
         $(
             $(#[$meta])*
@@ -261,6 +289,7 @@ macro_rules! route_table {
                 extension: route_table!(@flag extension $($flag)*),
                 request: stringify!($request),
                 response: stringify!($($response)|+),
+                max_body: route_table!(@body $($max_body)?),
             };
             const _: Option<fn($request) -> ($($response,)+)> = None;
         )*
@@ -281,7 +310,7 @@ pub mod table {
         GET_USER: Get "{v}/get_user/{address}/{kind}", None, GetUser,
             () => UserPublicKey | UserMostRecent | UserHistory;
         GET_AVATAR: Get "{v}/user_avatar/{address}", None, UserAvatar, () => AvatarInfo;
-        SET_AVATAR: Post "{v}/user_avatar", Session, UserAvatar, AvatarUpload => AvatarStored;
+        SET_AVATAR: Post "{v}/user_avatar", Session, UserAvatar, AvatarUpload [body_limit::AVATAR] => AvatarStored;
         /// The image an [`AvatarInfo`] URL points at on this profile's server; not
         /// an operation a client names (the URL comes from `GET user_avatar`).
         AVATAR_IMAGE: Get "{v}/avatar_image/{address}", None, UserAvatar, () => Vec<u8>, extension;
@@ -295,7 +324,7 @@ pub mod table {
         GET_POW_PARAMS: Get "{v}/get_pow_params/{address}/{message_type}", Session, GetPowParams,
             () => PowParamsResponse, remote;
         SEND_MESSAGE: Post "{v}/send_message/{address}", Session, SendMessage,
-            SendMessageRequest => MessageSent, remote;
+            SendMessageRequest [body_limit::ENVELOPE] => MessageSent, remote;
         // Mailbox management
         LIST_ALL_FOLDERS: Get "{v}/folders", Session, Folders, () => FolderList;
         LIST_FOLDERS: Get "{v}/folders/{message_type}", Session, Folders, () => FolderList;
@@ -310,16 +339,16 @@ pub mod table {
         GET_READ_STATUS: Get "{v}/message_read/{message_id}", Session, MessageRead, () => ReadStatus;
         SET_READ_STATUS: Post "{v}/message_read/{message_id}", Session, MessageRead, SetReadRequest => ReadStatus;
         SET_MESSAGE_EXTENSIONS: Post "{v}/message_extensions/{message_id}", Session, MessageExtensions,
-            ExtensionsUpdate => Updated;
+            ExtensionsUpdate [body_limit::EXTENSIONS] => Updated;
         // Account administration
         INITIALIZE_ACCOUNT: Post "{v}/initialize_account", Password, InitializeAccount,
-            InitializeAccountRequest => AccountInitialized;
+            InitializeAccountRequest [body_limit::KEYS] => AccountInitialized;
         GET_NONEPHEMERAL_KEY: Get "{v}/nonephemeral_key", Session, NonephemeralKey, () => SignedMessageKey;
         SET_NONEPHEMERAL_KEY: Post "{v}/nonephemeral_key", Session, NonephemeralKey,
             SignedMessageKey => SignedMessageKey;
         LIST_EPHEMERAL_KEYS: Get "{v}/ephemeral_keys", Session, EphemeralKeys, () => EphemeralKeys;
-        SET_EPHEMERAL_KEYS: Post "{v}/ephemeral_keys", Session, EphemeralKeys, EphemeralKeys => KeyCount;
-        UPDATE_PROFILE: Post "{v}/update_profile", Session, UpdateProfile, ProfileRecord => ProfileLength;
+        SET_EPHEMERAL_KEYS: Post "{v}/ephemeral_keys", Session, EphemeralKeys, EphemeralKeys [body_limit::KEYS] => KeyCount;
+        UPDATE_PROFILE: Post "{v}/update_profile", Session, UpdateProfile, ProfileRecord [body_limit::PROFILE_RECORD] => ProfileLength;
         LIST_WHITELIST: Get "{v}/whitelist", Session, Whitelist, () => ListEntries, extension;
         ADD_WHITELIST: Post "{v}/whitelist", Session, Whitelist, ListEntry => Added;
         REMOVE_WHITELIST: Delete "{v}/whitelist/{hash}", Session, Whitelist, () => Removed;

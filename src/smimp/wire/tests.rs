@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::smimp::address::Address;
+use crate::smimp::address::{Address, Domain};
 use crate::smimp::crypto::{BoxNonce, BoxPublicKey, Hash, MasterKey, Signature};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{ReceivedVia, SealedData, SentEnvelope, ServerFields, StoredEnvelope, PROTOCOL_VERSION};
@@ -18,6 +18,10 @@ use crate::smimp::message::MessageType;
 use crate::smimp::pow::{PowParams, PowSolution};
 use crate::smimp::profile::{ProfileFields, ProfileRecord};
 use crate::smimp::timestamp::Timestamp;
+
+fn example_org() -> Domain {
+    Domain::parse("example.org").unwrap()
+}
 
 fn alice() -> Address {
     Address::parse("alice#example.org").unwrap()
@@ -123,7 +127,7 @@ fn every_document_round_trips() {
     });
     round_trip(&AvatarStored { url: "https://smimp.example.org/avatars/a.png".into(), hash });
     round_trip(&LoginChallenge { token: Id32([1; 32]), expires_at: at("2026-01-02 03:09:05") });
-    round_trip(&LoginRequest { token: Id32([1; 32]), signature: Signature([2; 64]) });
+    round_trip(&LoginRequest { token: Id32([1; 32]), server: example_org(), signature: Signature([2; 64]) });
     round_trip(&SessionCreated { session: Id32([3; 32]), expires_at: at("2026-01-02 04:04:05") });
     round_trip(&SessionEnded { ended: true });
     round_trip(&MessageKeyRequest { address: bob() });
@@ -264,7 +268,12 @@ fn field_names_are_the_profile_s() {
 
 #[test]
 fn requests_refuse_unknown_fields_and_responses_ignore_them() {
-    let mut login = serde_json::to_value(LoginRequest { token: Id32([1; 32]), signature: Signature([2; 64]) }).unwrap();
+    let mut login = serde_json::to_value(LoginRequest {
+        token: Id32([1; 32]),
+        server: example_org(),
+        signature: Signature([2; 64]),
+    })
+    .unwrap();
     login["extra"] = json!(1);
     assert!(serde_json::from_value::<LoginRequest>(login).is_err());
 
@@ -314,9 +323,11 @@ fn api_hashes_match_the_libsodium_vectors() {
             t["fields"].as_array().unwrap().iter().map(|f| hex::decode(f.as_str().unwrap()).unwrap()).collect();
         let text = |i: usize| String::from_utf8(fields[i].clone()).unwrap();
         let computed = match t["label"].as_str().unwrap() {
-            "SMIMP-v0.1/create-session" => {
-                create_session_hash(&Address::parse(&text(0)).unwrap(), &Id32(fields[1].clone().try_into().unwrap()))
-            }
+            "SMIMP-v0.1/create-session" => create_session_hash(
+                &Domain::parse(&text(0)).unwrap(),
+                &Address::parse(&text(1)).unwrap(),
+                &Id32(fields[2].clone().try_into().unwrap()),
+            ),
             "SMIMP-v0.1/avatar" => avatar_hash(&Address::parse(&text(0)).unwrap(), &fields[1]),
             "SMIMP-v0.1/init-password" => init_password_hash(&text(0)),
             "SMIMP-v0.1/list-entry" => list_entry_hash(&text(0)),
@@ -325,5 +336,5 @@ fn api_hashes_match_the_libsodium_vectors() {
         assert_eq!(computed.to_hex(), t["hash"].as_str().unwrap(), "{}", t["label"]);
         checked += 1;
     }
-    assert!(checked >= 4, "only {checked} vectors checked");
+    assert!(checked >= 5, "only {checked} vectors checked");
 }
