@@ -560,7 +560,11 @@ pub async fn try_delivery(
             let times = policy.pow.nonce_unknown_again(row.id);
             if times >= MAX_NONCE_UNKNOWN {
                 policy.pow.nonce_unknown_done(row.id);
-                DeliveryError::Permanent(format!("{reason}, {times} times in a row; the work is not done again"))
+                DeliveryError::Permanent(format!(
+                    "{}'s server refused the finished proof of work {times} times in a row as made for a nonce it \
+                     does not know; the work is not done again. The last refusal: {reason}",
+                    row.recipient
+                ))
             } else {
                 DeliveryError::Transient(reason)
             }

@@ -1,11 +1,15 @@
-//! Attacks on outbound delivery: a database that fails after the recipient's server took
-//! a message (nothing may be sent twice), a mail client that sends in another's name or
-//! leaks Bcc through the legacy relay.
+//! Attacks on outbound delivery: a recipient's server that demands ruinous proof of
+//! work, answers `nonce_unknown` forever or stalls with costly work (cheap deliveries
+//! must go on); a database that fails after the recipient's server took a message
+//! (nothing may be sent twice); a mail client that sends in another's name or leaks Bcc
+//! through the legacy relay.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::Method;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
@@ -13,6 +17,7 @@ use lettre::transport::smtp::commands::Mail;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::AsyncTransport;
 use smimp_gateway::backend::account::Account as GatewayAccount;
+use smimp_gateway::backend::mailbox::Mailboxes;
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy};
 use smimp_gateway::backend::relay::Relays;
 use smimp_gateway::backend::submission::{delivery_loop, SubmissionBackend};
@@ -24,6 +29,187 @@ use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, Tl
 use sqlx::Connection;
 
 use crate::common::*;
+use crate::harness::{fronted_pair, Answer, Hostile};
+
+/// A gateway for alice@example.org whose path to example.net goes through `hostile`.
+struct Lied {
+    org: TestServer,
+    net: TestServer,
+    hostile: Hostile,
+    client: Client,
+    alice: smimp_gateway::gateway::enroll::Initialised,
+    config: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+async fn lied_to(extra: &str) -> Lied {
+    let (org, net, hostile) = fronted_pair("example.net", Options::default()).await;
+    let client = Client::new(&[&org, &net]);
+    let dir = TempDir::new("hostile-delivery");
+    let smtp = "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n";
+    let config = write_gateway_config(&dir, &[&org, &hostile], &format!("{extra}{smtp}"));
+    let alice = init_on_gateway(&config, &org, "alice").await;
+    Lied { org, net, hostile, client, alice, config, _dir: dir }
+}
+
+/// A plain message from alice to `to`.
+fn message(to: &str, subject: &str) -> Vec<u8> {
+    format!("From: <alice@example.org>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
+}
+
+/// The first message in alice's INBOX, as her mail client reads it (waits for it).
+async fn first_in_inbox(config: &std::path::Path) -> String {
+    let ctx = Context::open(config).await.unwrap();
+    let accounts = unlock_accounts(&ctx).await.unwrap();
+    let account = accounts.values().next().unwrap().clone();
+    let boxes = Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), 64 << 20);
+    let bytes = eventually("a message in alice's INBOX", async || {
+        let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
+        let first = messages.first()?;
+        Some(boxes.message(&account, "INBOX", first.uid).await.unwrap().to_vec())
+    })
+    .await;
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Attacker: bob's server demands 36 bits of proof of work (a day of this machine's
+/// cores, redone on every retry). Before, anything up to 36 bits was worked. Above the
+/// configured cap (28 by default) the delivery fails at once: alice finds a delivery
+/// report naming the cause, no work was done and nothing was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_server_demanding_36_bits_gets_no_work_and_the_sender_a_report() {
+    let lied = lied_to("").await;
+    let bob = create_account(&lied.client, &lied.net, "bob", 4).await;
+    let pow = Route::GetPowParams { address: bob.address.clone(), message_type: MessageType::Email };
+    lied.hostile.lie_on(&pow, |call| async move {
+        let mut params = call.forward().await.value();
+        params["zero_bits"] = 36.into();
+        Answer::json(200, &params)
+    });
+    let running = start_gateway(&lied.config).await;
+    let mailer = gateway_mailer(&running, &lied.alice, Mechanism::Plain);
+    let raw = message("bob@example.net", "costly");
+    mailer.send_raw(&envelope("alice@example.org", &["bob@example.net"]), &raw).await.unwrap();
+    let report = first_in_inbox(&lied.config).await;
+    assert!(report.contains("Undelivered Mail: costly"), "{report}");
+    assert!(
+        report.contains("asks for 36 bits of proof of work for this message, more than the 28 this gateway does"),
+        "{report}"
+    );
+    let send = Route::SendMessage { address: bob.address.clone() };
+    assert_eq!(lied.hostile.count(&Method::POST, send.path().as_str()), 0, "nothing was sent");
+    assert_eq!(held(&lied.client, &lied.net, &bob, &MessageType::Email).await, 0);
+    running.stop().await;
+    lied.org.stop().await;
+    lied.net.stop().await;
+}
+
+/// Attacker: bob's server takes each finished proof of work and answers `nonce_unknown`
+/// (a transient error) forever, so the work is redone on every retry for days. After
+/// three in a row the delivery fails for good and alice gets a report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonce_unknown_forever_fails_after_three_tries_with_a_report() {
+    let lied = lied_to("").await;
+    let bob = create_account(&lied.client, &lied.net, "bob", 8).await;
+    let send = Route::SendMessage { address: bob.address.clone() };
+    lied.hostile.lie_on(&send, |_| async { Answer::error(400, "nonce_unknown") });
+    let ctx = Context::open(&lied.config).await.unwrap();
+    let accounts = unlock_accounts(&ctx).await.unwrap();
+    let account = accounts.values().next().unwrap().clone();
+    let backend = SubmissionBackend {
+        store: ctx.store.clone(),
+        discovery: ctx.discovery.clone(),
+        policy: RetryPolicy::default(),
+        accounts: accounts.clone(),
+        relays: Arc::new(Relays::default()),
+        queued: Arc::new(tokio::sync::Notify::new()),
+    };
+    let to = ["bob@example.net".to_string()];
+    backend.accept(&account, "alice@example.org", &to, message("bob@example.net", "forgotten")).await.unwrap();
+    let t = now().unix();
+    let id = ctx.store.due_outbound(t, 10).await.unwrap()[0].id;
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let row = ctx.store.outbound(id).await.unwrap().unwrap();
+        let policy = &backend.policy;
+        outcomes.push(
+            attempt(&ctx.discovery, &backend.relays, &ctx.store, &account.sender, &row, policy, t).await.unwrap(),
+        );
+    }
+    assert_eq!(outcomes[..2], [None, None], "the first two are retried");
+    let reason = outcomes[2].clone().expect("the third fails for good");
+    assert!(reason.contains("a nonce it does not know") && reason.contains("3 times in a row"), "{reason}");
+    assert_eq!(lied.hostile.count(&Method::POST, send.path().as_str()), 3, "three proofs of work, no more");
+    // The report goes to alice's own server (not the liar) like any other.
+    for row in ctx.store.due_outbound(t, 10).await.unwrap() {
+        attempt(&ctx.discovery, &backend.relays, &ctx.store, &account.sender, &row, &backend.policy, t).await.unwrap();
+    }
+    let report = first_in_inbox(&lied.config).await;
+    let unfolded = report.replace("\r\n ", " ").replace("\r\n", " ");
+    assert!(report.contains("Undelivered Mail: forgotten"), "{report}");
+    assert!(unfolded.contains("does not know") && unfolded.contains("times in a row"), "{report}");
+    lied.org.stop().await;
+    lied.net.stop().await;
+}
+
+/// Attacker: carol's server asks every delivery for costly proof of work and then holds
+/// the connection as long as the gateway waits (its 5 s API timeout here). Before, four
+/// such deliveries took every delivery slot and mail to anyone else waited behind them.
+/// Costly work now waits in a lane of its own (here from 12 bits, by configuration): one
+/// works, one waits, the rest are deferred, and mail to bob goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_proof_of_work_never_holds_up_cheap_deliveries() {
+    let lied = lied_to("[delivery]\npow_lane_from_bits = 12\n").await;
+    let bob = create_account(&lied.client, &lied.net, "bob", 4).await;
+    let carol = create_account(&lied.client, &lied.net, "carol", 16).await;
+    let pow = Route::GetPowParams { address: carol.address.clone(), message_type: MessageType::Email };
+    lied.hostile.lie_on(&pow, |call| async move {
+        let mut params = call.forward().await.value();
+        params["zero_bits"] = 14.into();
+        Answer::json(200, &params)
+    });
+    let (carol_sending, held_carol) = (Arc::new(tokio::sync::Notify::new()), Arc::new(AtomicUsize::new(0)));
+    let (sending, holding) = (carol_sending.clone(), held_carol.clone());
+    lied.hostile.lie_on(&Route::SendMessage { address: carol.address.clone() }, move |_| {
+        let (sending, holding) = (sending.clone(), holding.clone());
+        async move {
+            holding.fetch_add(1, Ordering::SeqCst);
+            sending.notify_one();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Answer::error(503, "internal")
+        }
+    });
+    let bob_arrived = Arc::new(tokio::sync::Notify::new());
+    let arrived = bob_arrived.clone();
+    lied.hostile.lie_on(&Route::SendMessage { address: bob.address.clone() }, move |call| {
+        let arrived = arrived.clone();
+        async move {
+            arrived.notify_one();
+            call.forward().await
+        }
+    });
+    let running = start_gateway(&lied.config).await;
+    let mailer = gateway_mailer(&running, &lied.alice, Mechanism::Plain);
+    for n in 0..5 {
+        let raw = message("carol@example.net", &format!("costly {n}"));
+        mailer.send_raw(&envelope("alice@example.org", &["carol@example.net"]), &raw).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), carol_sending.notified()).await.expect("carol's server is held");
+    // Give the other costly deliveries the time to take slots, were they allowed to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let raw = message("bob@example.net", "cheap");
+    mailer.send_raw(&envelope("alice@example.org", &["bob@example.net"]), &raw).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), bob_arrived.notified()).await.expect("bob's message is sent");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "bob's message waited {waited:?} behind costly work");
+    assert_eq!(held_carol.load(Ordering::SeqCst), 1, "one costly delivery works at a time");
+    wait_held(&lied.client, &lied.net, &bob, &MessageType::Email, 1).await;
+    assert_eq!(held(&lied.client, &lied.net, &carol, &MessageType::Email).await, 0);
+    running.stop().await;
+    lied.org.stop().await;
+    lied.net.stop().await;
+}
 
 /// Waits (bounded) for `check` to hold.
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -34,6 +220,25 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Waits (up to 60 s, polling each second so the server's login limit is not met) until
+/// `account` holds `count` messages of `kind` on `server`: how long that took.
+async fn wait_held(
+    client: &Client,
+    server: &TestServer,
+    account: &Account,
+    kind: &MessageType,
+    count: usize,
+) -> Duration {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if held(client, server, account, kind).await == count {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("{} never held {count} messages", account.address);
 }
 
 /// How many messages of `kind` `account` holds on `server`.
@@ -88,10 +293,7 @@ async fn a_database_that_fails_after_the_recipient_took_the_message_never_causes
     });
     let (stop, shutdown) = smimp_gateway::listen::Shutdown::new();
     let delivering = tokio::spawn(delivery_loop(gateway, Duration::from_millis(200), shutdown));
-    eventually("the second message at bob's server", async || {
-        (held(&client, &net, &bob, &kind).await == 2).then_some(())
-    })
-    .await;
+    wait_held(&client, &net, &bob, &kind, 2).await;
     // Recording "sent" fails after the 10 s busy timeout; before the fix the row was
     // due again at once and sent again within the next 200 ms pass.
     tokio::time::sleep(Duration::from_secs(16)).await;
