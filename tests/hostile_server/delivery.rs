@@ -321,10 +321,13 @@ async fn a_database_that_fails_after_the_recipient_took_the_message_never_causes
     net.stop().await;
 }
 
+/// One message a relay took: envelope sender, recipients, bytes.
+type Relayed = (String, Vec<String>, Vec<u8>);
+
 /// The legacy relay's side: records what it takes.
 #[derive(Default)]
 struct RecordingRelay {
-    taken: Mutex<Vec<(String, Vec<String>, Vec<u8>)>>,
+    taken: Mutex<Vec<Relayed>>,
 }
 
 impl Submission for RecordingRelay {
