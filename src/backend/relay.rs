@@ -1,7 +1,9 @@
 //! The optional legacy relay (issue 5): for a domain the gateway's configuration lists
-//! under `[relay."DOMAIN"]`, mail leaves SMIMP's protection and is handed, exactly as the
-//! mail client submitted it, to that SMTP server (lettre's async SMTP transport, RFC 6409
-//! submission). Off by default: with no relay table nothing is ever sent as plain email.
+//! under `[relay."DOMAIN"]`, mail leaves SMIMP's protection and is handed, as the mail
+//! client submitted it but without its `Bcc` fields (RFC 5322 §3.6.3; removed when it is
+//! queued), to that SMTP server (lettre's async SMTP transport, RFC 6409 submission),
+//! with the account's own address as envelope sender and `From:` (submission checks
+//! both). Off by default: with no relay table nothing is ever sent as plain email.
 //!
 //! TLS is mandatory (STARTTLS required, or implicit TLS, RFC 8314) and the relay's
 //! certificate is always verified, against its configured private CA or else the public

@@ -46,6 +46,7 @@ pub(super) fn config(at: &Addresses, server: SocketAddr, server_ca: &Path) -> Ga
         },
         smtp: SmtpSection { listen: at.smtp, tls_listen: at.smtp_tls, ..SmtpSection::default() },
         imap: ImapSection { listen: at.imap, tls_listen: at.imap_tls, ..ImapSection::default() },
+        delivery: Default::default(),
         relay: BTreeMap::new(),
     }
 }

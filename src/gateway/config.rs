@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::outbound::{DEFAULT_LANE_FROM_BITS, DEFAULT_MAX_POW_BITS};
 use crate::backend::relay_settings::RelaySection;
 pub use crate::config_file::ConfigError;
 use crate::config_file::{anchor, invalid, read_toml};
@@ -29,6 +30,8 @@ pub struct GatewayConfig {
     pub smtp: SmtpSection,
     #[serde(default)]
     pub imap: ImapSection,
+    #[serde(default)]
+    pub delivery: DeliverySection,
     /// `[relay."DOMAIN"]`: legacy relays by recipient domain. Empty (the default): no
     /// mail is ever sent as plain email.
     #[serde(default)]
@@ -81,6 +84,29 @@ impl Default for SmtpSection {
             tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1465))),
             max_message_size: 32 * 1024 * 1024,
         }
+    }
+}
+
+/// `[delivery]`: what delivering one message to a recipient's server may cost. The
+/// recipient's server sets the proof of work; these bounds keep a hostile one from
+/// spending this machine's time without end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// Most leading zero bits of proof of work done for one delivery; a server asking
+    /// more fails the delivery at once, with a report to the sender.
+    pub max_pow_bits: u32,
+    /// From this many bits on, the work waits in a lane of its own, so it never holds
+    /// the delivery slots cheap deliveries need.
+    pub pow_lane_from_bits: u32,
+}
+
+/// The highest `max_pow_bits` accepted: 2^36 hashes are about a day on two cores.
+const MAX_POW_BITS_LIMIT: u32 = 36;
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self { max_pow_bits: DEFAULT_MAX_POW_BITS, pow_lane_from_bits: DEFAULT_LANE_FROM_BITS }
     }
 }
 
@@ -211,6 +237,12 @@ impl GatewayConfig {
                     "the gateway serves this machine's mail clients: listen on 127.0.0.1 or ::1 (other addresses would expose unencrypted local mail)".into(),
                 ));
             }
+        }
+        if self.delivery.max_pow_bits > MAX_POW_BITS_LIMIT {
+            return Err(invalid(
+                "delivery.max_pow_bits",
+                format!("at most {MAX_POW_BITS_LIMIT} (2^36 hashes are about a day of work)"),
+            ));
         }
         if self.keys.replenish_every < Duration::from_secs(1) {
             return Err(invalid("keys.replenish_every", "at least 1s, so the server is not polled in a loop".into()));

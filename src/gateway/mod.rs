@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use crate::backend::account::Account;
 use crate::backend::key_upkeep::key_upkeep_loop;
 use crate::backend::mailbox::Mailboxes;
-use crate::backend::outbound::RetryPolicy;
+use crate::backend::outbound::{PowBudget, RetryPolicy};
 use crate::backend::relay::Relays;
 use crate::backend::submission::{delivery_loop, SubmissionBackend};
 use crate::gateway::context::{CommandError, Context};
@@ -220,7 +220,10 @@ fn submission_backend(
     Ok(SubmissionBackend {
         store: ctx.store.clone(),
         discovery: ctx.discovery.clone(),
-        policy: RetryPolicy::default(),
+        policy: RetryPolicy {
+            pow: PowBudget::new(ctx.config.delivery.max_pow_bits, ctx.config.delivery.pow_lane_from_bits),
+            ..RetryPolicy::default()
+        },
         accounts,
         relays: Arc::new(relays),
         queued: Arc::new(tokio::sync::Notify::new()),

@@ -26,6 +26,11 @@
 //!   `-- ` line; with attachments, `multipart/mixed` with inline images as
 //!   `Content-Disposition: inline` parts with their `Content-ID` (a text/plain body
 //!   cannot reference them, so `multipart/related` would add nothing).
+//!
+//! Mail that leaves as plain email through a legacy relay is the submitted message, not a
+//! rendering: [`without_bcc`] drops its `Bcc`/`Resent-Bcc` fields (RFC 5322 §3.6.3) and
+//! keeps every other byte, and [`from_addresses`] reads who it claims to be from, so
+//! submission can hold that to the account. Both use mail-parser's header offsets.
 
 use std::time::{Duration, SystemTime};
 
@@ -409,9 +414,67 @@ fn boundary(email: &Email, meta: &RenderMeta) -> String {
     format!("=_smimp_{}", state.finalize().to_hex())
 }
 
+/// The submitted message without its `Bcc` and `Resent-Bcc` header fields (folded
+/// lines included), every other byte as it was: the copy a legacy relay gets must not
+/// tell its recipients who else was sent it in secret. `None` when the bytes are not a
+/// message with headers.
+pub fn without_bcc(raw: &[u8]) -> Option<Vec<u8>> {
+    let message = mail_parser::MessageParser::new().parse_headers(raw)?;
+    if message.headers().is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    for field in message.headers() {
+        if matches!(field.name, mail_parser::HeaderName::Bcc | mail_parser::HeaderName::ResentBcc) {
+            let (start, end) = (field.offset_field as usize, field.offset_end as usize);
+            out.extend_from_slice(raw.get(at..start)?);
+            at = end;
+        }
+    }
+    out.extend_from_slice(raw.get(at..)?);
+    Some(out)
+}
+
+/// Every address the message's `From` fields name, as written (`local@domain`), so the
+/// caller can require each to be the authenticated account. Empty when there is none.
+pub fn from_addresses(raw: &[u8]) -> Vec<String> {
+    let Some(message) = mail_parser::MessageParser::new().parse_headers(raw) else { return Vec::new() };
+    message
+        .header_values(mail_parser::HeaderName::From)
+        .filter_map(mail_parser::HeaderValue::as_address)
+        .flat_map(|address| address.iter().map(|addr| addr.address().unwrap_or_default().to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_relay_copy_loses_every_bcc_field_and_nothing_else() {
+        let raw = b"From: Alice <alice@example.org>\r\nBcc: hidden@example.net,\r\n  other@example.net\r\n\
+To: <bob@legacy.example>\r\nBCC: <third@example.net>\r\nSubject: Bcc: not a header\r\n\
+Resent-Bcc: resent@example.net\r\nX-Bcc-Note: kept\r\nbcc:\r\n\r\nBcc: in the body stays\r\n";
+        let out = without_bcc(raw).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "From: Alice <alice@example.org>\r\nTo: <bob@legacy.example>\r\nSubject: Bcc: not a header\r\n\
+X-Bcc-Note: kept\r\n\r\nBcc: in the body stays\r\n"
+        );
+        let plain = b"From: <alice@example.org>\r\nTo: <bob@legacy.example>\r\n\r\n.a dot\r\n";
+        assert_eq!(without_bcc(plain).unwrap(), plain, "a message without Bcc is kept byte for byte");
+        assert_eq!(without_bcc(b""), None);
+    }
+
+    #[test]
+    fn every_from_address_is_read() {
+        let raw = b"From: Alice <alice@example.org>, \"bob@example.org\" <eve@evil.example>\r\nTo: x@y.example\r\n\r\n";
+        assert_eq!(from_addresses(raw), ["alice@example.org", "eve@evil.example"]);
+        let group = b"From: team: a@example.org, b@example.org;\r\nFrom: c@example.org\r\n\r\n";
+        assert_eq!(from_addresses(group), ["a@example.org", "b@example.org", "c@example.org"]);
+        assert!(from_addresses(b"To: x@y.example\r\n\r\nbody").is_empty());
+    }
 
     fn meta() -> RenderMeta {
         RenderMeta {

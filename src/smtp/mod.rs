@@ -51,6 +51,15 @@ pub trait Submission: Send + Sync + 'static {
     /// account): the client sees the same answer whatever failed.
     fn authenticate(&self, username: &str, password: &str) -> impl Future<Output = Option<Self::Account>> + Send;
 
+    /// Decides whether the logged-in account may give `mail_from` (as in `MAIL FROM`,
+    /// empty for the null reverse-path) as the envelope sender, e.g.
+    /// `Refusal::new(553, [5, 7, 1], "…")`. The default takes any sender, as a relay that
+    /// trusts its users does; the gateway holds it to the account.
+    fn check_sender(&self, account: &Self::Account, mail_from: &str) -> Result<(), Refusal> {
+        let _ = (account, mail_from);
+        Ok(())
+    }
+
     /// Decides whether `recipient` (as given in `RCPT TO`) can be sent to, e.g.
     /// `Refusal::new(550, [5, 1, 1], "bob@example.org has no SMIMP profile")`. An
     /// accepted recipient's [`RecipientOk`] text is the `250` reply's, so the client can

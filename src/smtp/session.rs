@@ -629,12 +629,16 @@ impl<B: Submission> Session<B> {
         if self.state.greeting.is_none() {
             return Err(SmtpError::BadSequence("send EHLO first"));
         }
-        if self.state.account.is_none() {
+        let Some(account) = &self.state.account else {
             return Err(SmtpError::AuthRequired);
-        }
+        };
         if self.transaction.from.is_some() {
             return Err(SmtpError::BadSequence("a mail transaction is already open"));
         }
+        self.backend.check_sender(account, &from.address).map_err(|refusal| {
+            tracing::info!(code = refusal.code(), "envelope sender refused");
+            SmtpError::Refused(refusal)
+        })?;
         if from.size.is_some_and(|size| size > self.config.max_message_size) {
             return Err(SmtpError::DeclaredTooBig { limit: self.config.max_message_size });
         }
