@@ -37,7 +37,7 @@ const MAX_ERRORS: u32 = 30;
 /// How much is read from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 /// Room for the command line around the largest literal.
-const LINE_ALLOWANCE: u32 = 64 * 1024;
+pub(super) const LINE_ALLOWANCE: u32 = 64 * 1024;
 
 /// What the listener shares with every session.
 pub(crate) struct Shared<S: MailStore> {

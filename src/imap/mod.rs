@@ -43,11 +43,15 @@ use tokio::sync::Notify;
 
 pub use crate::listen::TlsMode;
 use crate::listen::{Guests, Limits, Shutdown};
+/// For the fuzz crate only (fuzz/fuzz_targets/imap_commands.rs); not part of the API.
+#[doc(hidden)]
+pub use fuzz_entry::fuzz_command;
 
 mod command;
 mod connection;
 mod fetch;
 mod flow;
+mod fuzz_entry;
 mod list;
 mod response;
 mod search;
