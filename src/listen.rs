@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -429,9 +429,34 @@ where
     }
 }
 
+/// Whether a front-end may take a password on this connection: always over TLS, and
+/// without it only from this machine (IPv4-mapped loopback included, as a dual-stack
+/// socket reports it) when `allow_on_loopback` says so. SMTP and IMAP ask this one
+/// place, so the two never disagree on which connections may send a password in clear.
+pub fn password_allowed(tls: bool, allow_on_loopback: bool, peer: IpAddr) -> bool {
+    let loopback = match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    tls || (allow_on_loopback && loopback)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_clear_is_taken_only_from_loopback_and_only_when_allowed() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        for peer in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(password_allowed(false, true, ip(peer)), "{peer} is this machine");
+            assert!(!password_allowed(false, false, ip(peer)), "{peer}: the switch is off");
+        }
+        for peer in ["192.0.2.7", "10.0.0.1", "2001:db8::1", "::ffff:192.0.2.7", "fe80::1"] {
+            assert!(!password_allowed(false, true, ip(peer)), "{peer} is not this machine");
+            assert!(password_allowed(true, true, ip(peer)), "{peer} over TLS");
+        }
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn limits(max_connections: usize, when_full: WhenFull) -> Limits {

@@ -30,7 +30,7 @@ use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
 use super::view::RecentClaims;
 use super::{ImapConfig, MailStore, TlsMode};
-use crate::listen::{tls_handshake, Guest, Incoming, Shutdown};
+use crate::listen::{password_allowed, tls_handshake, Guest, Incoming, Shutdown};
 
 /// Client mistakes (BAD responses) after which the connection is closed.
 const MAX_ERRORS: u32 = 30;
@@ -205,7 +205,7 @@ impl<S: MailStore> Session<S> {
     /// Whether LOGIN and AUTHENTICATE may be used: over TLS, or from loopback when
     /// the configuration allows it.
     pub(crate) fn auth_allowed(&self) -> bool {
-        self.tls || (self.shared.config.allow_plain_auth_on_loopback && self.peer.ip().is_loopback())
+        password_allowed(self.tls, self.shared.config.allow_plain_auth_on_loopback, self.peer.ip())
     }
 
     /// Writes the response for an error and counts client mistakes.

@@ -15,7 +15,7 @@
 //! Depends only on std, tokio, tokio-rustls, tracing and the sibling modules.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,7 +27,7 @@ use super::data::{DataDecoder, DataError, DataLimits};
 use super::reply::{write_ehlo, Capabilities, Reply};
 use super::sasl::{self, Credentials, Password};
 use super::{RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
-use crate::listen::{tls_handshake, Flow, Guest, Incoming, Shutdown};
+use crate::listen::{password_allowed, tls_handshake, Flow, Guest, Incoming, Shutdown};
 
 /// Protocol errors (unknown commands, bad sequences) after which the connection is closed.
 const MAX_ERRORS: u32 = 20;
@@ -457,7 +457,7 @@ impl<B: Submission> Session<B> {
 
     /// AUTH is offered over TLS, and without it only from loopback when so configured.
     fn auth_offered(&self) -> bool {
-        self.state.tls || (self.config.allow_plain_auth_on_loopback && is_loopback(self.state.peer.ip()))
+        password_allowed(self.state.tls, self.config.allow_plain_auth_on_loopback, self.state.peer.ip())
     }
 
     async fn on_command(&mut self, command: Command) -> Result<Flow, SmtpError> {
@@ -712,13 +712,6 @@ impl<B: Submission> Session<B> {
                 Err(SmtpError::Refused(refusal))
             }
         }
-    }
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
