@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::imap_types::core::{LiteralMode, Vec1};
+use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::search::SearchKey;
@@ -29,7 +29,7 @@ use imap_codec::CommandCodec;
 use super::connection::LINE_ALLOWANCE;
 use super::response;
 use super::search::{self as searching, Candidate, Content};
-use super::view::{check_ranges, View};
+use super::view::View;
 use super::wire::{mailbox_from_wire, uid_set};
 use super::{fetch, list, Flag, ImapConfig, MailboxInfo, MessageMeta, Snapshot, SpecialUse};
 
@@ -261,21 +261,10 @@ fn appended(message: &[u8]) {
     let _ = Content::new(message);
 }
 
-/// SEARCH as the handler checks it (`selected::search_key`: the keys joined, counted
-/// and their ranges limited), then tested against a sample of the fixed view.
-fn searched(mut keys: Vec<SearchKey<'_>>, uid: bool) {
-    let key = if keys.len() == 1 {
-        keys.remove(0)
-    } else {
-        match Vec1::try_from(keys) {
-            Ok(keys) => SearchKey::And(keys),
-            Err(_) => SearchKey::All,
-        }
-    };
-    let (count, ranges) = searching::size(&key);
-    if count > searching::MAX_SEARCH_KEYS || check_ranges(ranges).is_err() {
-        return;
-    }
+/// SEARCH as the handler checks it (`search::one_key`: the keys joined, counted and
+/// their ranges limited), then tested against a sample of the fixed view.
+fn searched(keys: Vec<SearchKey<'_>>, uid: bool) {
+    let Ok(key) = searching::one_key(keys) else { return };
     let view = view();
     let need = searching::needs_content(&key);
     let all: Vec<usize> = (0..view.messages.len()).collect();

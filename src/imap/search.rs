@@ -7,12 +7,14 @@
 //!
 //! Depends only on std, imap-codec's search types and mail-parser.
 
+use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 
+use super::response::ImapError;
 use super::structure::header_fields;
-use super::view::Known;
+use super::view::{check_ranges, Known};
 use super::Flag;
 
 /// Whether `key` looks into message content (so the message must be fetched).
@@ -39,6 +41,25 @@ pub fn needs_content(key: &SearchKey<'_>) -> bool {
 
 /// The most keys one SEARCH may hold; each is evaluated against every message.
 pub const MAX_SEARCH_KEYS: usize = 1_000;
+/// The SEARCH criteria as one key (several are ANDed, RFC 3501 §6.4.4), refused with a
+/// BAD naming the limit when it has more keys or sequence ranges than are evaluated.
+/// The SEARCH handler and the fuzz entry both go through here, so both meet the limits.
+pub fn one_key(mut keys: Vec<SearchKey<'_>>) -> Result<SearchKey<'_>, ImapError> {
+    let key = if keys.len() == 1 {
+        keys.remove(0)
+    } else {
+        match Vec1::try_from(keys) {
+            Ok(keys) => SearchKey::And(keys),
+            Err(_) => SearchKey::All,
+        }
+    };
+    let (count, ranges) = size(&key);
+    if count > MAX_SEARCH_KEYS {
+        return Err(ImapError::Syntax(format!("the search has {count} keys; at most {MAX_SEARCH_KEYS} are accepted")));
+    }
+    check_ranges(ranges)?;
+    Ok(key)
+}
 
 /// How many keys `key` holds (itself included) and how many ranges its sequence and
 /// UID sets hold together, so a search too costly to evaluate is refused first.
@@ -365,6 +386,17 @@ Schöne Grüße, the quarterly REPORT is attached.\r\n"
         assert_eq!(size(&criteria("OR (1,2) (UID 3)")), (5, 3));
         let many = ["1:*"; 3].join(",");
         assert_eq!(size(&criteria(&format!("{many} OR {many} UID {many}"))), (5, 9));
+    }
+
+    #[test]
+    fn one_key_joins_the_criteria_and_refuses_what_is_over_the_limits() {
+        assert_eq!(one_key(vec![SearchKey::Seen]).unwrap(), SearchKey::Seen);
+        let both = one_key(vec![SearchKey::Seen, SearchKey::Deleted]).unwrap();
+        assert!(matches!(both, SearchKey::And(keys) if keys.as_ref().len() == 2));
+        let error = one_key(vec![SearchKey::Seen; MAX_SEARCH_KEYS + 1]).unwrap_err();
+        assert!(matches!(&error, ImapError::Syntax(text) if text.contains("at most 1000")), "{error:?}");
+        let sets = (1..=10_001).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        assert!(one_key(vec![criteria(&sets)]).is_err(), "more than 10,000 ranges");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! EXAMINEd mailbox refuses every change.
 
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::flag::{Flag as WireFlag, StoreResponse, StoreType};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -15,7 +15,7 @@ use super::{convert_flags, mailbox_name, Outcome, Selected};
 use crate::imap::connection::flush;
 use crate::imap::flow::Transition;
 use crate::imap::response::{self, ImapError};
-use crate::imap::view::{check_ranges, View};
+use crate::imap::view::View;
 use crate::imap::wire::uid_set;
 use crate::imap::{fetch as fetching, search as searching, Flag, FlagOp, MailStore};
 
@@ -99,29 +99,12 @@ async fn expunge<S: MailStore>(cx: Selected<'_, S>, set: Option<&SequenceSet>) -
 }
 
 /// The SEARCH criteria as one key, once the charset is known to be one we read.
-fn search_key(
-    charset: Option<Charset<'_>>,
-    mut keys: Vec<SearchKey<'static>>,
-) -> Result<SearchKey<'static>, ImapError> {
+fn search_key(charset: Option<Charset<'_>>, keys: Vec<SearchKey<'static>>) -> Result<SearchKey<'static>, ImapError> {
     let charset = charset.map(|c| c.as_ref().to_ascii_uppercase());
     if charset.as_deref().is_some_and(|c| c != "UTF-8" && c != "US-ASCII") {
         return Err(ImapError::BadCharset);
     }
-    let key = if keys.len() == 1 {
-        keys.remove(0)
-    } else {
-        match Vec1::try_from(keys) {
-            Ok(keys) => SearchKey::And(keys),
-            Err(_) => SearchKey::All,
-        }
-    };
-    let (count, ranges) = searching::size(&key);
-    if count > searching::MAX_SEARCH_KEYS {
-        let limit = searching::MAX_SEARCH_KEYS;
-        return Err(ImapError::Syntax(format!("the search has {count} keys; at most {limit} are accepted")));
-    }
-    check_ranges(ranges)?;
-    Ok(key)
+    searching::one_key(keys)
 }
 
 async fn search<S: MailStore>(cx: Selected<'_, S>, key: &SearchKey<'_>, uid: bool) -> Outcome<S::Account> {
