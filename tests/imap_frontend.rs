@@ -946,3 +946,18 @@ async fn idle_connections_make_room_for_a_client_that_logs_in() {
     assert_eq!(second.cmd("s1", "NOOP").await, ["s1 OK NOOP completed"]);
     gateway.stop().await;
 }
+
+/// The atom NIL is not a flag (RFC 3501 §9: flag-keyword is an atom, and NIL is the
+/// nil value): STORE and APPEND refuse it with a plain reason and store nothing.
+#[tokio::test]
+async fn nil_is_refused_as_a_flag() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(c.cmd("a", "STORE 1 +FLAGS (NIL)").await, ["a BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(c.cmd("b", "UID STORE 1 FLAGS (\\Seen nil)").await, ["b BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(gateway.store.flags("INBOX", 1), []);
+    assert_eq!(c.cmd("c", "APPEND INBOX (NIL) {1+}\r\nx").await, ["c BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(gateway.store.uids("INBOX"), [1]);
+    gateway.stop().await;
+}
