@@ -688,6 +688,8 @@ async fn store_flags_and_search() {
     assert_eq!(
         c.cmd("a", "STORE 1:2 +FLAGS (\\Answered $Label1)").await,
         [
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] flags permitted",
             "* 1 FETCH (FLAGS (\\Seen \\Answered $Label1 \\Recent))",
             "* 2 FETCH (FLAGS (\\Answered $Label1 \\Recent))",
             "a OK STORE completed"
@@ -959,5 +961,62 @@ async fn nil_is_refused_as_a_flag() {
     assert_eq!(gateway.store.flags("INBOX", 1), []);
     assert_eq!(c.cmd("c", "APPEND INBOX (NIL) {1+}\r\nx").await, ["c BAD [CLIENTBUG] NIL is not a flag"]);
     assert_eq!(gateway.store.uids("INBOX"), [1]);
+    gateway.stop().await;
+}
+
+/// A keyword is announced in an untagged FLAGS and PERMANENTFLAGS before any FETCH
+/// shows it (RFC 3501 §7.2.6): on SELECT, and when a STORE or APPEND (or another
+/// session) brings a new one into the selected mailbox.
+#[tokio::test]
+async fn new_keywords_are_announced_before_fetch_shows_them() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![Flag::Keyword("$Old".into())], &simple("m1", "x"));
+    gateway.store.add("INBOX", vec![], &simple("m2", "x"));
+    let mut c = gateway.select("INBOX").await;
+    let flags = |k: &str| format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {k})");
+    let permanent = |k: &str| {
+        format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {k} \\*)] flags permitted")
+    };
+    assert_eq!(
+        c.cmd("a", "STORE 2 +FLAGS ($New)").await,
+        [
+            flags("$Old $New"),
+            permanent("$Old $New"),
+            "* 2 FETCH (FLAGS ($New \\Recent))".to_string(),
+            "a OK STORE completed".to_string()
+        ]
+    );
+    // Known keywords are not announced again.
+    assert_eq!(
+        c.cmd("b", "STORE 1 +FLAGS ($New)").await,
+        ["* 1 FETCH (FLAGS ($Old $New \\Recent))", "b OK STORE completed"]
+    );
+    // APPEND into the selected mailbox.
+    assert_eq!(
+        c.cmd("c", "APPEND INBOX ($Appended) {1+}\r\nx").await,
+        [
+            flags("$Old $New $Appended"),
+            permanent("$Old $New $Appended"),
+            "* 3 EXISTS".to_string(),
+            "* 3 RECENT".to_string(),
+            "c OK [APPENDUID 100 3] APPEND completed".to_string()
+        ]
+    );
+    // Another session's keyword, before the FETCH that tells of it.
+    let mut other = gateway.select("INBOX").await;
+    assert_eq!(
+        other.cmd("o", "STORE 3 +FLAGS.SILENT ($Other)").await,
+        [flags("$Old $New $Appended $Other"), permanent("$Old $New $Appended $Other"), "o OK STORE completed".into()],
+        "announced even when the STORE is silent"
+    );
+    assert_eq!(
+        c.cmd("d", "NOOP").await,
+        [
+            flags("$Old $New $Appended $Other"),
+            permanent("$Old $New $Appended $Other"),
+            "* 3 FETCH (UID 3 FLAGS ($Appended $Other \\Recent))".to_string(),
+            "d OK NOOP completed".to_string()
+        ]
+    );
     gateway.stop().await;
 }
