@@ -1020,3 +1020,28 @@ async fn new_keywords_are_announced_before_fetch_shows_them() {
     );
     gateway.stop().await;
 }
+
+/// MOVE into the mailbox the message is in (RFC 6851 §3.3): the copy arrives (EXISTS)
+/// and the source goes (EXPUNGE), as for any other target.
+#[tokio::test]
+async fn move_to_the_same_mailbox_reports_expunge_and_exists() {
+    let gateway = start().await;
+    for i in 1..=2 {
+        gateway.store.add("INBOX", vec![], &simple(&format!("m{i}"), "x"));
+    }
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(
+        c.cmd("a", "MOVE 1 INBOX").await,
+        ["* OK [COPYUID 100 1 3] moved", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT", "a OK MOVE completed"]
+    );
+    assert_eq!(
+        c.cmd("b", "UID MOVE 3 INBOX").await,
+        ["* OK [COPYUID 100 3 4] moved", "* 2 EXPUNGE", "* 2 EXISTS", "* 2 RECENT", "b OK UID MOVE completed"]
+    );
+    assert_eq!(gateway.store.uids("INBOX"), [2, 4]);
+    assert_eq!(
+        c.cmd("c", "UID FETCH 1:* UID").await,
+        ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 4)", "c OK UID FETCH completed"]
+    );
+    gateway.stop().await;
+}
