@@ -206,6 +206,10 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
 
     // Mailboxes: create a hierarchy, rename it, delete it.
     boxes.create(&bob, "Projects/2026").await.unwrap();
+    let subscribed: Vec<String> =
+        boxes.list(&bob).await.unwrap().into_iter().filter(|m| m.subscribed).map(|m| m.name).collect();
+    assert!(!subscribed.iter().any(|n| n.starts_with("Projects")), "CREATE does not subscribe: {subscribed:?}");
+    assert!(subscribed.contains(&"Archive".to_string()), "folders found on the server do: {subscribed:?}");
     let names: Vec<String> = boxes.list(&bob).await.unwrap().into_iter().map(|m| m.name).collect();
     for name in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive", "Projects", "Projects/2026"] {
         assert!(names.contains(&name.to_string()), "{name} in {names:?}");

@@ -118,7 +118,10 @@ impl MailStore for MemStore {
             return Err(No::with_code(NoCode::AlreadyExists, "mailbox exists"));
         }
         let uid_validity = 500 + folders.len() as u32;
-        folders.insert(name.to_string(), Folder::new(uid_validity, None));
+        // CREATE does not subscribe, as in the gateway's backend.
+        let mut folder = Folder::new(uid_validity, None);
+        folder.subscribed = false;
+        folders.insert(name.to_string(), folder);
         Ok(())
     }
 
@@ -1042,6 +1045,36 @@ async fn move_to_the_same_mailbox_reports_expunge_and_exists() {
     assert_eq!(
         c.cmd("c", "UID FETCH 1:* UID").await,
         ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 4)", "c OK UID FETCH completed"]
+    );
+    gateway.stop().await;
+}
+
+/// LSUB with `%` (RFC 3501 §6.3.9): a subscribed mailbox's unsubscribed parent (here
+/// one just created, as CREATE does not subscribe) is listed `\Noselect`; after
+/// UNSUBSCRIBE neither is listed.
+#[tokio::test]
+async fn lsub_lists_hidden_parents_and_forgets_unsubscribed() {
+    let gateway = start().await;
+    let mut c = gateway.login().await;
+    assert_eq!(c.cmd("a", "CREATE Work").await, ["a OK CREATE completed"]);
+    assert_eq!(c.cmd("b", "LSUB \"\" Work*").await, ["b OK LSUB completed"], "neither is subscribed");
+    assert_eq!(c.cmd("c", "SUBSCRIBE Work/Projects").await, ["c OK SUBSCRIBE completed"]);
+    assert_eq!(
+        c.cmd("d", "LSUB \"\" %").await,
+        [
+            "* LSUB () \"/\" \"INBOX\"",
+            "* LSUB () \"/\" \"Sent\"",
+            "* LSUB () \"/\" \"Trash\"",
+            "* LSUB (\\Noselect) \"/\" \"Work\"",
+            "d OK LSUB completed"
+        ]
+    );
+    assert_eq!(c.cmd("e", "LSUB \"\" Work/%").await, ["* LSUB () \"/\" \"Work/Projects\"", "e OK LSUB completed"]);
+    assert_eq!(c.cmd("f", "UNSUBSCRIBE Work/Projects").await, ["f OK UNSUBSCRIBE completed"]);
+    assert_eq!(c.cmd("g", "LSUB \"\" Work/%").await, ["g OK LSUB completed"]);
+    assert_eq!(
+        c.cmd("h", "LSUB \"\" %").await,
+        ["* LSUB () \"/\" \"INBOX\"", "* LSUB () \"/\" \"Sent\"", "* LSUB () \"/\" \"Trash\"", "h OK LSUB completed"]
     );
     gateway.stop().await;
 }
