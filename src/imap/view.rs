@@ -419,6 +419,24 @@ mod tests {
     }
 
     #[test]
+    fn new_keywords_are_announced_once_and_first() {
+        let k = |s: &str| Flag::Keyword(s.into());
+        let mut first = snapshot(&[1, 2]);
+        first.messages[0].flags = vec![k("$Old")];
+        let mut view = View::new("INBOX".into(), false, first.clone(), 10);
+        assert_eq!(view.keywords, ["$Old"]);
+        assert_eq!(view.set_flags(2, &[k("$Old")]), None, "known already");
+        let told = Some(Update::Keywords { keywords: vec!["$Old".into(), "$New".into()], read_only: false });
+        assert_eq!(view.set_flags(2, &[k("$New")]), told);
+        let mut next = first;
+        next.messages[1].flags = vec![k("$New"), k("$Other")];
+        let updates = view.update(next, true, 10);
+        let all = vec!["$Old".to_string(), "$New".into(), "$Other".into()];
+        assert_eq!(updates[0], Update::Keywords { keywords: all, read_only: false });
+        assert!(matches!(updates[1], Update::Flags { uid: 2, .. }), "{updates:?}");
+    }
+
+    #[test]
     fn expunges_wait_when_not_allowed() {
         let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3]), 10);
         let updates = view.update(snapshot(&[1, 3, 4]), false, 10);
