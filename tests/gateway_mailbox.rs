@@ -184,6 +184,14 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
     assert_eq!(pairs, vec![(1, 1)]);
     let (_, archive) = other.snapshot(&other_bob, "Archive", true).await.unwrap();
     assert_eq!(archive.len(), 1, "the other device sees the move");
+    // MOVE within one mailbox (RFC 6851): a copy with a new UID, and the original gone.
+    let (_, pairs) = boxes.copy(&bob, "Archive", &[Uid::new(1)], "Archive", true).await.unwrap();
+    let pairs: Vec<(u32, u32)> = pairs.into_iter().map(|(from, to)| (from.get(), to.get())).collect();
+    assert_eq!(pairs, vec![(1, 2)]);
+    let (_, archive) = boxes.snapshot(&bob, "Archive", true).await.unwrap();
+    assert_eq!(archive.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [2], "the original is gone");
+    let (_, archive) = other.snapshot(&other_bob, "Archive", true).await.unwrap();
+    assert_eq!(archive.len(), 1, "and gone on the server");
     boxes
         .store_flags(&bob, "INBOX", &[Uid::new(2)], FlagChange::Add, &Flags::from_iter([Flag::Deleted]))
         .await
@@ -198,6 +206,10 @@ Message-ID: <appended.1@example.net>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n
 
     // Mailboxes: create a hierarchy, rename it, delete it.
     boxes.create(&bob, "Projects/2026").await.unwrap();
+    let subscribed: Vec<String> =
+        boxes.list(&bob).await.unwrap().into_iter().filter(|m| m.subscribed).map(|m| m.name).collect();
+    assert!(!subscribed.iter().any(|n| n.starts_with("Projects")), "CREATE does not subscribe: {subscribed:?}");
+    assert!(subscribed.contains(&"Archive".to_string()), "folders found on the server do: {subscribed:?}");
     let names: Vec<String> = boxes.list(&bob).await.unwrap().into_iter().map(|m| m.name).collect();
     for name in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive", "Projects", "Projects/2026"] {
         assert!(names.contains(&name.to_string()), "{name} in {names:?}");

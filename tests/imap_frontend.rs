@@ -118,7 +118,10 @@ impl MailStore for MemStore {
             return Err(No::with_code(NoCode::AlreadyExists, "mailbox exists"));
         }
         let uid_validity = 500 + folders.len() as u32;
-        folders.insert(name.to_string(), Folder::new(uid_validity, None));
+        // CREATE does not subscribe, as in the gateway's backend.
+        let mut folder = Folder::new(uid_validity, None);
+        folder.subscribed = false;
+        folders.insert(name.to_string(), folder);
         Ok(())
     }
 
@@ -688,6 +691,8 @@ async fn store_flags_and_search() {
     assert_eq!(
         c.cmd("a", "STORE 1:2 +FLAGS (\\Answered $Label1)").await,
         [
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] flags permitted",
             "* 1 FETCH (FLAGS (\\Seen \\Answered $Label1 \\Recent))",
             "* 2 FETCH (FLAGS (\\Answered $Label1 \\Recent))",
             "a OK STORE completed"
@@ -944,5 +949,132 @@ async fn idle_connections_make_room_for_a_client_that_logs_in() {
     assert_eq!(newcomer.cmd("n1", "NOOP").await, ["n1 OK NOOP completed"]);
     assert_eq!(first.cmd("f1", "NOOP").await, ["f1 OK NOOP completed"]);
     assert_eq!(second.cmd("s1", "NOOP").await, ["s1 OK NOOP completed"]);
+    gateway.stop().await;
+}
+
+/// The atom NIL is not a flag (RFC 3501 §9: flag-keyword is an atom, and NIL is the
+/// nil value): STORE and APPEND refuse it with a plain reason and store nothing.
+#[tokio::test]
+async fn nil_is_refused_as_a_flag() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(c.cmd("a", "STORE 1 +FLAGS (NIL)").await, ["a BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(c.cmd("b", "UID STORE 1 FLAGS (\\Seen nil)").await, ["b BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(gateway.store.flags("INBOX", 1), []);
+    assert_eq!(c.cmd("c", "APPEND INBOX (NIL) {1+}\r\nx").await, ["c BAD [CLIENTBUG] NIL is not a flag"]);
+    assert_eq!(gateway.store.uids("INBOX"), [1]);
+    gateway.stop().await;
+}
+
+/// A keyword is announced in an untagged FLAGS and PERMANENTFLAGS before any FETCH
+/// shows it (RFC 3501 §7.2.6): on SELECT, and when a STORE or APPEND (or another
+/// session) brings a new one into the selected mailbox.
+#[tokio::test]
+async fn new_keywords_are_announced_before_fetch_shows_them() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![Flag::Keyword("$Old".into())], &simple("m1", "x"));
+    gateway.store.add("INBOX", vec![], &simple("m2", "x"));
+    let mut c = gateway.select("INBOX").await;
+    let flags = |k: &str| format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {k})");
+    let permanent = |k: &str| {
+        format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {k} \\*)] flags permitted")
+    };
+    assert_eq!(
+        c.cmd("a", "STORE 2 +FLAGS ($New)").await,
+        [
+            flags("$Old $New"),
+            permanent("$Old $New"),
+            "* 2 FETCH (FLAGS ($New \\Recent))".to_string(),
+            "a OK STORE completed".to_string()
+        ]
+    );
+    // Known keywords are not announced again.
+    assert_eq!(
+        c.cmd("b", "STORE 1 +FLAGS ($New)").await,
+        ["* 1 FETCH (FLAGS ($Old $New \\Recent))", "b OK STORE completed"]
+    );
+    // APPEND into the selected mailbox.
+    assert_eq!(
+        c.cmd("c", "APPEND INBOX ($Appended) {1+}\r\nx").await,
+        [
+            flags("$Old $New $Appended"),
+            permanent("$Old $New $Appended"),
+            "* 3 EXISTS".to_string(),
+            "* 3 RECENT".to_string(),
+            "c OK [APPENDUID 100 3] APPEND completed".to_string()
+        ]
+    );
+    // Another session's keyword, before the FETCH that tells of it.
+    let mut other = gateway.select("INBOX").await;
+    assert_eq!(
+        other.cmd("o", "STORE 3 +FLAGS.SILENT ($Other)").await,
+        [flags("$Old $New $Appended $Other"), permanent("$Old $New $Appended $Other"), "o OK STORE completed".into()],
+        "announced even when the STORE is silent"
+    );
+    assert_eq!(
+        c.cmd("d", "NOOP").await,
+        [
+            flags("$Old $New $Appended $Other"),
+            permanent("$Old $New $Appended $Other"),
+            "* 3 FETCH (UID 3 FLAGS ($Appended $Other \\Recent))".to_string(),
+            "d OK NOOP completed".to_string()
+        ]
+    );
+    gateway.stop().await;
+}
+
+/// MOVE into the mailbox the message is in (RFC 6851 §3.3): the copy arrives (EXISTS)
+/// and the source goes (EXPUNGE), as for any other target.
+#[tokio::test]
+async fn move_to_the_same_mailbox_reports_expunge_and_exists() {
+    let gateway = start().await;
+    for i in 1..=2 {
+        gateway.store.add("INBOX", vec![], &simple(&format!("m{i}"), "x"));
+    }
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(
+        c.cmd("a", "MOVE 1 INBOX").await,
+        ["* OK [COPYUID 100 1 3] moved", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT", "a OK MOVE completed"]
+    );
+    assert_eq!(
+        c.cmd("b", "UID MOVE 3 INBOX").await,
+        ["* OK [COPYUID 100 3 4] moved", "* 2 EXPUNGE", "* 2 EXISTS", "* 2 RECENT", "b OK UID MOVE completed"]
+    );
+    assert_eq!(gateway.store.uids("INBOX"), [2, 4]);
+    assert_eq!(
+        c.cmd("c", "UID FETCH 1:* UID").await,
+        ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 4)", "c OK UID FETCH completed"]
+    );
+    gateway.stop().await;
+}
+
+/// LSUB with `%` (RFC 3501 §6.3.9): a subscribed mailbox's unsubscribed parent (here
+/// one just created, as CREATE does not subscribe) is listed `\Noselect`; after
+/// UNSUBSCRIBE neither is listed.
+#[tokio::test]
+async fn lsub_lists_hidden_parents_and_forgets_unsubscribed() {
+    let gateway = start().await;
+    let mut c = gateway.login().await;
+    assert_eq!(c.cmd("a", "CREATE Work").await, ["a OK CREATE completed"]);
+    assert_eq!(c.cmd("b", "LSUB \"\" Work*").await, ["b OK LSUB completed"], "neither is subscribed");
+    assert_eq!(c.cmd("c", "SUBSCRIBE Work/Projects").await, ["c OK SUBSCRIBE completed"]);
+    assert_eq!(
+        c.cmd("d", "LSUB \"\" %").await,
+        [
+            "* LSUB () \"/\" \"INBOX\"",
+            "* LSUB () \"/\" \"Sent\"",
+            "* LSUB () \"/\" \"Trash\"",
+            "* LSUB (\\Noselect) \"/\" \"Work\"",
+            "d OK LSUB completed"
+        ]
+    );
+    assert_eq!(c.cmd("e", "LSUB \"\" Work/%").await, ["* LSUB () \"/\" \"Work/Projects\"", "e OK LSUB completed"]);
+    assert_eq!(c.cmd("f", "UNSUBSCRIBE Work/Projects").await, ["f OK UNSUBSCRIBE completed"]);
+    assert_eq!(c.cmd("g", "LSUB \"\" Work/%").await, ["g OK LSUB completed"]);
+    assert_eq!(
+        c.cmd("h", "LSUB \"\" %").await,
+        ["* LSUB () \"/\" \"INBOX\"", "* LSUB () \"/\" \"Sent\"", "* LSUB () \"/\" \"Trash\"", "h OK LSUB completed"]
+    );
     gateway.stop().await;
 }

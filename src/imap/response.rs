@@ -139,17 +139,21 @@ pub(crate) fn capabilities(logged_in: bool, starttls_offered: bool, auth_allowed
 /// PERMANENTFLAGS, EXISTS, RECENT, UNSEEN when a message is unseen, UIDVALIDITY and
 /// UIDNEXT. Keywords in use are listed as flags; EXAMINE permits none.
 pub(crate) fn select(out: &mut Vec<u8>, view: &View) {
-    let mut keywords: Vec<&str> = Vec::new();
-    for flag in view.messages.iter().flat_map(|m| &m.flags) {
-        if let Flag::Keyword(k) = flag {
-            if !keywords.contains(&k.as_str()) {
-                keywords.push(k);
-            }
-        }
+    mailbox_flags(out, &view.keywords, view.read_only);
+    out.extend_from_slice(format!("* {} EXISTS\r\n* {} RECENT\r\n", view.exists(), view.recent()).as_bytes());
+    if let Some(seq) = view.first_unseen() {
+        out.extend_from_slice(format!("* OK [UNSEEN {seq}] first unseen\r\n").as_bytes());
     }
+    out.extend_from_slice(format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", view.uid_validity).as_bytes());
+    out.extend_from_slice(format!("* OK [UIDNEXT {}] predicted next UID\r\n", view.uid_next).as_bytes());
+}
+
+/// `* FLAGS` with the system flags and `keywords`, then PERMANENTFLAGS: the same and
+/// `\\*` (any new keyword may be stored), or none when the mailbox is read-only.
+fn mailbox_flags(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
     let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
     out.extend_from_slice(format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})\r\n").as_bytes());
-    if view.read_only {
+    if read_only {
         out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] read-only\r\n");
     } else {
         out.extend_from_slice(
@@ -159,12 +163,6 @@ pub(crate) fn select(out: &mut Vec<u8>, view: &View) {
             .as_bytes(),
         );
     }
-    out.extend_from_slice(format!("* {} EXISTS\r\n* {} RECENT\r\n", view.exists(), view.recent()).as_bytes());
-    if let Some(seq) = view.first_unseen() {
-        out.extend_from_slice(format!("* OK [UNSEEN {seq}] first unseen\r\n").as_bytes());
-    }
-    out.extend_from_slice(format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", view.uid_validity).as_bytes());
-    out.extend_from_slice(format!("* OK [UIDNEXT {}] predicted next UID\r\n", view.uid_next).as_bytes());
 }
 
 /// `* STATUS` for `name` with the items asked for, in the order asked (RFC 3501
@@ -218,6 +216,7 @@ pub(crate) fn updates(out: &mut Vec<u8>, updates: &[Update]) {
             Update::Expunge(seq) => out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes()),
             Update::Exists(n) => out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
             Update::Recent(n) => out.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
+            Update::Keywords { keywords, read_only } => mailbox_flags(out, keywords, *read_only),
             Update::Flags { seq, uid, flags, recent } => {
                 out.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
                 flag_list(out, flags, *recent);

@@ -34,6 +34,9 @@ pub struct View {
     pub uid_next: u32,
     /// In ascending UID order: index + 1 is the sequence number.
     pub messages: Vec<Known>,
+    /// The keywords the client has been told of (FLAGS, PERMANENTFLAGS), in the order
+    /// they were first seen; a FETCH may show no other.
+    pub keywords: Vec<String>,
 }
 
 /// An unsolicited response that brings the client up to date.
@@ -43,6 +46,12 @@ pub enum Update {
     Expunge(u32),
     Exists(u32),
     Recent(u32),
+    /// `* FLAGS (...)` and, when writable, `* OK [PERMANENTFLAGS (...)]`: the
+    /// mailbox's flags now that a keyword was added to them.
+    Keywords {
+        keywords: Vec<String>,
+        read_only: bool,
+    },
     /// `* n FETCH (FLAGS (...) UID u)` after another session changed them.
     Flags {
         seq: u32,
@@ -110,8 +119,26 @@ fn count(n: usize) -> u32 {
 impl View {
     /// The view right after SELECT/EXAMINE; UIDs above `recent_above` are `\Recent`.
     pub fn new(mailbox: String, read_only: bool, snapshot: Snapshot, recent_above: u32) -> View {
-        let messages = snapshot.messages.into_iter().map(|m| known(m.clone(), m.uid > recent_above)).collect();
-        View { mailbox, read_only, uid_validity: snapshot.uid_validity, uid_next: snapshot.uid_next, messages }
+        let messages: Vec<Known> =
+            snapshot.messages.into_iter().map(|m| known(m.clone(), m.uid > recent_above)).collect();
+        let mut keywords = Vec::new();
+        for message in &messages {
+            learn_keywords(&mut keywords, &message.flags);
+        }
+        let (uid_validity, uid_next) = (snapshot.uid_validity, snapshot.uid_next);
+        View { mailbox, read_only, uid_validity, uid_next, messages, keywords }
+    }
+
+    /// Records `flags` as the flags of the message with `uid` (a STORE, or FETCH setting
+    /// \Seen) and returns the FLAGS update to send first if they hold a new keyword.
+    pub fn set_flags(&mut self, uid: u32, flags: &[Flag]) -> Option<Update> {
+        let index = self.index_of(uid)?;
+        self.messages[index].flags = flags.to_vec();
+        learn_keywords(&mut self.keywords, flags).then(|| self.keywords_update())
+    }
+
+    fn keywords_update(&self) -> Update {
+        Update::Keywords { keywords: self.keywords.clone(), read_only: self.read_only }
     }
 
     pub fn exists(&self) -> u32 {
@@ -198,10 +225,12 @@ impl View {
             }
         }
         // Flag changes made elsewhere.
+        let mut learned = false;
         for (index, message) in self.messages.iter_mut().enumerate() {
             if let Some(meta) = fresh.get(&message.uid) {
                 if !same_flags(&meta.flags, &message.flags) {
                     message.flags = meta.flags.clone();
+                    learned |= learn_keywords(&mut self.keywords, &message.flags);
                     updates.push(Update::Flags {
                         seq: count(index + 1),
                         uid: message.uid,
@@ -216,6 +245,13 @@ impl View {
         let mut new: Vec<MessageMeta> = fresh.drain().map(|(_, m)| m).filter(|m| m.uid > highest).collect();
         new.sort_by_key(|m| m.uid);
         let added = !new.is_empty();
+        for meta in &new {
+            learned |= learn_keywords(&mut self.keywords, &meta.flags);
+        }
+        if learned {
+            // Before any FETCH that shows them (RFC 3501 §7.2.6).
+            updates.insert(0, self.keywords_update());
+        }
         for meta in new {
             let recent = meta.uid > recent_above;
             self.messages.push(known(meta, recent));
@@ -285,6 +321,20 @@ fn bounds(sequence: &Sequence, largest: u32) -> (u32, u32) {
         Sequence::Range(a, b) => (value(a), value(b)),
     };
     (a.min(b), a.max(b))
+}
+
+/// Adds the keywords of `flags` not yet in `keywords`; true if there were any.
+fn learn_keywords(keywords: &mut Vec<String>, flags: &[Flag]) -> bool {
+    let mut learned = false;
+    for flag in flags {
+        if let Flag::Keyword(k) = flag {
+            if !keywords.contains(k) {
+                keywords.push(k.clone());
+                learned = true;
+            }
+        }
+    }
+    learned
 }
 
 /// Flag lists compared as sets.
@@ -366,6 +416,24 @@ mod tests {
         );
         assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 3, 5, 6]);
         assert_eq!(view.resolve(&set("4"), false), Ok(vec![3]));
+    }
+
+    #[test]
+    fn new_keywords_are_announced_once_and_first() {
+        let k = |s: &str| Flag::Keyword(s.into());
+        let mut first = snapshot(&[1, 2]);
+        first.messages[0].flags = vec![k("$Old")];
+        let mut view = View::new("INBOX".into(), false, first.clone(), 10);
+        assert_eq!(view.keywords, ["$Old"]);
+        assert_eq!(view.set_flags(2, &[k("$Old")]), None, "known already");
+        let told = Some(Update::Keywords { keywords: vec!["$Old".into(), "$New".into()], read_only: false });
+        assert_eq!(view.set_flags(2, &[k("$New")]), told);
+        let mut next = first;
+        next.messages[1].flags = vec![k("$New"), k("$Other")];
+        let updates = view.update(next, true, 10);
+        let all = vec!["$Old".to_string(), "$New".into(), "$Other".into()];
+        assert_eq!(updates[0], Update::Keywords { keywords: all, read_only: false });
+        assert!(matches!(updates[1], Update::Flags { uid: 2, .. }), "{updates:?}");
     }
 
     #[test]

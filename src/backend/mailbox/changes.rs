@@ -24,13 +24,25 @@ impl Mailboxes {
     pub async fn expunge(&self, account: &Account, name: &str, uids: Option<&[Uid]>) -> Result<Vec<Uid>, MailboxError> {
         let row = self.mailbox(account, name).await?;
         let messages = self.store.mailbox_messages(row.id).await?;
+        let doomed: Vec<&MessageRow> = messages
+            .iter()
+            .filter(|m| m.flags.contains(&Flag::Deleted) && uids.is_none_or(|u| u.contains(&m.uid)))
+            .collect();
+        self.remove_messages(account, &row, &doomed).await
+    }
+
+    /// Deletes `messages` on the server and takes them out of `row`'s view; returns
+    /// their UIDs.
+    async fn remove_messages(
+        &self,
+        account: &Account,
+        row: &MailboxRow,
+        messages: &[&MessageRow],
+    ) -> Result<Vec<Uid>, MailboxError> {
         let client = self.client(account).await?;
         let address = &account.sender.address;
         let mut removed = Vec::new();
-        for message in &messages {
-            if !message.flags.contains(&Flag::Deleted) || uids.is_some_and(|u| !u.contains(&message.uid)) {
-                continue;
-            }
+        for message in messages {
             match client.delete_message(message.message_id).await {
                 Ok(()) => {}
                 Err(err) if err.code() == Some(ErrorCode::NotFound) => {}
@@ -42,14 +54,15 @@ impl Mailboxes {
         }
         if !removed.is_empty() {
             self.store.remove_mailbox_messages(row.id, &removed).await?;
-            self.index.forget_uids(address, name, &removed);
+            self.index.forget_uids(address, &row.name, &removed);
             self.notify(account);
         }
         Ok(removed)
     }
 
     /// COPY (the messages are stored again, sealed to the account) or MOVE (the server
-    /// moves them). Returns the target's UIDVALIDITY and (source, target) UID pairs.
+    /// moves them; within one mailbox, a copy is stored and the original deleted).
+    /// Returns the target's UIDVALIDITY and (source, target) UID pairs.
     pub async fn copy(
         &self,
         account: &Account,
@@ -65,10 +78,14 @@ impl Mailboxes {
         let chosen: Vec<&MessageRow> = messages.iter().filter(|m| wanted.contains(&m.uid)).collect();
         let pairs = if !remove || source.id == target.id {
             let mut pairs = Vec::new();
-            for message in chosen {
+            for message in &chosen {
                 let bytes = self.rendered(account, &message.message_id).await?;
                 let appended = self.append(account, to, &message.flags, Some(message.internal_date), bytes.to_vec());
                 pairs.push((message.uid, appended.await?.1));
+            }
+            if remove {
+                // A MOVE within one mailbox: the copies are in, the originals go (RFC 6851).
+                self.remove_messages(account, &source, &chosen).await?;
             }
             pairs
         } else {

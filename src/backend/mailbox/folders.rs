@@ -133,6 +133,7 @@ impl Mailboxes {
         let client = self.client(account).await?;
         let mut parent: Option<FolderName> = None;
         let mut path = String::new();
+        let mut created = Vec::new();
         for part in name.split('/') {
             if part.is_empty() {
                 return Err(MailboxError::EmptyLevel(name.to_string()));
@@ -147,8 +148,16 @@ impl Mailboxes {
             }
             let folder = email_folder(part, new_folder_name(part)?, parent.clone());
             parent = Some(client.create_folder(&folder).await?.folder_name);
+            created.push(path.clone());
         }
         self.reconcile_folders(account).await?;
+        // CREATE does not subscribe (RFC 3501 §6.3.3, §6.3.9): LSUB shows only what
+        // the client subscribed to; folders found on the server start subscribed.
+        for row in self.store.mailboxes(&account.sender.address).await? {
+            if created.contains(&row.name) {
+                self.store.set_subscribed(row.id, false).await?;
+            }
+        }
         self.notify(account);
         Ok(())
     }

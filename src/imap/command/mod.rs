@@ -225,6 +225,10 @@ fn convert_flags(flags: &[WireFlag<'_>]) -> Result<Vec<Flag>, ImapError> {
             WireFlag::Flagged => Ok(Flag::Flagged),
             WireFlag::Deleted => Ok(Flag::Deleted),
             WireFlag::Draft => Ok(Flag::Draft),
+            // NIL is the nil value, never a flag keyword (RFC 3501 §9).
+            WireFlag::Keyword(atom) if atom.as_ref().eq_ignore_ascii_case("NIL") => {
+                Err(ImapError::Syntax("NIL is not a flag".into()))
+            }
             WireFlag::Keyword(atom) => Ok(Flag::Keyword(atom.as_ref().to_string())),
             other @ WireFlag::Extension(_) => Err(ImapError::Syntax(format!("the flag {other} cannot be stored"))),
         })

@@ -67,11 +67,12 @@ fn writable(view: &View) -> Result<&View, ImapError> {
     Ok(view)
 }
 
-/// Records flags the backend reports as changed in the view.
-fn apply_flags(view: &mut View, changed: &[(u32, Vec<Flag>)]) {
+/// Records flags the backend reports as changed in the view, announcing any new
+/// keyword (an untagged FLAGS) before a FETCH shows it.
+fn apply_flags(view: &mut View, changed: &[(u32, Vec<Flag>)], out: &mut Vec<u8>) {
     for (uid, flags) in changed {
-        if let Some(index) = view.index_of(*uid) {
-            view.messages[index].flags = flags.clone();
+        if let Some(update) = view.set_flags(*uid, flags) {
+            response::updates(out, &[update]);
         }
     }
 }
@@ -156,7 +157,7 @@ where
         if !unseen.is_empty() {
             let changed =
                 cx.shared.store.store_flags(cx.account, &cx.view.mailbox, &unseen, FlagOp::Add, &[Flag::Seen]).await?;
-            apply_flags(cx.view, &changed);
+            apply_flags(cx.view, &changed, cx.out);
         }
     }
     let need = fetching::needs_content(items);
@@ -201,7 +202,7 @@ async fn store<S: MailStore>(
     let uids: Vec<u32> = indices.iter().map(|&i| view.messages[i].uid).collect();
     if !uids.is_empty() {
         let changed = cx.shared.store.store_flags(cx.account, &view.mailbox, &uids, op, &flags).await?;
-        apply_flags(cx.view, &changed);
+        apply_flags(cx.view, &changed, cx.out);
     }
     if !silent {
         for index in indices {
