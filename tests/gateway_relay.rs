@@ -11,9 +11,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::relay::{RecordingRelay, Taken};
 use common::*;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -28,39 +29,9 @@ use smimp_gateway::gateway::{unlock_accounts, Running};
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
 use smimp_gateway::smimp::wire::{MessageList, Route};
-use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
+use smimp_gateway::smtp::{self, SmtpConfig, TlsMode};
 use smimp_gateway::store::Recipient;
 use tokio::net::TcpListener;
-
-/// What the relay took: envelope sender, envelope recipients, message bytes.
-type Taken = (String, Vec<String>, Vec<u8>);
-
-/// The legacy relay's side: AUTH as relayuser/relaypass, `refused@` recipients get a 550,
-/// everything else is recorded.
-#[derive(Default)]
-struct RecordingRelay {
-    taken: Mutex<Vec<Taken>>,
-}
-
-impl Submission for RecordingRelay {
-    type Account = ();
-
-    async fn authenticate(&self, username: &str, password: &str) -> Option<()> {
-        (username == "relayuser" && password == "relaypass").then_some(())
-    }
-
-    async fn check_recipient(&self, _account: &(), recipient: &str) -> Result<RecipientOk, Refusal> {
-        if recipient.starts_with("refused@") {
-            return Err(Refusal::new(550, [5, 1, 1], format!("{recipient}: no such mailbox here")));
-        }
-        Ok(RecipientOk::ok())
-    }
-
-    async fn accept(&self, _account: &(), from: &str, recipients: &[String], message: Vec<u8>) -> Result<(), Refusal> {
-        self.taken.lock().unwrap().push((from.to_string(), recipients.to_vec(), message));
-        Ok(())
-    }
-}
 
 /// The relay on two loopback ports (STARTTLS and implicit TLS) under a private CA.
 struct RelayServer {

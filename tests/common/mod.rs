@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod imap_client;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
@@ -25,9 +25,10 @@ use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{MessageList, Route};
-use smimp_gateway::smtp::{self, RecipientOk, Refusal, SmtpConfig, Submission, TlsMode};
+use smimp_gateway::smtp::{self, SmtpConfig, Submission, TlsMode};
 use sqlx::Connection;
 
+use crate::common::relay::RecordingRelay;
 use crate::common::*;
 use crate::harness::{fronted_pair, Answer, Hostile};
 
@@ -321,32 +322,6 @@ async fn a_database_that_fails_after_the_recipient_took_the_message_never_causes
     delivering.await.unwrap();
     org.stop().await;
     net.stop().await;
-}
-
-/// One message a relay took: envelope sender, recipients, bytes.
-type Relayed = (String, Vec<String>, Vec<u8>);
-
-/// The legacy relay's side: records what it takes.
-#[derive(Default)]
-struct RecordingRelay {
-    taken: Mutex<Vec<Relayed>>,
-}
-
-impl Submission for RecordingRelay {
-    type Account = ();
-
-    async fn authenticate(&self, username: &str, password: &str) -> Option<()> {
-        (username == "relayuser" && password == "relaypass").then_some(())
-    }
-
-    async fn check_recipient(&self, _account: &(), _recipient: &str) -> Result<RecipientOk, Refusal> {
-        Ok(RecipientOk::ok())
-    }
-
-    async fn accept(&self, _account: &(), from: &str, recipients: &[String], message: Vec<u8>) -> Result<(), Refusal> {
-        self.taken.lock().unwrap().push((from.to_string(), recipients.to_vec(), message));
-        Ok(())
-    }
 }
 
 /// A relay over implicit TLS on loopback under its own CA, and the `[relay]` table for
