@@ -22,10 +22,9 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::AsyncTransport;
-use smimp_gateway::backend::mailbox::Mailboxes;
 use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::enroll::Initialised;
-use smimp_gateway::gateway::{unlock_accounts, Running};
+use smimp_gateway::gateway::Running;
 use smimp_gateway::smimp::envelope::StoredEnvelope;
 use smimp_gateway::smimp::message::{MessageType, Payload};
 use smimp_gateway::smimp::wire::{MessageList, Route};
@@ -113,17 +112,6 @@ async fn rcpt_reply(running: &Running, login: &Initialised, to: &str) -> String 
     reply
 }
 
-/// Waits (bounded) for `check` to hold.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// lettre ends DATA with CRLF . CRLF after the bytes it sends, so a mail client whose
 /// message is `raw` (ending in CRLF) hands lettre `raw` without that last line end.
 fn as_sent(raw: &[u8]) -> &[u8] {
@@ -206,17 +194,8 @@ Subject: mixed\r\nMessage-ID: <relay.2@example.org>\r\n\r\nto each their own way
 Message-ID: <relay.3@example.org>\r\n\r\nx\r\n"
         .to_vec();
     mailer.send_raw(&envelope("alice@example.org", &["refused@legacy.example"]), &refused).await.unwrap();
+    let report = first_in_inbox(&config).await;
     let ctx = Context::open(&config).await.unwrap();
-    let accounts = unlock_accounts(&ctx).await.unwrap();
-    let account = accounts.values().next().unwrap().clone();
-    let boxes = Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), 64 << 20);
-    let report = eventually("the delivery report", async || {
-        let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
-        let first = messages.first()?;
-        Some(boxes.message(&account, "INBOX", first.uid).await.unwrap().to_vec())
-    })
-    .await;
-    let report = String::from_utf8_lossy(&report);
     assert!(report.contains("Undelivered Mail: will bounce"), "{report}");
     assert!(report.contains("Final-Recipient: rfc822; refused@legacy.example"), "{report}");
     assert!(report.contains("refused@legacy.example: no such mailbox here"), "the relay's reason: {report}");

@@ -433,6 +433,34 @@ pub async fn init_on_gateway(
     smimp_gateway::gateway::enroll::init(&ctx, &email, &password, now().unix()).await.unwrap()
 }
 
+/// Waits (up to 30 s, polling every 100 ms) for `check` to give an answer.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The first message in the INBOX of the gateway's (only) account, as its mail client
+/// reads it: waits for one to arrive.
+pub async fn first_in_inbox(config: &Path) -> String {
+    let ctx = smimp_gateway::gateway::context::Context::open(config).await.unwrap();
+    let accounts = smimp_gateway::gateway::unlock_accounts(&ctx).await.unwrap();
+    let account = accounts.values().next().unwrap().clone();
+    let boxes =
+        smimp_gateway::backend::mailbox::Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts, 64 << 20);
+    let bytes = eventually("a message in the INBOX", async || {
+        let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
+        let first = messages.first()?;
+        Some(boxes.message(&account, "INBOX", first.uid).await.unwrap().to_vec())
+    })
+    .await;
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A mail client's SMTP transport to a running gateway: STARTTLS required, the
 /// certificate checked against the gateway's own CA, AUTH with `mechanism`.
 pub fn gateway_mailer(

@@ -17,7 +17,6 @@ use lettre::transport::smtp::commands::Mail;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::AsyncTransport;
 use smimp_gateway::backend::account::Account as GatewayAccount;
-use smimp_gateway::backend::mailbox::Mailboxes;
 use smimp_gateway::backend::outbound::{attempt, enqueue, RetryPolicy};
 use smimp_gateway::backend::relay::Relays;
 use smimp_gateway::backend::submission::{delivery_loop, SubmissionBackend};
@@ -56,21 +55,6 @@ async fn lied_to(extra: &str) -> Lied {
 /// A plain message from alice to `to`.
 fn message(to: &str, subject: &str) -> Vec<u8> {
     format!("From: <alice@example.org>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
-}
-
-/// The first message in alice's INBOX, as her mail client reads it (waits for it).
-async fn first_in_inbox(config: &std::path::Path) -> String {
-    let ctx = Context::open(config).await.unwrap();
-    let accounts = unlock_accounts(&ctx).await.unwrap();
-    let account = accounts.values().next().unwrap().clone();
-    let boxes = Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), 64 << 20);
-    let bytes = eventually("a message in alice's INBOX", async || {
-        let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
-        let first = messages.first()?;
-        Some(boxes.message(&account, "INBOX", first.uid).await.unwrap().to_vec())
-    })
-    .await;
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Attacker: bob's server demands 36 bits of proof of work (a day of this machine's
@@ -212,17 +196,6 @@ async fn costly_proof_of_work_never_holds_up_cheap_deliveries() {
     running.stop().await;
     lied.org.stop().await;
     lied.net.stop().await;
-}
-
-/// Waits (bounded) for `check` to hold.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Waits (up to 60 s, polling each second so the server's login limit is not met) until
