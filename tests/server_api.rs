@@ -534,8 +534,8 @@ async fn a_whitelisted_address_sends_without_work_until_removed() {
 
 /// A gateway stores its account's Sent copies, drafts and uploads (IMAP APPEND) as
 /// messages to the account itself: the owner is implicitly whitelisted there, so it
-/// pays no proof of work and meets no per-session key limit (120 a minute by default)
-/// however much it stores, while another sender still pays and is limited.
+/// pays no proof of work and meets no key limit however much it stores, while another
+/// sender still pays and cannot hoard keys past its unspent limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_stores_in_their_own_mailbox_without_work_or_key_limits() {
     let org = start_one(Options::default()).await;
@@ -554,11 +554,34 @@ async fn the_owner_stores_in_their_own_mailbox_without_work_or_key_limits() {
     let other = login(&client, &org, &carol).await;
     let params: PowParams = ok(pow_params(&client, &org, &other, &alice.address).await);
     assert_eq!(params.zero_bits, 6, "another sender still pays");
+    let unspent = org.config.limits.max_unspent_keys_per_sender as usize;
     let mut statuses = Vec::new();
-    for _ in 0..130 {
-        statuses.push(pow_params(&client, &org, &other, &alice.address).await.0);
+    for _ in 0..unspent + 3 {
+        statuses.push(message_key(&client, &org, &other, &alice.address).await.0);
     }
-    assert!(statuses.contains(&429), "another sender meets the per-session limit: {statuses:?}");
+    assert!(statuses[..unspent].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[unspent..], [429, 429, 429], "another sender hoarding keys is refused");
+    org.stop().await;
+}
+
+/// A sender that sends with the keys it asks for is never paced, however much it sends
+/// in one session: the server's defaults bound what a sender holds unspent, not how
+/// fast it sends (proof of work prices each message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_sends_is_never_held_back_by_the_default_limits() {
+    let org = start_one(Options::default()).await;
+    let client = Client::new(&[&org]);
+    let alice = create_account(&client, &org, "alice", 4).await;
+    let carol = create_account(&client, &org, "carol", 0).await;
+    let session = login(&client, &org, &carol).await;
+    let rounds = 2 * org.config.limits.max_unspent_keys_per_sender as usize + 10;
+    for round in 0..rounds {
+        let body = format!("message {round}");
+        send(&client, &org, &session, &carol, &alice.address, body.as_bytes()).await;
+    }
+    let alice_session = login(&client, &org, &alice).await;
+    let stored = listed(&client, &org, &alice_session, &email_root()).await;
+    assert_eq!(stored.len(), rounds, "every message was stored");
     org.stop().await;
 }
 

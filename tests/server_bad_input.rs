@@ -1445,8 +1445,9 @@ async fn too_many_logins_from_one_address_are_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_message_keys_in_one_session_are_rate_limited() {
-    let org = start_one(Options { extra: "[limits]\nmessage_key_per_minute = 2\n".into(), ..Options::default() }).await;
+async fn a_sender_holding_too_many_unspent_keys_is_rate_limited() {
+    let org =
+        start_one(Options { extra: "[limits]\nmax_unspent_keys_per_sender = 2\n".into(), ..Options::default() }).await;
     let client = Client::new(&[&org]);
     let alice = create_account(&client, &org, "alice", 3).await;
     let carol = create_account(&client, &org, "carol", 0).await;
@@ -1462,7 +1463,7 @@ async fn too_many_message_keys_in_one_session_are_rate_limited() {
     assert_eq!(ephemeral_keys(&client, &org, &alice_session).await.len(), 1, "the refused call took no key");
     assert_eq!(db_count(&org, "SELECT COUNT(*) FROM issued_keys").await, 2);
 
-    // The limit is per session: another sender still gets the last key.
+    // The limit is per sending identity: another sender still gets the last key.
     let ds = login(&client, &org, &dave).await;
     assert!(!message_key(&client, &org, &ds, &alice.address).await.nonephemeral);
     assert!(ephemeral_keys(&client, &org, &alice_session).await.is_empty());

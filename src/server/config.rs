@@ -85,15 +85,12 @@ pub struct LimitsSection {
     pub session_lifetime: Duration,
     /// Logins (both steps) per client IP per minute.
     pub create_session_per_minute: u32,
-    /// `get_message_key` calls per session per minute (ephemeral-key depletion).
-    pub message_key_per_minute: u32,
-    /// `send_message` calls per session per minute.
-    pub send_message_per_minute: u32,
-    /// Message keys handed to one sending identity (all its sessions, all
-    /// recipients), per minute and per hour; more are refused (`rate_limited`). An
-    /// account storing mail in its own mailbox is not counted.
-    pub keys_per_sender_per_minute: u32,
-    pub keys_per_sender_per_hour: u32,
+    /// Message keys one sending identity holds and has not yet sent with (all its
+    /// sessions, all recipients; a grant lapses after an hour); more are refused
+    /// (`rate_limited`). This bounds what a sender can take without sending, and never
+    /// paces one that sends: proof of work prices each message. An account storing
+    /// mail in its own mailbox is not counted.
+    pub max_unspent_keys_per_sender: u32,
     /// Ephemeral keys of one recipient handed to senders it has not whitelisted, per
     /// minute and per hour; past them such senders get the non-ephemeral key, so no
     /// one can drain the recipient's ephemeral keys.
@@ -107,6 +104,17 @@ pub struct LimitsSection {
     pub quota_bytes: i64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Per-session and per-minute key and message limits of earlier versions, replaced
+    /// by `max_unspent_keys_per_sender`: still read, so an older file starts, and
+    /// ignored with a warning.
+    #[serde(skip_serializing)]
+    pub message_key_per_minute: Option<u32>,
+    #[serde(skip_serializing)]
+    pub send_message_per_minute: Option<u32>,
+    #[serde(skip_serializing)]
+    pub keys_per_sender_per_minute: Option<u32>,
+    #[serde(skip_serializing)]
+    pub keys_per_sender_per_hour: Option<u32>,
 }
 
 impl Default for LimitsSection {
@@ -116,16 +124,35 @@ impl Default for LimitsSection {
             request_timeout: Duration::from_secs(30),
             session_lifetime: Duration::from_secs(3600),
             create_session_per_minute: 60,
-            message_key_per_minute: 120,
-            send_message_per_minute: 120,
-            keys_per_sender_per_minute: 60,
-            keys_per_sender_per_hour: 600,
+            max_unspent_keys_per_sender: 64,
             ephemeral_keys_per_recipient_per_minute: 5,
             ephemeral_keys_per_recipient_per_hour: 30,
             max_sessions_per_identity: 16,
             max_pow_nonces_per_identity: 64,
             quota_bytes: 1 << 30,
             max_connections: 1024,
+            message_key_per_minute: None,
+            send_message_per_minute: None,
+            keys_per_sender_per_minute: None,
+            keys_per_sender_per_hour: None,
+        }
+    }
+}
+
+impl LimitsSection {
+    fn warn_retired(&self) {
+        let retired = [
+            ("message_key_per_minute", self.message_key_per_minute),
+            ("send_message_per_minute", self.send_message_per_minute),
+            ("keys_per_sender_per_minute", self.keys_per_sender_per_minute),
+            ("keys_per_sender_per_hour", self.keys_per_sender_per_hour),
+        ];
+        for (key, _) in retired.iter().filter(|(_, value)| value.is_some()) {
+            tracing::warn!(
+                key = %format!("limits.{key}"),
+                "this limit is retired and ignored: a sender is now bounded by the message keys it holds \
+                 unspent (limits.max_unspent_keys_per_sender); remove the key"
+            );
         }
     }
 }
@@ -205,10 +232,7 @@ impl ServerConfig {
         }
         for (name, value) in [
             ("limits.create_session_per_minute", self.limits.create_session_per_minute),
-            ("limits.message_key_per_minute", self.limits.message_key_per_minute),
-            ("limits.send_message_per_minute", self.limits.send_message_per_minute),
-            ("limits.keys_per_sender_per_minute", self.limits.keys_per_sender_per_minute),
-            ("limits.keys_per_sender_per_hour", self.limits.keys_per_sender_per_hour),
+            ("limits.max_unspent_keys_per_sender", self.limits.max_unspent_keys_per_sender),
             ("limits.max_sessions_per_identity", self.limits.max_sessions_per_identity),
             ("limits.max_pow_nonces_per_identity", self.limits.max_pow_nonces_per_identity),
         ] {
@@ -216,6 +240,7 @@ impl ServerConfig {
                 return Err(invalid(name, "must be at least 1".into()));
             }
         }
+        self.limits.warn_retired();
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1".into()));
         }
@@ -285,5 +310,16 @@ database = "server.sqlite"
         let scheme = MINIMAL.replace("example.org:8443\"", "https://example.org\"");
         let mut config = ServerConfig::parse(&scheme, Path::new("s.toml")).unwrap();
         assert!(config.validate(Path::new("s.toml")).unwrap_err().to_string().contains("server.public_base"));
+    }
+
+    #[test]
+    fn a_file_with_the_retired_rate_limits_still_starts_with_the_new_limit() {
+        let old = format!("{MINIMAL}\n[limits]\nmessage_key_per_minute = 2\nkeys_per_sender_per_hour = 5\n");
+        let mut config = ServerConfig::parse(&old, Path::new("s.toml")).unwrap();
+        config.validate(Path::new("s.toml")).unwrap();
+        assert_eq!(config.limits.max_unspent_keys_per_sender, 64);
+        assert_eq!(config.limits.message_key_per_minute, Some(2), "read, to be warned about");
+        let written = toml::to_string(&config.limits).unwrap();
+        assert!(!written.contains("message_key_per_minute"), "never written back: {written}");
     }
 }

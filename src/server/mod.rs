@@ -196,8 +196,6 @@ pub async fn purge_loop(state: Arc<AppState>, shutdown: Shutdown) {
                     tracing::warn!(error = %err, "purging expired sessions failed");
                 }
                 state.limits.create_session.retain_recent();
-                state.limits.message_key.retain_recent();
-                state.limits.send_message.retain_recent();
                 state.remote_keys.retain_fresh(state.clock.now());
             }
             () = shutdown.requested() => return,

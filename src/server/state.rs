@@ -40,10 +40,6 @@ impl Clock {
 pub struct Limiters {
     /// Logins and initialisations per client IP (an IPv6 client by its /64).
     pub create_session: DefaultKeyedRateLimiter<String>,
-    /// Message keys per session (ephemeral-key depletion).
-    pub message_key: DefaultKeyedRateLimiter<String>,
-    /// Messages per session.
-    pub send_message: DefaultKeyedRateLimiter<String>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -71,11 +67,7 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from its parts.
     pub fn new(config: ServerConfig, store: ServerStore, discovery: Discovery) -> Arc<Self> {
-        let limits = Limiters {
-            create_session: per_minute(config.limits.create_session_per_minute),
-            message_key: per_minute(config.limits.message_key_per_minute),
-            send_message: per_minute(config.limits.send_message_per_minute),
-        };
+        let limits = Limiters { create_session: per_minute(config.limits.create_session_per_minute) };
         Arc::new(Self { config, store, discovery, limits, clock: Clock::default(), remote_keys: RemoteKeys::default() })
     }
 

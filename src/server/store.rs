@@ -83,13 +83,14 @@ pub enum Delivery {
     Full,
 }
 
-/// The limits on handing out message keys (docs/protocol.md §9.1), counted over the
-/// last minute and hour of [`ServerStore::issue_message_key`]'s grants.
+/// The limits on handing out message keys (docs/protocol.md §9.1), counted over
+/// [`ServerStore::issue_message_key`]'s grants of the last hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyBudget {
-    /// Keys to one sending identity, over all its sessions and recipients.
-    pub sender_per_minute: u32,
-    pub sender_per_hour: u32,
+    /// Keys held by one sending identity and not yet spent on a stored message, over
+    /// all its sessions and recipients: a sender that sends is never held back, one
+    /// that hoards keys is.
+    pub sender_unspent: u32,
     /// Ephemeral keys of the recipient to senders it has not whitelisted; `None` for a
     /// whitelisted sender, who is not held to it.
     pub recipient_ephemeral: Option<(u32, u32)>,
@@ -542,8 +543,13 @@ impl ServerStore {
         now: i64,
     ) -> Result<Issued, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (minute, hour) = grants(&mut tx, "sender = ?", sender, now).await?;
-        if minute >= i64::from(budget.sender_per_minute) || hour >= i64::from(budget.sender_per_hour) {
+        let unspent: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM key_grants WHERE sender = ? AND spent = 0 AND issued_at > ?")
+                .bind(sender.as_str())
+                .bind(now - GRANT_MEMORY_SECS)
+                .fetch_one(&mut *tx)
+                .await?;
+        if unspent >= i64::from(budget.sender_unspent) {
             return Ok(Issued::SenderLimited);
         }
         let ephemeral_allowed = match budget.recipient_ephemeral {
@@ -714,6 +720,7 @@ impl ServerStore {
                 return Ok(Delivery::Full);
             }
         }
+        spend_grant(&mut tx, message).await?;
         sqlx::query(
             "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope) \
              VALUES (?, ?, ?, NULL, ?, ?, 0, ?, ?)",
@@ -1166,6 +1173,21 @@ async fn grants(
     Ok((row.try_get("minute")?, row.try_get("hour")?))
 }
 
+/// Marks one of the sender's grants of the message's key spent, so it no longer counts
+/// against the sender's unspent keys (a non-ephemeral key may have several grants).
+async fn spend_grant(tx: &mut sqlx::SqliteConnection, message: &NewMessage<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE key_grants SET spent = 1 WHERE rowid = (SELECT rowid FROM key_grants WHERE sender = ? \
+         AND recipient = ? AND public_key = ? AND spent = 0 ORDER BY issued_at LIMIT 1)",
+    )
+    .bind(message.sender.as_str())
+    .bind(message.recipient.as_str())
+    .bind(message.message_key.to_hex())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Records that `key` was handed to a session of `sender` for `recipient`.
 async fn record_grant(
     tx: &mut sqlx::SqliteConnection,
@@ -1185,11 +1207,12 @@ async fn record_grant(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO key_grants (recipient, sender, ephemeral, issued_at) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO key_grants (recipient, sender, ephemeral, issued_at, public_key) VALUES (?, ?, ?, ?, ?)")
         .bind(recipient.as_str())
         .bind(sender.as_str())
         .bind(ephemeral)
         .bind(now)
+        .bind(key.public_key.to_hex())
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -74,8 +74,9 @@ fn post_head(server: &TestServer, route: &Route, length: usize) -> String {
 
 /// Attacker: any SMIMP user (here with many sessions). Attack: ask for a recipient's
 /// message keys until every ephemeral key is handed out, so all later mail to them is
-/// sealed to the non-ephemeral key (forward secrecy silently gone). Defence: keys per
-/// sending identity and ephemeral keys per recipient are limited per minute and hour;
+/// sealed to the non-ephemeral key (forward secrecy silently gone). Defence: the keys a
+/// sending identity holds unspent are capped, and ephemeral keys per recipient are
+/// limited per minute and hour;
 /// past the recipient's limit unlisted senders get the non-ephemeral key and the
 /// ephemeral keys stay for later; a whitelisted correspondent is not held to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +88,7 @@ async fn many_sessions_cannot_drain_a_recipients_ephemeral_keys() {
     let dave = create_account(&client, &org, "dave", 0).await;
     let limits = &org.config.limits;
     let (per_recipient, per_sender) =
-        (limits.ephemeral_keys_per_recipient_per_minute as usize, limits.keys_per_sender_per_minute as usize);
+        (limits.ephemeral_keys_per_recipient_per_minute as usize, limits.max_unspent_keys_per_sender as usize);
 
     let mut sessions = Vec::new();
     for _ in 0..4 {
@@ -120,9 +121,13 @@ async fn many_sessions_cannot_drain_a_recipients_ephemeral_keys() {
     let ds = login(&client, &org, &dave).await;
     assert!(!ok::<MessageKeyResponse>(ask_key(&client, &org, &ds, &alice.address).await).nonephemeral);
 
-    // A minute later the attacker's budget is back, and the recipient's ephemeral one.
+    // A minute later the recipient's ephemeral budget is back, but the attacker still
+    // holds its hoard unspent; only when its grants lapse (an hour) may it ask again.
     org.state.clock.advance(61);
-    let response = ask_key(&client, &org, &sessions[0], &alice.address).await;
+    assert_error(&ask_key(&client, &org, &sessions[0], &alice.address).await, 429, "rate_limited");
+    org.state.clock.advance(3600);
+    let fresh = login(&client, &org, &mallory).await;
+    let response = ask_key(&client, &org, &fresh, &alice.address).await;
     assert!(!ok::<MessageKeyResponse>(response).nonephemeral);
 
     org.stop().await;

@@ -73,10 +73,6 @@ async fn recipient_key(state: &AppState, recipient: &Address) -> ApiResult<Maste
     state.store.current_key(recipient).await?.ok_or_else(|| no_such_user(recipient))
 }
 
-fn rate_limited(what: &str) -> ApiError {
-    ApiError::new(ErrorCode::RateLimited, format!("too many {what} in this session; wait a minute and try again"))
-}
-
 /// `POST get_message_key`: one key of the recipient, issued to this session.
 pub async fn get_message_key(
     State(state): State<Arc<AppState>>,
@@ -84,13 +80,6 @@ pub async fn get_message_key(
     Json(request): Json<MessageKeyRequest>,
 ) -> ApiResult<Json<MessageKeyResponse>> {
     let recipient = request.address;
-    if !is_own_mailbox(&session, &recipient) {
-        state
-            .limits
-            .message_key
-            .check_key(&session.session_hash.to_hex())
-            .map_err(|_| rate_limited("message key requests"))?;
-    }
     let public_key = recipient_key(&state, &recipient).await?;
     let listed = standing(&state, &session, &recipient).await?;
     if listed == Standing::Blacklisted {
@@ -107,9 +96,9 @@ pub async fn get_message_key(
             return Err(ApiError::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "{} was handed too many message keys on this server (at most {} a minute and {} an hour); \
-                     wait and try again",
-                    session.address, budget.sender_per_minute, budget.sender_per_hour
+                    "{} holds {} message keys of this server it has not sent with yet; send with them, \
+                     or wait up to an hour for them to lapse",
+                    session.address, budget.sender_unspent
                 ),
             ))
         }
@@ -120,18 +109,17 @@ pub async fn get_message_key(
     Ok(Json(MessageKeyResponse { address: recipient, public_key, message_key, nonephemeral }))
 }
 
-/// The limits on handing `recipient`'s keys to `session` (docs/protocol.md §9.1): per
-/// sending identity, and per recipient for the senders it has not whitelisted, so no
+/// The limits on handing `recipient`'s keys to `session` (docs/protocol.md §9.1): the
+/// sending identity's unspent keys, and per recipient for the senders it has not whitelisted, so no
 /// one drains the recipient's ephemeral keys. An account storing mail in its own
 /// mailbox (IMAP APPEND through a gateway) is held to neither.
 fn key_budget(state: &AppState, session: &SessionRow, recipient: &Address, listed: Standing) -> KeyBudget {
     let limits = &state.config.limits;
     if is_own_mailbox(session, recipient) {
-        return KeyBudget { sender_per_minute: u32::MAX, sender_per_hour: u32::MAX, recipient_ephemeral: None };
+        return KeyBudget { sender_unspent: u32::MAX, recipient_ephemeral: None };
     }
     KeyBudget {
-        sender_per_minute: limits.keys_per_sender_per_minute,
-        sender_per_hour: limits.keys_per_sender_per_hour,
+        sender_unspent: limits.max_unspent_keys_per_sender,
         recipient_ephemeral: (listed != Standing::Whitelisted)
             .then_some((limits.ephemeral_keys_per_recipient_per_minute, limits.ephemeral_keys_per_recipient_per_hour)),
     }
@@ -144,14 +132,6 @@ pub async fn get_pow_params(
     Path((recipient, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<PowParams>> {
     let recipient = address(&recipient)?;
-    // Each call stores a nonce: it counts against the same per-session limit as message keys.
-    if !is_own_mailbox(&session, &recipient) {
-        state
-            .limits
-            .message_key
-            .check_key(&session.session_hash.to_hex())
-            .map_err(|_| rate_limited("proof-of-work requests"))?;
-    }
     let kind = message_type(&kind)?;
     recipient_key(&state, &recipient).await?;
     let zero_bits = match standing(&state, &session, &recipient).await? {
@@ -172,7 +152,6 @@ pub async fn send_message(
     Path(recipient): Path<String>,
     Json(SendMessageRequest(sent)): Json<SendMessageRequest>,
 ) -> ApiResult<Json<MessageSent>> {
-    state.limits.send_message.check_key(&session.session_hash.to_hex()).map_err(|_| rate_limited("messages"))?;
     let recipient = address(&recipient)?;
     let recipient_master = recipient_key(&state, &recipient).await?;
     if standing(&state, &session, &recipient).await? == Standing::Blacklisted {
