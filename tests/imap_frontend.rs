@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smimp_gateway::imap::{
-    self, Copied, Flag, FlagOp, ImapConfig, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse,
-    TlsMode,
+    self, Copied, Flag, FlagOp, ImapConfig, MailStore, MailboxInfo, MessageMeta, No, NoCode, RecentClaims, Snapshot,
+    SpecialUse, TlsMode,
 };
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
@@ -58,6 +58,7 @@ impl Folder {
 struct MemStore {
     folders: Mutex<BTreeMap<String, Folder>>,
     changes: Arc<Notify>,
+    recent: Arc<RecentClaims>,
 }
 
 impl MemStore {
@@ -69,7 +70,7 @@ impl MemStore {
         let mut work = Folder::new(400, None);
         work.subscribed = false;
         folders.insert("Work/Projects".to_string(), work);
-        MemStore { folders: Mutex::new(folders), changes: Arc::new(Notify::new()) }
+        MemStore { folders: Mutex::new(folders), changes: Arc::new(Notify::new()), recent: Arc::default() }
     }
 
     fn add(&self, mailbox: &str, flags: Vec<Flag>, bytes: &[u8]) -> u32 {
@@ -97,8 +98,9 @@ impl MemStore {
 impl MailStore for MemStore {
     type Account = String;
 
+    /// User names in any case, as the gateway's backend takes them.
     async fn authenticate(&self, username: &str, password: &str) -> Option<String> {
-        (username == "alice" && password == "secret").then(|| username.to_string())
+        (username.eq_ignore_ascii_case("alice") && password == "secret").then(|| "alice".to_string())
     }
 
     async fn list_mailboxes(&self, _account: &String) -> Result<Vec<MailboxInfo>, No> {
@@ -249,6 +251,10 @@ impl MailStore for MemStore {
     fn changes(&self, _account: &String) -> Arc<Notify> {
         Arc::clone(&self.changes)
     }
+
+    fn recent(&self, _account: &String) -> Arc<RecentClaims> {
+        Arc::clone(&self.recent)
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -313,6 +319,15 @@ impl Gateway {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = connector.connect(name, tcp).await.unwrap();
         let mut client = Client { io: BufReader::new(Box::new(tls)) };
+        let greeting = client.line().await;
+        assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{greeting}");
+        client
+    }
+
+    /// A client on the plain port, in the clear (allowed on loopback), past the greeting.
+    async fn connect_plain(&self) -> Client {
+        let tcp = TcpStream::connect(("127.0.0.1", self.starttls_port)).await.unwrap();
+        let mut client = Client { io: BufReader::new(Box::new(tcp)) };
         let greeting = client.line().await;
         assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{greeting}");
         client
@@ -1075,6 +1090,64 @@ async fn lsub_lists_hidden_parents_and_forgets_unsubscribed() {
     assert_eq!(
         c.cmd("h", "LSUB \"\" %").await,
         ["* LSUB () \"/\" \"INBOX\"", "* LSUB () \"/\" \"Sent\"", "* LSUB () \"/\" \"Trash\"", "h OK LSUB completed"]
+    );
+    gateway.stop().await;
+}
+
+/// `\Recent` across sessions (RFC 3501 §2.3.2, §6.3.1, §6.3.2, §6.3.10): a message is
+/// recent in the first read-write session told of it, and in no later one, whichever
+/// listener the sessions came through and however the user name was written. EXAMINE
+/// shows it without taking it; STATUS counts what no such session has been told of.
+#[tokio::test]
+async fn recent_belongs_to_the_first_session_that_selects() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    gateway.store.add("INBOX", vec![Flag::Seen], &simple("m2", "x"));
+    let status = |n: u32| vec![format!("* STATUS \"INBOX\" (MESSAGES 2 RECENT {n})"), "t OK STATUS completed".into()];
+    // A only looks (EXAMINE): it sees both as recent and takes nothing.
+    let mut a = gateway.login().await;
+    let examined = a.cmd("a1", "EXAMINE INBOX").await;
+    assert_eq!(examined[2..4], ["* 2 EXISTS", "* 2 RECENT"], "{examined:?}");
+    assert_eq!(a.cmd("a2", "FETCH 1 FLAGS").await[0], "* 1 FETCH (FLAGS (\\Recent))");
+    // B, on the other port and with the name in capitals, selects and takes both.
+    let mut b = gateway.connect_plain().await;
+    assert!(b.cmd("b0", "LOGIN ALICE secret").await[0].starts_with("b0 OK"));
+    assert_eq!(b.cmd("t", "STATUS INBOX (MESSAGES RECENT)").await, status(2), "EXAMINE did not clear \\Recent");
+    assert_eq!(b.cmd("b1", "SELECT INBOX").await[3], "* 2 RECENT");
+    assert_eq!(b.cmd("b2", "SEARCH RECENT").await[0], "* SEARCH 1 2");
+    assert_eq!(b.cmd("b3", "SEARCH NEW").await[0], "* SEARCH 1", "NEW is RECENT UNSEEN");
+    assert_eq!(b.cmd("b4", "FETCH 2 FLAGS").await[0], "* 2 FETCH (FLAGS (\\Seen \\Recent))");
+    // C, a second concurrent session through the first port, sees neither as recent.
+    let mut c = gateway.login().await;
+    assert_eq!(c.cmd("t", "STATUS INBOX (MESSAGES RECENT)").await, status(0));
+    assert_eq!(c.cmd("c1", "SELECT INBOX").await[3], "* 0 RECENT");
+    assert_eq!(c.cmd("c2", "SEARCH RECENT").await[0], "* SEARCH");
+    assert_eq!(c.cmd("c3", "SEARCH OLD").await[0], "* SEARCH 1 2");
+    assert_eq!(c.cmd("c4", "FETCH 1:2 FLAGS").await[..2], ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS (\\Seen))"]);
+    // New mail is recent in the first read-write session told of it: C's NOOP.
+    gateway.store.add("INBOX", vec![], &simple("m3", "x"));
+    assert_eq!(c.cmd("c5", "NOOP").await, ["* 3 EXISTS", "* 1 RECENT", "c5 OK NOOP completed"]);
+    assert_eq!(b.cmd("b5", "NOOP").await, ["* 3 EXISTS", "* 2 RECENT", "b5 OK NOOP completed"]);
+    assert_eq!(c.cmd("c6", "SEARCH NEW").await[0], "* SEARCH 3");
+    assert_eq!(b.cmd("b6", "SEARCH RECENT").await[0], "* SEARCH 1 2");
+    assert_eq!(b.cmd("b7", "FETCH 3 FLAGS").await[0], "* 3 FETCH (FLAGS ())");
+    assert_eq!(a.cmd("a3", "NOOP").await, ["* 3 EXISTS", "* 2 RECENT", "a3 OK NOOP completed"]);
+    // A fourth session's EXAMINE: nothing is recent any more.
+    let mut d = gateway.connect_plain().await;
+    assert!(d.cmd("d0", "LOGIN alice secret").await[0].starts_with("d0 OK"));
+    assert_eq!(d.cmd("d1", "EXAMINE INBOX").await[3], "* 0 RECENT");
+    // While B idles, mail that arrives is B's, as B is told of it first.
+    b.send("i1 IDLE").await;
+    assert_eq!(b.line().await, "+ idling");
+    gateway.store.add("INBOX", vec![], &simple("m4", "x"));
+    assert_eq!([b.line().await, b.line().await], ["* 4 EXISTS", "* 3 RECENT"]);
+    b.send("DONE").await;
+    assert_eq!(b.response("i1").await, ["i1 OK IDLE terminated"]);
+    assert_eq!(c.cmd("c7", "NOOP").await, ["* 4 EXISTS", "* 1 RECENT", "c7 OK NOOP completed"]);
+    assert_eq!(
+        d.cmd("t", "STATUS INBOX (RECENT)").await,
+        ["* STATUS \"INBOX\" (RECENT 0)", "* 4 EXISTS", "* 0 RECENT", "t OK STATUS completed"],
+        "B took the fourth: D's EXAMINE, told of it later, does not show it as recent"
     );
     gateway.stop().await;
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::backend::account::Account;
 use crate::backend::mailbox::{FlagChange, MailboxError, Mailboxes, SPECIAL_MAILBOXES};
-use crate::imap::{Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse};
+use crate::imap::{
+    Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, RecentClaims, Snapshot, SpecialUse,
+};
 use crate::store::{self, Flags, Keyword, Uid};
 
 /// Every refusal the IMAP client sees for a mailbox operation: the error's text, and
@@ -201,6 +203,10 @@ impl MailStore for Mailboxes {
 
     fn changes(&self, account: &Arc<Account>) -> Arc<tokio::sync::Notify> {
         Mailboxes::changes(self, account)
+    }
+
+    fn recent(&self, account: &Arc<Account>) -> Arc<RecentClaims> {
+        Mailboxes::recent(self, account)
     }
 }
 
