@@ -1151,3 +1151,44 @@ async fn recent_belongs_to_the_first_session_that_selects() {
     );
     gateway.stop().await;
 }
+
+/// ENVELOPE's group syntax (RFC 3501 §7.4.2): a group is its start marker (NIL NIL
+/// "name" NIL), its members and its end marker (NIL NIL NIL NIL), in its place among
+/// the list's other addresses; `undisclosed-recipients:;` is the two markers alone.
+/// The same holds for the ENVELOPE inside an encapsulated message's BODYSTRUCTURE.
+#[tokio::test]
+async fn envelope_renders_groups_with_their_markers() {
+    let gateway = start().await;
+    let message = "From: Bob <bob@example.net>\r\n\
+To: a@example.org, Team: b@example.org, \"C\" <c@example.org>;, d@example.org\r\n\
+Cc: undisclosed-recipients:;\r\n\
+Subject: groups\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: e@example.org\r\n\
+To: undisclosed-recipients:;\r\n\
+\r\n\
+inner\r\n\
+--b--\r\n";
+    gateway.store.add("INBOX", vec![], message.as_bytes());
+    let mut c = gateway.select("INBOX").await;
+    let bob = "((\"Bob\" NIL \"bob\" \"example.net\"))";
+    let to = "((NIL NIL \"a\" \"example.org\")(NIL NIL \"Team\" NIL)(NIL NIL \"b\" \"example.org\")\
+(\"C\" NIL \"c\" \"example.org\")(NIL NIL NIL NIL)(NIL NIL \"d\" \"example.org\"))";
+    let undisclosed = "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
+    assert_eq!(
+        c.cmd("a", "FETCH 1 ENVELOPE").await,
+        [
+            format!("* 1 FETCH (ENVELOPE (NIL \"groups\" {bob} {bob} {bob} {to} {undisclosed} NIL NIL NIL))"),
+            "a OK FETCH completed".to_string()
+        ]
+    );
+    let structure = c.cmd("b", "FETCH 1 BODYSTRUCTURE").await;
+    let inner = "((NIL NIL \"e\" \"example.org\"))";
+    let envelope = format!("(NIL NIL {inner} {inner} {inner} {undisclosed} NIL NIL NIL NIL)");
+    assert!(structure[0].contains(&envelope), "{structure:?}");
+    gateway.stop().await;
+}

@@ -235,3 +235,21 @@ fn envelope_keeps_a_group_among_plain_addresses_in_order() {
 (\"C\" NIL \"c\" \"example.com\")(NIL NIL NIL NIL)(NIL NIL \"d\" \"example.com\")) NIL NIL NIL NIL)"
     );
 }
+
+#[test]
+fn envelope_renders_every_group_with_its_markers() {
+    // Groups side by side (a quoted name, a member with a display name, an empty one),
+    // an empty group after a plain address, and a group with an 8-bit name in From,
+    // which Sender and Reply-To repeat.
+    let message = "To: \"The Team\": Ann <ann@example.org>, bob@example.net;, Empty:;, Other: c@example.com;\r\n\
+Cc: x@example.org, undisclosed-recipients:;\r\n\
+From: Jörg: j@example.org;\r\n\
+\r\n\
+body\r\n";
+    let from = "((NIL NIL \"=?utf-8?b?SsO2cmc=?=\" NIL)(NIL NIL \"j\" \"example.org\")(NIL NIL NIL NIL))";
+    let to = "((NIL NIL \"The Team\" NIL)(\"Ann\" NIL \"ann\" \"example.org\")(NIL NIL \"bob\" \"example.net\")\
+(NIL NIL NIL NIL)(NIL NIL \"Empty\" NIL)(NIL NIL NIL NIL)(NIL NIL \"Other\" NIL)(NIL NIL \"c\" \"example.com\")\
+(NIL NIL NIL NIL))";
+    let cc = "((NIL NIL \"x\" \"example.org\")(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
+    assert_eq!(envelope_of(message.as_bytes()), format!("(NIL NIL {from} {from} {from} {to} {cc} NIL NIL NIL)"));
+}
