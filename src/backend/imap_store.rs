@@ -130,6 +130,8 @@ impl MailStore for Mailboxes {
 
     async fn snapshot(&self, account: &Arc<Account>, mailbox: &str, sync: bool) -> Result<Snapshot, No> {
         let (row, messages) = Mailboxes::snapshot(self, account, mailbox, sync).await.map_err(no)?;
+        // What sessions before a restart were told of is not recent again.
+        self.recent(account).claim(mailbox, row.uid_validity, row.recent_uid);
         Ok(Snapshot {
             uid_validity: row.uid_validity,
             uid_next: row.uid_next.get(),
@@ -207,6 +209,14 @@ impl MailStore for Mailboxes {
 
     fn recent(&self, account: &Arc<Account>) -> Arc<RecentClaims> {
         Mailboxes::recent(self, account)
+    }
+
+    async fn keep_recent(&self, account: &Arc<Account>, mailbox: &str, uid: u32) {
+        if let Err(err) = Mailboxes::keep_recent(self, account, mailbox, uid).await {
+            // This session's \Recent stays right; only after a restart would these be
+            // recent again.
+            tracing::warn!(error = %err, "could not record which messages are no longer recent");
+        }
     }
 }
 

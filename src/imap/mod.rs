@@ -165,6 +165,14 @@ pub trait MailStore: Send + Sync + 'static {
     /// listener, so that a message is recent in one session only (RFC 3501 §2.3.2).
     /// The front-end decides; the backend only keeps it.
     fn recent(&self, account: &Self::Account) -> Arc<RecentClaims>;
+
+    /// Called once a read-write session has been told of every UID up to `uid` of
+    /// `mailbox`, so the backend can keep that across a restart (and give it back to
+    /// [`RecentClaims::claim`] before the next claim); by default it is not kept.
+    fn keep_recent(&self, account: &Self::Account, mailbox: &str, uid: u32) -> impl Future<Output = ()> + Send {
+        let _ = (account, mailbox, uid);
+        std::future::ready(())
+    }
 }
 
 /// A mailbox as LIST shows it.

@@ -152,10 +152,16 @@ impl Mailboxes {
     }
 
     /// Which messages the account's IMAP sessions have been shown as `\Recent`, shared
-    /// by all of them, on every listener (in memory: after a restart, what arrived
-    /// before it is recent once more).
+    /// by all of them, on every listener; seeded from the mailbox's stored `recent_uid`
+    /// at each snapshot, so a restart does not make them recent again.
     pub fn recent(&self, account: &Account) -> Arc<RecentClaims> {
         self.state(&account.sender.address).recent.clone()
+    }
+
+    /// Stores that a read-write session has been told of every UID up to `uid`.
+    pub async fn keep_recent(&self, account: &Account, name: &str, uid: u32) -> Result<(), MailboxError> {
+        let row = self.mailbox(account, name).await?;
+        Ok(self.store.raise_recent_uid(row.id, uid).await?)
     }
 
     /// The account's session at its own server, shared with its deliveries and APPENDs.

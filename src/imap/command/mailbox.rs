@@ -64,6 +64,9 @@ async fn select<S: MailStore>(cx: Authenticated<'_, S>, name: String, read_only:
     // EXAMINE must not take \Recent from other sessions (RFC 3501 §6.3.2).
     let claims = cx.shared.store.recent(cx.account);
     let recent_above = claims.claim(&name, snapshot.uid_validity, if read_only { 0 } else { highest });
+    if !read_only && highest > recent_above {
+        cx.shared.store.keep_recent(cx.account, &name, highest).await;
+    }
     let view = View::new(name, read_only, snapshot, recent_above);
     response::select(cx.out, &view);
     let text = if read_only { "[READ-ONLY] EXAMINE completed" } else { "[READ-WRITE] SELECT completed" };

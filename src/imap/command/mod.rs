@@ -95,6 +95,9 @@ impl<'c, S: MailStore> Selected<'c, S> {
         let claim = if self.view.read_only { 0 } else { highest };
         let recent_above =
             self.shared.store.recent(self.account).claim(&self.view.mailbox, snapshot.uid_validity, claim);
+        if claim > recent_above {
+            self.shared.store.keep_recent(self.account, &self.view.mailbox, claim).await;
+        }
         let updates = self.view.update(snapshot, allow_expunge, recent_above);
         response::updates(self.out, &updates);
     }
