@@ -1192,3 +1192,18 @@ inner\r\n\
     assert!(structure[0].contains(&envelope), "{structure:?}");
     gateway.stop().await;
 }
+
+/// When the selected mailbox's UIDVALIDITY changes, its messages are new to the view;
+/// a FETCH (which may not report EXPUNGE) does not take their `\Recent` before the
+/// NOOP that shows them.
+#[tokio::test]
+async fn a_new_uidvalidity_keeps_recent_for_the_view_that_shows_it() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    let mut c = gateway.select("INBOX").await;
+    gateway.store.folders.lock().unwrap().get_mut("INBOX").unwrap().uid_validity = 101;
+    assert_eq!(c.cmd("a", "FETCH 1 UID").await, ["* 1 FETCH (UID 1)", "a OK FETCH completed"]);
+    assert_eq!(c.cmd("b", "NOOP").await, ["* 1 EXPUNGE", "* 1 EXISTS", "* 1 RECENT", "b OK NOOP completed"]);
+    assert_eq!(c.cmd("c", "FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS (\\Recent))", "c OK FETCH completed"]);
+    gateway.stop().await;
+}

@@ -91,8 +91,11 @@ impl<'c, S: MailStore> Selected<'c, S> {
             }
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        // A read-only session reads the claims without claiming (RFC 3501 §6.3.2).
-        let claim = if self.view.read_only { 0 } else { highest };
+        // A read-only session reads the claims without claiming (RFC 3501 §6.3.2); nor
+        // does a view that cannot take the messages yet (a new UIDVALIDITY waits for a
+        // command that allows EXPUNGE), so they are still recent when it does.
+        let waits = snapshot.uid_validity != self.view.uid_validity && !allow_expunge;
+        let claim = if self.view.read_only || waits { 0 } else { highest };
         let recent_above =
             self.shared.store.recent(self.account).claim(&self.view.mailbox, snapshot.uid_validity, claim);
         if claim > recent_above {
