@@ -253,3 +253,27 @@ body\r\n";
     let cc = "((NIL NIL \"x\" \"example.org\")(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
     assert_eq!(envelope_of(message.as_bytes()), format!("(NIL NIL {from} {from} {from} {to} {cc} NIL NIL NIL)"));
 }
+
+/// The cases of imaptest's fetch-envelope script (dovecot/imaptest src/tests): a group
+/// list, a comment as the name, empty Sender and Reply-To (From stands in), and an
+/// obsolete source route, which goes in the at-domain-list field.
+#[test]
+fn envelope_matches_the_compliance_suite() {
+    let date = "Date: Sat, 01 Feb 2007 01:02:03 +0200\r\n";
+    let of = |fields: &str| envelope_of(format!("{date}{fields}\r\nbody\r\n").as_bytes());
+    let head = "(\"Sat, 01 Feb 2007 01:02:03 +0200\" NIL";
+    let real = "((\"Real Name\" NIL \"user\" \"domain\"))";
+    assert_eq!(
+        of("From: user@domain (Real Name)\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"),
+        format!(
+            "{head} {real} {real} {real} ((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")\
+(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) NIL NIL NIL NIL)"
+        )
+    );
+    assert_eq!(
+        of("From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n"),
+        format!("{head} {real} {real} {real} NIL NIL NIL NIL NIL)")
+    );
+    let routed = "((NIL \"@route\" \"user\" \"domain\"))";
+    assert_eq!(of("From: <@route:user@domain>\r\n"), format!("{head} {routed} {routed} {routed} NIL NIL NIL NIL NIL)"));
+}
