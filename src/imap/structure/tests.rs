@@ -277,3 +277,30 @@ fn envelope_matches_the_compliance_suite() {
     let routed = "((NIL \"@route\" \"user\" \"domain\"))";
     assert_eq!(of("From: <@route:user@domain>\r\n"), format!("{head} {routed} {routed} {routed} NIL NIL NIL NIL NIL)"));
 }
+
+/// The cases of imaptest's fetch-body-message-rfc822 script: a message whose whole body
+/// is an encapsulated message (RFC 3501 §6.4.5: part 1 is that message).
+#[test]
+fn sections_of_a_message_that_is_one_encapsulated_message() {
+    let message = b"From: user@domain.org\r\nDate: Sat, 24 Mar 2007 23:00:00 +0200\r\nMime-Version: 1.0\r\n\
+Content-Type: message/rfc822\r\n\r\nFrom: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\n\
+Subject: submsg\r\n\r\nHello world\r\n";
+    let inner =
+        "From: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\nSubject: submsg\r\n\r\nHello world\r\n";
+    let names = || vec!["from".to_string(), "subject".into(), "X-foo".into()];
+    assert_eq!(sect(message, SectionSpec::Text(vec![])).unwrap(), inner);
+    assert_eq!(sect(message, SectionSpec::Part(vec![1])).unwrap(), inner);
+    assert_eq!(
+        sect(message, SectionSpec::Header(vec![1])).unwrap(),
+        "From: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\nSubject: submsg\r\n\r\n"
+    );
+    assert_eq!(
+        sect(message, SectionSpec::HeaderFields(vec![1], names())).unwrap(),
+        "From: sub@domain.org\r\nSubject: submsg\r\n\r\n"
+    );
+    assert_eq!(
+        sect(message, SectionSpec::HeaderFieldsNot(vec![1], names())).unwrap(),
+        "Date: Sun, 12 Aug 2012 12:34:56 +0300\r\n\r\n"
+    );
+    assert_eq!(sect(message, SectionSpec::Text(vec![1])).unwrap(), "Hello world\r\n");
+}
