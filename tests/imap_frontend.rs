@@ -1207,3 +1207,17 @@ async fn a_new_uidvalidity_keeps_recent_for_the_view_that_shows_it() {
     assert_eq!(c.cmd("c", "FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS (\\Recent))", "c OK FETCH completed"]);
     gateway.stop().await;
 }
+
+/// NIL where a string is expected is the atom's text (imaptest's nil script): SEARCH
+/// SUBJECT NIL and BODY nil match "nil" as text, and LIST "" NIL is a plain pattern.
+#[tokio::test]
+async fn nil_as_a_search_string_or_list_pattern_is_text() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("about nil", "nothing here but nil"));
+    gateway.store.add("INBOX", vec![], &simple("other", "x"));
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(c.cmd("a", "SEARCH SUBJECT NIL").await, ["* SEARCH 1", "a OK SEARCH completed"]);
+    assert_eq!(c.cmd("b", "SEARCH BODY nil").await, ["* SEARCH 1", "b OK SEARCH completed"]);
+    assert_eq!(c.cmd("c", "LIST \"\" NIL").await, ["c OK LIST completed"]);
+    gateway.stop().await;
+}
