@@ -304,3 +304,12 @@ Subject: submsg\r\n\r\nHello world\r\n";
     );
     assert_eq!(sect(message, SectionSpec::Text(vec![1])).unwrap(), "Hello world\r\n");
 }
+
+/// imaptest's fetch-bodystructure case: a boundary folded inside its quoted string is
+/// the unfolded "foo bar".
+#[test]
+fn a_boundary_folded_inside_its_quotes_is_unfolded() {
+    let m = b"From: user@domain.org\r\nDate: Sat, 24 Mar 2007 23:00:00 +0200\r\nMime-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"foo\r\n bar\"\r\n\r\n--foo bar\r\nContent-Type: text/html; charset=us-ascii\r\n\r\nhello\r\n\r\n--foo bar--\r\n";
+    assert_eq!(structure(m, false), "((\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 7 1) \"MIXED\")");
+}
