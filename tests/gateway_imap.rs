@@ -2,7 +2,8 @@
 //! mail sent through the gateway's SMTP is read decrypted and verified; two sessions on
 //! one mailbox see each other's flag changes and expunges as RFC 3501 says (never an
 //! EXPUNGE during FETCH); a tampered envelope shows as a warning in place of its
-//! content; and a restart of the gateway keeps UIDVALIDITY and every UID.
+//! content; and a restart of the gateway keeps UIDVALIDITY and every UID, and does not
+//! make mail that sessions were told of `\Recent` again.
 
 mod common;
 
@@ -130,6 +131,8 @@ async fn imap_shows_verified_mail_to_concurrent_sessions_and_keeps_uids_across_a
     let mut again = login(&running, &bob.username, &bob.password).await;
     let selected = again.cmd("r1", "SELECT INBOX").await;
     assert!(selected.contains(&validity), "the same {validity}: {selected:?}");
+    // Sessions before the restart were told of every message: none is \Recent again.
+    assert!(selected.contains(&"* 0 RECENT".to_string()), "{selected:?}");
     let response = again.cmd("r2", "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
     let uids: Vec<&String> = response.iter().filter(|l| l.starts_with("* ")).collect();
     assert_eq!(uids.len(), 3, "{response:?}");

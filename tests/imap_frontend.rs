@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smimp_gateway::imap::{
-    self, Copied, Flag, FlagOp, ImapConfig, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse,
-    TlsMode,
+    self, Copied, Flag, FlagOp, ImapConfig, MailStore, MailboxInfo, MessageMeta, No, NoCode, RecentClaims, Snapshot,
+    SpecialUse, TlsMode,
 };
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
@@ -58,6 +58,7 @@ impl Folder {
 struct MemStore {
     folders: Mutex<BTreeMap<String, Folder>>,
     changes: Arc<Notify>,
+    recent: Arc<RecentClaims>,
 }
 
 impl MemStore {
@@ -69,7 +70,7 @@ impl MemStore {
         let mut work = Folder::new(400, None);
         work.subscribed = false;
         folders.insert("Work/Projects".to_string(), work);
-        MemStore { folders: Mutex::new(folders), changes: Arc::new(Notify::new()) }
+        MemStore { folders: Mutex::new(folders), changes: Arc::new(Notify::new()), recent: Arc::default() }
     }
 
     fn add(&self, mailbox: &str, flags: Vec<Flag>, bytes: &[u8]) -> u32 {
@@ -97,8 +98,9 @@ impl MemStore {
 impl MailStore for MemStore {
     type Account = String;
 
+    /// User names in any case, as the gateway's backend takes them.
     async fn authenticate(&self, username: &str, password: &str) -> Option<String> {
-        (username == "alice" && password == "secret").then(|| username.to_string())
+        (username.eq_ignore_ascii_case("alice") && password == "secret").then(|| "alice".to_string())
     }
 
     async fn list_mailboxes(&self, _account: &String) -> Result<Vec<MailboxInfo>, No> {
@@ -249,6 +251,10 @@ impl MailStore for MemStore {
     fn changes(&self, _account: &String) -> Arc<Notify> {
         Arc::clone(&self.changes)
     }
+
+    fn recent(&self, _account: &String) -> Arc<RecentClaims> {
+        Arc::clone(&self.recent)
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -313,6 +319,15 @@ impl Gateway {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = connector.connect(name, tcp).await.unwrap();
         let mut client = Client { io: BufReader::new(Box::new(tls)) };
+        let greeting = client.line().await;
+        assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{greeting}");
+        client
+    }
+
+    /// A client on the plain port, in the clear (allowed on loopback), past the greeting.
+    async fn connect_plain(&self) -> Client {
+        let tcp = TcpStream::connect(("127.0.0.1", self.starttls_port)).await.unwrap();
+        let mut client = Client { io: BufReader::new(Box::new(tcp)) };
         let greeting = client.line().await;
         assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{greeting}");
         client
@@ -1076,5 +1091,133 @@ async fn lsub_lists_hidden_parents_and_forgets_unsubscribed() {
         c.cmd("h", "LSUB \"\" %").await,
         ["* LSUB () \"/\" \"INBOX\"", "* LSUB () \"/\" \"Sent\"", "* LSUB () \"/\" \"Trash\"", "h OK LSUB completed"]
     );
+    gateway.stop().await;
+}
+
+/// `\Recent` across sessions (RFC 3501 §2.3.2, §6.3.1, §6.3.2, §6.3.10): a message is
+/// recent in the first read-write session told of it, and in no later one, whichever
+/// listener the sessions came through and however the user name was written. EXAMINE
+/// shows it without taking it; STATUS counts what no such session has been told of.
+#[tokio::test]
+async fn recent_belongs_to_the_first_session_that_selects() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    gateway.store.add("INBOX", vec![Flag::Seen], &simple("m2", "x"));
+    let status = |n: u32| vec![format!("* STATUS \"INBOX\" (MESSAGES 2 RECENT {n})"), "t OK STATUS completed".into()];
+    // A only looks (EXAMINE): it sees both as recent and takes nothing.
+    let mut a = gateway.login().await;
+    let examined = a.cmd("a1", "EXAMINE INBOX").await;
+    assert_eq!(examined[2..4], ["* 2 EXISTS", "* 2 RECENT"], "{examined:?}");
+    assert_eq!(a.cmd("a2", "FETCH 1 FLAGS").await[0], "* 1 FETCH (FLAGS (\\Recent))");
+    // B, on the other port and with the name in capitals, selects and takes both.
+    let mut b = gateway.connect_plain().await;
+    assert!(b.cmd("b0", "LOGIN ALICE secret").await[0].starts_with("b0 OK"));
+    assert_eq!(b.cmd("t", "STATUS INBOX (MESSAGES RECENT)").await, status(2), "EXAMINE did not clear \\Recent");
+    assert_eq!(b.cmd("b1", "SELECT INBOX").await[3], "* 2 RECENT");
+    assert_eq!(b.cmd("b2", "SEARCH RECENT").await[0], "* SEARCH 1 2");
+    assert_eq!(b.cmd("b3", "SEARCH NEW").await[0], "* SEARCH 1", "NEW is RECENT UNSEEN");
+    assert_eq!(b.cmd("b4", "FETCH 2 FLAGS").await[0], "* 2 FETCH (FLAGS (\\Seen \\Recent))");
+    // C, a second concurrent session through the first port, sees neither as recent.
+    let mut c = gateway.login().await;
+    assert_eq!(c.cmd("t", "STATUS INBOX (MESSAGES RECENT)").await, status(0));
+    assert_eq!(c.cmd("c1", "SELECT INBOX").await[3], "* 0 RECENT");
+    assert_eq!(c.cmd("c2", "SEARCH RECENT").await[0], "* SEARCH");
+    assert_eq!(c.cmd("c3", "SEARCH OLD").await[0], "* SEARCH 1 2");
+    assert_eq!(c.cmd("c4", "FETCH 1:2 FLAGS").await[..2], ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS (\\Seen))"]);
+    // New mail is recent in the first read-write session told of it: C's NOOP.
+    gateway.store.add("INBOX", vec![], &simple("m3", "x"));
+    assert_eq!(c.cmd("c5", "NOOP").await, ["* 3 EXISTS", "* 1 RECENT", "c5 OK NOOP completed"]);
+    assert_eq!(b.cmd("b5", "NOOP").await, ["* 3 EXISTS", "* 2 RECENT", "b5 OK NOOP completed"]);
+    assert_eq!(c.cmd("c6", "SEARCH NEW").await[0], "* SEARCH 3");
+    assert_eq!(b.cmd("b6", "SEARCH RECENT").await[0], "* SEARCH 1 2");
+    assert_eq!(b.cmd("b7", "FETCH 3 FLAGS").await[0], "* 3 FETCH (FLAGS ())");
+    assert_eq!(a.cmd("a3", "NOOP").await, ["* 3 EXISTS", "* 2 RECENT", "a3 OK NOOP completed"]);
+    // A fourth session's EXAMINE: nothing is recent any more.
+    let mut d = gateway.connect_plain().await;
+    assert!(d.cmd("d0", "LOGIN alice secret").await[0].starts_with("d0 OK"));
+    assert_eq!(d.cmd("d1", "EXAMINE INBOX").await[3], "* 0 RECENT");
+    // While B idles, mail that arrives is B's, as B is told of it first.
+    b.send("i1 IDLE").await;
+    assert_eq!(b.line().await, "+ idling");
+    gateway.store.add("INBOX", vec![], &simple("m4", "x"));
+    assert_eq!([b.line().await, b.line().await], ["* 4 EXISTS", "* 3 RECENT"]);
+    b.send("DONE").await;
+    assert_eq!(b.response("i1").await, ["i1 OK IDLE terminated"]);
+    assert_eq!(c.cmd("c7", "NOOP").await, ["* 4 EXISTS", "* 1 RECENT", "c7 OK NOOP completed"]);
+    assert_eq!(
+        d.cmd("t", "STATUS INBOX (RECENT)").await,
+        ["* STATUS \"INBOX\" (RECENT 0)", "* 4 EXISTS", "* 0 RECENT", "t OK STATUS completed"],
+        "B took the fourth: D's EXAMINE, told of it later, does not show it as recent"
+    );
+    gateway.stop().await;
+}
+
+/// ENVELOPE's group syntax (RFC 3501 §7.4.2): a group is its start marker (NIL NIL
+/// "name" NIL), its members and its end marker (NIL NIL NIL NIL), in its place among
+/// the list's other addresses; `undisclosed-recipients:;` is the two markers alone.
+/// The same holds for the ENVELOPE inside an encapsulated message's BODYSTRUCTURE.
+#[tokio::test]
+async fn envelope_renders_groups_with_their_markers() {
+    let gateway = start().await;
+    let message = "From: Bob <bob@example.net>\r\n\
+To: a@example.org, Team: b@example.org, \"C\" <c@example.org>;, d@example.org\r\n\
+Cc: undisclosed-recipients:;\r\n\
+Subject: groups\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: e@example.org\r\n\
+To: undisclosed-recipients:;\r\n\
+\r\n\
+inner\r\n\
+--b--\r\n";
+    gateway.store.add("INBOX", vec![], message.as_bytes());
+    let mut c = gateway.select("INBOX").await;
+    let bob = "((\"Bob\" NIL \"bob\" \"example.net\"))";
+    let to = "((NIL NIL \"a\" \"example.org\")(NIL NIL \"Team\" NIL)(NIL NIL \"b\" \"example.org\")\
+(\"C\" NIL \"c\" \"example.org\")(NIL NIL NIL NIL)(NIL NIL \"d\" \"example.org\"))";
+    let undisclosed = "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
+    assert_eq!(
+        c.cmd("a", "FETCH 1 ENVELOPE").await,
+        [
+            format!("* 1 FETCH (ENVELOPE (NIL \"groups\" {bob} {bob} {bob} {to} {undisclosed} NIL NIL NIL))"),
+            "a OK FETCH completed".to_string()
+        ]
+    );
+    let structure = c.cmd("b", "FETCH 1 BODYSTRUCTURE").await;
+    let inner = "((NIL NIL \"e\" \"example.org\"))";
+    let envelope = format!("(NIL NIL {inner} {inner} {inner} {undisclosed} NIL NIL NIL NIL)");
+    assert!(structure[0].contains(&envelope), "{structure:?}");
+    gateway.stop().await;
+}
+
+/// When the selected mailbox's UIDVALIDITY changes, its messages are new to the view;
+/// a FETCH (which may not report EXPUNGE) does not take their `\Recent` before the
+/// NOOP that shows them.
+#[tokio::test]
+async fn a_new_uidvalidity_keeps_recent_for_the_view_that_shows_it() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("m1", "x"));
+    let mut c = gateway.select("INBOX").await;
+    gateway.store.folders.lock().unwrap().get_mut("INBOX").unwrap().uid_validity = 101;
+    assert_eq!(c.cmd("a", "FETCH 1 UID").await, ["* 1 FETCH (UID 1)", "a OK FETCH completed"]);
+    assert_eq!(c.cmd("b", "NOOP").await, ["* 1 EXPUNGE", "* 1 EXISTS", "* 1 RECENT", "b OK NOOP completed"]);
+    assert_eq!(c.cmd("c", "FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS (\\Recent))", "c OK FETCH completed"]);
+    gateway.stop().await;
+}
+
+/// NIL where a string is expected is the atom's text (imaptest's nil script): SEARCH
+/// SUBJECT NIL and BODY nil match "nil" as text, and LIST "" NIL is a plain pattern.
+#[tokio::test]
+async fn nil_as_a_search_string_or_list_pattern_is_text() {
+    let gateway = start().await;
+    gateway.store.add("INBOX", vec![], &simple("about nil", "nothing here but nil"));
+    gateway.store.add("INBOX", vec![], &simple("other", "x"));
+    let mut c = gateway.select("INBOX").await;
+    assert_eq!(c.cmd("a", "SEARCH SUBJECT NIL").await, ["* SEARCH 1", "a OK SEARCH completed"]);
+    assert_eq!(c.cmd("b", "SEARCH BODY nil").await, ["* SEARCH 1", "b OK SEARCH completed"]);
+    assert_eq!(c.cmd("c", "LIST \"\" NIL").await, ["c OK LIST completed"]);
     gateway.stop().await;
 }

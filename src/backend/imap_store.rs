@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::backend::account::Account;
 use crate::backend::mailbox::{FlagChange, MailboxError, Mailboxes, SPECIAL_MAILBOXES};
-use crate::imap::{Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, Snapshot, SpecialUse};
+use crate::imap::{
+    Copied, Flag, FlagOp, MailStore, MailboxInfo, MessageMeta, No, NoCode, RecentClaims, Snapshot, SpecialUse,
+};
 use crate::store::{self, Flags, Keyword, Uid};
 
 /// Every refusal the IMAP client sees for a mailbox operation: the error's text, and
@@ -128,6 +130,8 @@ impl MailStore for Mailboxes {
 
     async fn snapshot(&self, account: &Arc<Account>, mailbox: &str, sync: bool) -> Result<Snapshot, No> {
         let (row, messages) = Mailboxes::snapshot(self, account, mailbox, sync).await.map_err(no)?;
+        // What sessions before a restart were told of is not recent again.
+        self.recent(account).claim(mailbox, row.uid_validity, row.recent_uid);
         Ok(Snapshot {
             uid_validity: row.uid_validity,
             uid_next: row.uid_next.get(),
@@ -201,6 +205,18 @@ impl MailStore for Mailboxes {
 
     fn changes(&self, account: &Arc<Account>) -> Arc<tokio::sync::Notify> {
         Mailboxes::changes(self, account)
+    }
+
+    fn recent(&self, account: &Arc<Account>) -> Arc<RecentClaims> {
+        Mailboxes::recent(self, account)
+    }
+
+    async fn keep_recent(&self, account: &Arc<Account>, mailbox: &str, uid: u32) {
+        if let Err(err) = Mailboxes::keep_recent(self, account, mailbox, uid).await {
+            // This session's \Recent stays right; only after a restart would these be
+            // recent again.
+            tracing::warn!(error = %err, "could not record which messages are no longer recent");
+        }
     }
 }
 

@@ -28,7 +28,6 @@ use tracing::Instrument;
 use super::command;
 use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
-use super::view::RecentClaims;
 use super::{ImapConfig, MailStore, TlsMode};
 use crate::listen::{password_allowed, tls_handshake, Guest, Incoming, Shutdown};
 
@@ -43,7 +42,6 @@ pub(super) const LINE_ALLOWANCE: u32 = 64 * 1024;
 pub(crate) struct Shared<S: MailStore> {
     pub store: Arc<S>,
     pub config: Arc<ImapConfig>,
-    pub recent: Arc<RecentClaims>,
 }
 
 /// One accepted connection and what serving it needs.
@@ -52,18 +50,17 @@ pub(crate) struct Connection<S: MailStore> {
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
     pub store: Arc<S>,
     pub config: Arc<ImapConfig>,
-    pub recent: Arc<RecentClaims>,
     pub shutdown: Shutdown,
 }
 
 impl<S: MailStore> Connection<S> {
     pub(crate) async fn serve(self, tcp: tokio::net::TcpStream, mode: TlsMode, guest: Guest) -> io::Result<()> {
-        let Connection { peer, acceptor, store, config, recent, shutdown } = self;
+        let Connection { peer, acceptor, store, config, shutdown } = self;
         let accepted = Incoming::new(peer, acceptor, shutdown).with_guest(guest);
         let Some((io, accepted)) = accepted.open(tcp, mode, config.tls_handshake_timeout).await else {
             return Ok(());
         };
-        serve(io, accepted, Shared { store, config, recent }).await
+        serve(io, accepted, Shared { store, config }).await
     }
 }
 

@@ -46,6 +46,7 @@ use crate::listen::{Guests, Limits, Shutdown};
 /// For the fuzz crate only (fuzz/fuzz_targets/imap_commands.rs); not part of the API.
 #[doc(hidden)]
 pub use fuzz_entry::fuzz_command;
+pub use view::RecentClaims;
 
 mod command;
 mod connection;
@@ -158,6 +159,20 @@ pub trait MailStore: Send + Sync + 'static {
     /// mailboxes (its own writes or a sync that found news); IDLE wakes on it as well
     /// as on [`ImapConfig::poll_interval`].
     fn changes(&self, account: &Self::Account) -> Arc<Notify>;
+
+    /// Which messages of the account's mailboxes have been shown as `\Recent`: one
+    /// [`RecentClaims`] per account, the same for every session of it on every
+    /// listener, so that a message is recent in one session only (RFC 3501 §2.3.2).
+    /// The front-end decides; the backend only keeps it.
+    fn recent(&self, account: &Self::Account) -> Arc<RecentClaims>;
+
+    /// Called once a read-write session has been told of every UID up to `uid` of
+    /// `mailbox`, so the backend can keep that across a restart (and give it back to
+    /// [`RecentClaims::claim`] before the next claim); by default it is not kept.
+    fn keep_recent(&self, account: &Self::Account, mailbox: &str, uid: u32) -> impl Future<Output = ()> + Send {
+        let _ = (account, mailbox, uid);
+        std::future::ready(())
+    }
 }
 
 /// A mailbox as LIST shows it.
@@ -373,15 +388,13 @@ pub async fn run<S: MailStore>(
 ) -> io::Result<()> {
     let acceptor = mode.acceptor(tls)?;
     let config = Arc::new(config);
-    let recent = Arc::new(view::RecentClaims::default());
     let name = if mode == TlsMode::Implicit { "IMAP (implicit TLS)" } else { "IMAP" };
     let limits = Limits::refusing(name, config.max_connections, config.shutdown_grace + config.tls_handshake_timeout);
     let refusing = Arc::clone(&config);
     let guests = Guests::new(config.max_unauthenticated);
     let serve = |tcp, peer, guest| {
-        let (store, recent) = (Arc::clone(&store), Arc::clone(&recent));
-        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
-        let connection = connection::Connection { peer, acceptor: acceptor.clone(), store, config, recent, shutdown };
+        let (store, config, shutdown) = (Arc::clone(&store), Arc::clone(&config), shutdown.clone());
+        let connection = connection::Connection { peer, acceptor: acceptor.clone(), store, config, shutdown };
         connection.serve(tcp, mode, guest)
     };
     let refuse = |tcp, _| connection::refuse_busy(tcp, mode, Arc::clone(&refusing));

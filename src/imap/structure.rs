@@ -431,9 +431,17 @@ fn address(out: &mut Vec<u8>, name: Option<&str>, addr: Option<&str>) {
         None if name.is_none() => return,
         None => (None, Some(String::new())),
     };
+    // An obsolete source route (`<@relay:user@host>`, RFC 5322 §4.4) is the at-domain-list.
+    let routed = mailbox.as_deref().filter(|m| m.starts_with('@')).and_then(|m| m.split_once(':'));
+    let (route, mailbox) = match routed {
+        Some((route, local)) => (Some(route.to_string()), Some(local.to_string())),
+        None => (None, mailbox),
+    };
     out.push(b'(');
     nstring(out, name.as_deref().map(str::as_bytes));
-    out.extend_from_slice(b" NIL ");
+    out.push(b' ');
+    nstring(out, route.as_deref().map(str::as_bytes));
+    out.push(b' ');
     nstring(out, mailbox.as_deref().map(str::as_bytes));
     out.push(b' ');
     nstring(out, host.as_deref().map(str::as_bytes));

@@ -4,8 +4,10 @@
 //! it; and the diff of a fresh snapshot against it as EXPUNGE (renumbered), EXISTS,
 //! RECENT and FETCH FLAGS updates.
 //!
-//! `\Recent` is computed in-process: the first session to see a UID gets it
-//! ([`RecentClaims`]). Depends only on std and imap-codec's sequence types.
+//! `\Recent` (RFC 3501 §2.3.2) is computed in-process: the first read-write session to
+//! be told of a UID gets it ([`RecentClaims`], one per account, kept by the backend so
+//! that every session of the account on every listener shares it). Depends only on std
+//! and imap-codec's sequence types.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -72,8 +74,11 @@ pub enum SetError {
     TooManyRanges(usize),
 }
 
-/// Which UIDs have been shown as `\Recent` already, per account and mailbox, shared
-/// by the sessions of one listener.
+/// Which UIDs of an account's mailboxes have been shown as `\Recent` already, per
+/// mailbox: the highest UID a read-write session (SELECT, not EXAMINE) has been told
+/// of. A message above it is recent in the first such session to be told of it, and
+/// in no later one; EXAMINE and STATUS read it without claiming. Shared by every
+/// session of the account ([`MailStore::recent`](super::MailStore::recent)).
 #[derive(Debug, Default)]
 pub struct RecentClaims {
     highest: Mutex<HashMap<String, (u32, u32)>>,
@@ -82,11 +87,11 @@ pub struct RecentClaims {
 impl RecentClaims {
     /// Claims every UID up to `highest_uid` for the calling session and returns the
     /// highest UID claimed before: UIDs above it are `\Recent` for this session.
-    pub fn claim(&self, key: &str, uid_validity: u32, highest_uid: u32) -> u32 {
+    pub fn claim(&self, mailbox: &str, uid_validity: u32, highest_uid: u32) -> u32 {
         let Ok(mut map) = self.highest.lock() else {
             return highest_uid;
         };
-        let entry = map.entry(key.to_string()).or_insert((uid_validity, 0));
+        let entry = map.entry(mailbox.to_string()).or_insert((uid_validity, 0));
         if entry.0 != uid_validity {
             *entry = (uid_validity, 0);
         }
@@ -96,12 +101,12 @@ impl RecentClaims {
     }
 
     /// How many of `uids` nobody has claimed yet (STATUS RECENT, which claims nothing).
-    pub fn unclaimed(&self, key: &str, uid_validity: u32, uids: impl Iterator<Item = u32>) -> u32 {
+    pub fn unclaimed(&self, mailbox: &str, uid_validity: u32, uids: impl Iterator<Item = u32>) -> u32 {
         let before = self
             .highest
             .lock()
             .ok()
-            .and_then(|map| map.get(key).copied())
+            .and_then(|map| map.get(mailbox).copied())
             .filter(|(validity, _)| *validity == uid_validity)
             .map_or(0, |(_, uid)| uid);
         u32::try_from(uids.filter(|&u| u > before).count()).unwrap_or(u32::MAX)
@@ -467,9 +472,11 @@ mod tests {
         let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3, 4]), 0);
         assert_eq!(view.remove(&[2, 4]), vec![Update::Expunge(4), Update::Expunge(2)]);
         let claims = RecentClaims::default();
-        assert_eq!(claims.claim("a\0INBOX", 1, 5), 0);
-        assert_eq!(claims.unclaimed("a\0INBOX", 1, [4, 5, 6, 7].into_iter()), 2);
-        assert_eq!(claims.claim("a\0INBOX", 1, 7), 5);
-        assert_eq!(claims.claim("a\0INBOX", 2, 3), 0, "a new UIDVALIDITY starts over");
+        assert_eq!(claims.claim("INBOX", 1, 5), 0);
+        assert_eq!(claims.unclaimed("INBOX", 1, [4, 5, 6, 7].into_iter()), 2);
+        assert_eq!(claims.claim("INBOX", 1, 0), 5, "EXAMINE reads without claiming");
+        assert_eq!(claims.claim("INBOX", 1, 7), 5);
+        assert_eq!(claims.unclaimed("Sent", 1, [1].into_iter()), 1, "each mailbox apart");
+        assert_eq!(claims.claim("INBOX", 2, 3), 0, "a new UIDVALIDITY starts over");
     }
 }

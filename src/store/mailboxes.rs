@@ -1,7 +1,8 @@
-//! The IMAP view's state (migrations/gateway/0003): mailboxes with their UIDVALIDITY and
-//! next UID, the UID of every message shown, its flags, and the sealed cache of rendered
-//! messages. UIDs are handed out inside a transaction that also moves `uid_next`, so two
-//! sessions never get the same UID and a UID is never given twice, across restarts.
+//! The IMAP view's state (migrations/gateway/0003, 0006): mailboxes with their
+//! UIDVALIDITY, next UID and the highest UID no longer `\Recent`, the UID of every
+//! message shown, its flags, and the sealed cache of rendered messages. UIDs are handed
+//! out inside a transaction that also moves `uid_next`, so two sessions never get the
+//! same UID and a UID is never given twice, across restarts.
 
 use std::collections::HashSet;
 
@@ -79,6 +80,17 @@ impl GatewayStore {
     /// Forgets a mailbox and its messages.
     pub async fn remove_mailbox(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM mailboxes WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records that a read-write IMAP session has been told of every UID up to `uid`
+    /// (it only grows), so those are not `\Recent` after a restart.
+    pub async fn raise_recent_uid(&self, id: i64, uid: u32) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mailboxes SET recent_uid = MAX(recent_uid, ?) WHERE id = ?")
+            .bind(i64::from(uid))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -312,5 +324,25 @@ impl GatewayStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recent_uid_starts_at_zero_and_only_grows() {
+        let dir = std::env::temp_dir().join(format!("smimp-recent-{}-{}", std::process::id(), line!()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = GatewayStore::open(&dir.join("gateway.sqlite")).await.unwrap();
+        let alice: Address = "alice#example.org".parse().unwrap();
+        let inbox = store.add_mailbox(&alice, "INBOX", None, 100).await.unwrap();
+        assert_eq!(inbox.recent_uid, 0, "a new mailbox has told no session of anything");
+        store.raise_recent_uid(inbox.id, 7).await.unwrap();
+        store.raise_recent_uid(inbox.id, 3).await.unwrap();
+        let row = store.mailbox_for_folder(&alice, None).await.unwrap().unwrap();
+        assert_eq!(row.recent_uid, 7);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

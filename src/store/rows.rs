@@ -70,6 +70,8 @@ pub struct MailboxRow {
     pub uid_validity: u32,
     pub uid_next: Uid,
     pub subscribed: bool,
+    /// The highest UID a read-write IMAP session has been told of (`\Recent` above it).
+    pub recent_uid: u32,
 }
 
 /// One message shown in a mailbox.
@@ -177,7 +179,7 @@ fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(row.try_get::<i64, _>(column)?).unwrap_or(u32::MAX))
 }
 
-pub(super) const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed";
+pub(super) const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed, recent_uid";
 
 pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
     Ok(MailboxRow {
@@ -187,6 +189,7 @@ pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
         uid_validity: u32_column(row, "uid_validity")?,
         uid_next: Uid(u32_column(row, "uid_next")?),
         subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+        recent_uid: u32_column(row, "recent_uid")?,
     })
 }
 

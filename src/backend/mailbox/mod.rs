@@ -21,6 +21,7 @@ use crate::backend::outbound::DeliveryError;
 use crate::backend::uid_index::UidIndex;
 use crate::client::{ClientError, SessionClient};
 use crate::discovery::Discovery;
+use crate::imap::RecentClaims;
 use crate::smimp::address::Address;
 use crate::smimp::wire::FolderNameError;
 use crate::store::{GatewayStore, StoreError, Uid};
@@ -88,11 +89,14 @@ impl From<DeliveryError> for MailboxError {
     }
 }
 
-/// One account's connection state: its server session and the lock that keeps two
-/// syncs of one account from fetching the same messages twice.
+/// One account's connection state: the lock that keeps two syncs of one account from
+/// fetching the same messages twice, the change signal IDLE waits on, and which
+/// messages every IMAP session of the account has been shown as `\Recent`.
+#[derive(Default)]
 struct AccountState {
     sync: Mutex<()>,
     changes: Arc<Notify>,
+    recent: Arc<RecentClaims>,
 }
 
 /// The gateway's side of IMAP, for every account it serves.
@@ -139,15 +143,25 @@ impl Mailboxes {
 
     fn state(&self, address: &Address) -> Arc<AccountState> {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        states
-            .entry(address.clone())
-            .or_insert_with(|| Arc::new(AccountState { sync: Mutex::new(()), changes: Arc::new(Notify::new()) }))
-            .clone()
+        states.entry(address.clone()).or_insert_with(|| Arc::new(AccountState::default())).clone()
     }
 
     /// Woken when any of the account's mailboxes changes.
     pub fn changes(&self, account: &Account) -> Arc<Notify> {
         self.state(&account.sender.address).changes.clone()
+    }
+
+    /// Which messages the account's IMAP sessions have been shown as `\Recent`, shared
+    /// by all of them, on every listener; seeded from the mailbox's stored `recent_uid`
+    /// at each snapshot, so a restart does not make them recent again.
+    pub fn recent(&self, account: &Account) -> Arc<RecentClaims> {
+        self.state(&account.sender.address).recent.clone()
+    }
+
+    /// Stores that a read-write session has been told of every UID up to `uid`.
+    pub async fn keep_recent(&self, account: &Account, name: &str, uid: u32) -> Result<(), MailboxError> {
+        let row = self.mailbox(account, name).await?;
+        Ok(self.store.raise_recent_uid(row.id, uid).await?)
     }
 
     /// The account's session at its own server, shared with its deliveries and APPENDs.

@@ -60,10 +60,13 @@ pub(super) async fn handle<S: MailStore>(cx: Authenticated<'_, S>, body: Command
 /// transition makes the selected one.
 async fn select<S: MailStore>(cx: Authenticated<'_, S>, name: String, read_only: bool) -> Done<S> {
     let snapshot = cx.shared.store.snapshot(cx.account, &name, true).await?;
-    let key = format!("{}\0{name}", cx.user);
     let highest = snapshot.messages.last().map_or(0, |m| m.uid);
     // EXAMINE must not take \Recent from other sessions (RFC 3501 §6.3.2).
-    let recent_above = cx.shared.recent.claim(&key, snapshot.uid_validity, if read_only { 0 } else { highest });
+    let claims = cx.shared.store.recent(cx.account);
+    let recent_above = claims.claim(&name, snapshot.uid_validity, if read_only { 0 } else { highest });
+    if !read_only && highest > recent_above {
+        cx.shared.store.keep_recent(cx.account, &name, highest).await;
+    }
     let view = View::new(name, read_only, snapshot, recent_above);
     response::select(cx.out, &view);
     let text = if read_only { "[READ-ONLY] EXAMINE completed" } else { "[READ-WRITE] SELECT completed" };
@@ -115,8 +118,8 @@ async fn list<S: MailStore>(cx: Authenticated<'_, S>, reference: String, pattern
 /// STATUS, after a sync; RECENT counts what no session has seen, claiming nothing.
 async fn status<S: MailStore>(cx: Authenticated<'_, S>, name: String, items: &[StatusDataItemName]) -> Done<S> {
     let snapshot = cx.shared.store.snapshot(cx.account, &name, true).await?;
-    let key = format!("{}\0{name}", cx.user);
-    let recent = cx.shared.recent.unclaimed(&key, snapshot.uid_validity, snapshot.messages.iter().map(|m| m.uid));
+    let claims = cx.shared.store.recent(cx.account);
+    let recent = claims.unclaimed(&name, snapshot.uid_validity, snapshot.messages.iter().map(|m| m.uid));
     response::status(cx.out, &name, items, &snapshot, recent);
     Ok(Outcome::ok("STATUS completed"))
 }

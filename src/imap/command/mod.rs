@@ -56,14 +56,13 @@ impl<A> Outcome<A> {
 pub(crate) struct Authenticated<'c, S: MailStore> {
     shared: &'c Shared<S>,
     account: &'c S::Account,
-    user: &'c str,
     out: &'c mut Vec<u8>,
 }
 
 impl<'c, S: MailStore> Authenticated<'c, S> {
     fn of(shared: &'c Shared<S>, state: &'c State<S::Account>, out: &'c mut Vec<u8>) -> Option<Self> {
-        let (account, user) = state.account()?;
-        Some(Authenticated { shared, account, user, out })
+        let (account, _) = state.account()?;
+        Some(Authenticated { shared, account, out })
     }
 }
 
@@ -71,21 +70,19 @@ impl<'c, S: MailStore> Authenticated<'c, S> {
 pub(crate) struct Selected<'c, S: MailStore> {
     shared: &'c Shared<S>,
     account: &'c S::Account,
-    user: &'c str,
     view: &'c mut View,
     out: &'c mut Vec<u8>,
 }
 
 impl<'c, S: MailStore> Selected<'c, S> {
     fn of(shared: &'c Shared<S>, state: &'c mut State<S::Account>, out: &'c mut Vec<u8>) -> Option<Self> {
-        let (account, user, view) = state.selected_mut()?;
-        Some(Selected { shared, account, user, view, out })
+        let (account, _, view) = state.selected_mut()?;
+        Some(Selected { shared, account, view, out })
     }
 
     /// Brings the view up to date with the backend (asking it to sync first when
     /// `sync`) and writes the updates; EXPUNGEs wait unless `allow_expunge`.
     async fn refresh(&mut self, sync: bool, allow_expunge: bool) {
-        let key = format!("{}\0{}", self.user, self.view.mailbox);
         let snapshot = match self.shared.store.snapshot(self.account, &self.view.mailbox, sync).await {
             Ok(snapshot) => snapshot,
             Err(no) => {
@@ -94,11 +91,16 @@ impl<'c, S: MailStore> Selected<'c, S> {
             }
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        let recent_above = if self.view.read_only {
-            self.shared.recent.claim(&key, snapshot.uid_validity, 0)
-        } else {
-            self.shared.recent.claim(&key, snapshot.uid_validity, highest)
-        };
+        // A read-only session reads the claims without claiming (RFC 3501 §6.3.2); nor
+        // does a view that cannot take the messages yet (a new UIDVALIDITY waits for a
+        // command that allows EXPUNGE), so they are still recent when it does.
+        let waits = snapshot.uid_validity != self.view.uid_validity && !allow_expunge;
+        let claim = if self.view.read_only || waits { 0 } else { highest };
+        let recent_above =
+            self.shared.store.recent(self.account).claim(&self.view.mailbox, snapshot.uid_validity, claim);
+        if claim > recent_above {
+            self.shared.store.keep_recent(self.account, &self.view.mailbox, claim).await;
+        }
         let updates = self.view.update(snapshot, allow_expunge, recent_above);
         response::updates(self.out, &updates);
     }

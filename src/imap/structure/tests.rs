@@ -235,3 +235,81 @@ fn envelope_keeps_a_group_among_plain_addresses_in_order() {
 (\"C\" NIL \"c\" \"example.com\")(NIL NIL NIL NIL)(NIL NIL \"d\" \"example.com\")) NIL NIL NIL NIL)"
     );
 }
+
+#[test]
+fn envelope_renders_every_group_with_its_markers() {
+    // Groups side by side (a quoted name, a member with a display name, an empty one),
+    // an empty group after a plain address, and a group with an 8-bit name in From,
+    // which Sender and Reply-To repeat.
+    let message = "To: \"The Team\": Ann <ann@example.org>, bob@example.net;, Empty:;, Other: c@example.com;\r\n\
+Cc: x@example.org, undisclosed-recipients:;\r\n\
+From: Jörg: j@example.org;\r\n\
+\r\n\
+body\r\n";
+    let from = "((NIL NIL \"=?utf-8?b?SsO2cmc=?=\" NIL)(NIL NIL \"j\" \"example.org\")(NIL NIL NIL NIL))";
+    let to = "((NIL NIL \"The Team\" NIL)(\"Ann\" NIL \"ann\" \"example.org\")(NIL NIL \"bob\" \"example.net\")\
+(NIL NIL NIL NIL)(NIL NIL \"Empty\" NIL)(NIL NIL NIL NIL)(NIL NIL \"Other\" NIL)(NIL NIL \"c\" \"example.com\")\
+(NIL NIL NIL NIL))";
+    let cc = "((NIL NIL \"x\" \"example.org\")(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL))";
+    assert_eq!(envelope_of(message.as_bytes()), format!("(NIL NIL {from} {from} {from} {to} {cc} NIL NIL NIL)"));
+}
+
+/// The cases of imaptest's fetch-envelope script (dovecot/imaptest src/tests): a group
+/// list, a comment as the name, empty Sender and Reply-To (From stands in), and an
+/// obsolete source route, which goes in the at-domain-list field.
+#[test]
+fn envelope_matches_the_compliance_suite() {
+    let date = "Date: Sat, 01 Feb 2007 01:02:03 +0200\r\n";
+    let of = |fields: &str| envelope_of(format!("{date}{fields}\r\nbody\r\n").as_bytes());
+    let head = "(\"Sat, 01 Feb 2007 01:02:03 +0200\" NIL";
+    let real = "((\"Real Name\" NIL \"user\" \"domain\"))";
+    assert_eq!(
+        of("From: user@domain (Real Name)\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"),
+        format!(
+            "{head} {real} {real} {real} ((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")\
+(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) NIL NIL NIL NIL)"
+        )
+    );
+    assert_eq!(
+        of("From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n"),
+        format!("{head} {real} {real} {real} NIL NIL NIL NIL NIL)")
+    );
+    let routed = "((NIL \"@route\" \"user\" \"domain\"))";
+    assert_eq!(of("From: <@route:user@domain>\r\n"), format!("{head} {routed} {routed} {routed} NIL NIL NIL NIL NIL)"));
+}
+
+/// The cases of imaptest's fetch-body-message-rfc822 script: a message whose whole body
+/// is an encapsulated message (RFC 3501 §6.4.5: part 1 is that message).
+#[test]
+fn sections_of_a_message_that_is_one_encapsulated_message() {
+    let message = b"From: user@domain.org\r\nDate: Sat, 24 Mar 2007 23:00:00 +0200\r\nMime-Version: 1.0\r\n\
+Content-Type: message/rfc822\r\n\r\nFrom: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\n\
+Subject: submsg\r\n\r\nHello world\r\n";
+    let inner =
+        "From: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\nSubject: submsg\r\n\r\nHello world\r\n";
+    let names = || vec!["from".to_string(), "subject".into(), "X-foo".into()];
+    assert_eq!(sect(message, SectionSpec::Text(vec![])).unwrap(), inner);
+    assert_eq!(sect(message, SectionSpec::Part(vec![1])).unwrap(), inner);
+    assert_eq!(
+        sect(message, SectionSpec::Header(vec![1])).unwrap(),
+        "From: sub@domain.org\r\nDate: Sun, 12 Aug 2012 12:34:56 +0300\r\nSubject: submsg\r\n\r\n"
+    );
+    assert_eq!(
+        sect(message, SectionSpec::HeaderFields(vec![1], names())).unwrap(),
+        "From: sub@domain.org\r\nSubject: submsg\r\n\r\n"
+    );
+    assert_eq!(
+        sect(message, SectionSpec::HeaderFieldsNot(vec![1], names())).unwrap(),
+        "Date: Sun, 12 Aug 2012 12:34:56 +0300\r\n\r\n"
+    );
+    assert_eq!(sect(message, SectionSpec::Text(vec![1])).unwrap(), "Hello world\r\n");
+}
+
+/// imaptest's fetch-bodystructure case: a boundary folded inside its quoted string is
+/// the unfolded "foo bar".
+#[test]
+fn a_boundary_folded_inside_its_quotes_is_unfolded() {
+    let m = b"From: user@domain.org\r\nDate: Sat, 24 Mar 2007 23:00:00 +0200\r\nMime-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"foo\r\n bar\"\r\n\r\n--foo bar\r\nContent-Type: text/html; charset=us-ascii\r\n\r\nhello\r\n\r\n--foo bar--\r\n";
+    assert_eq!(structure(m, false), "((\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 7 1) \"MIXED\")");
+}
