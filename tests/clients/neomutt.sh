@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # neomutt against `smimp-gateway run` in the three modes (plain on loopback, STARTTLS,
-# implicit TLS): a batch send through the gateway's SMTP with an FCC to the IMAP Sent
-# folder (for neomutt, from its compose menu in tmux), the index of Sent read in tmux, and the message fetched back from alice's Sent
-# and from bob's INBOX with text and attachment hashing as written. The test is
-# mutt.bash's, shared with mutt.sh.
+# implicit TLS): a batch send through the gateway's SMTP, and a send from its compose
+# menu in tmux with an FCC to the IMAP Sent folder (neomutt skips an FCC to IMAP in batch
+# mode), the index of Sent read in tmux, and the messages fetched back from alice's Sent
+# and bob's INBOX with text and attachment hashing as written. The test is mutt.bash's,
+# shared with mutt.sh.
 set -euo pipefail
 name=neomutt
 source "$(dirname "$0")/common.bash"
