@@ -93,6 +93,15 @@ imap.store("1", "+FLAGS", "(\\Deleted)")
 typ, data = imap.expunge()
 say(typ == "OK" and data == [b"1"], "EXPUNGE removes the \\Deleted message", data)
 
+# Plain on loopback (no TLS): LOGIN and the same message.
+clear = imaplib.IMAP4("localhost", int(os.environ["IMAP_PORT"]), timeout=30)
+typ, _ = clear.login("bob@example.org", os.environ["BOB_PASSWORD"])
+say(typ == "OK" and clear.sock.__class__.__name__ == "socket", "LOGIN in the clear on loopback")
+clear.select("Sent", readonly=True)
+typ, data = clear.fetch("1", "(BODY.PEEK[])")
+say(data[0][1] == notice + draft, "in the clear on loopback, the appended message comes back byte for byte", data)
+clear.logout()
+
 # IDLE: a second message wakes the idling client.
 plain = imaplib.IMAP4("localhost", int(os.environ["IMAP_PORT"]), timeout=60)
 typ, _ = plain.starttls(ssl_context=ctx)

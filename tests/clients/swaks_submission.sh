@@ -24,6 +24,10 @@ contains "the gateway advertised STARTTLS and AUTH" "250-AUTH PLAIN LOGIN" "$out
 out=$(swaks "${common[@]}" --port "$smtps_port" --tlsc --to bob@example.org --header "Subject: implicit TLS" 2>&1) || true
 contains "implicit TLS: the message is accepted" "<~  250 2.0.0 message accepted for delivery" "$out"
 
+out=$(swaks "${common[@]}" --port "$smtp_port" --to bob@example.org --header "Subject: plain on loopback" 2>&1) || true
+contains "plain on loopback: the message is accepted (in the clear)" "<-  250 2.0.0 message accepted for delivery" "$out"
+check "swaks stayed in the clear (no STARTTLS)" 0 "$(printf '%s\n' "$out" | grep -c ' -> STARTTLS' || true)"
+
 out=$(swaks "${common[@]}" --port "$smtp_port" --tls --to nobody@example.org 2>&1) || true
 contains "an unknown recipient is refused at RCPT TO with its reason" "550 5.1.1 nobody@example.org has no SMIMP profile" "$out"
 
@@ -31,7 +35,7 @@ out=$(swaks --server localhost --port "$smtp_port" --tls --tls-verify --tls-ca-p
         --to bob@example.org --auth PLAIN --auth-user alice@example.org --auth-password wrong --timeout 20 2>&1) || true
 contains "wrong credentials are refused" "535 5.7.8" "$out"
 
-check "both messages were delivered encrypted to bob's SMIMP server" "1" "$(wait_delivered 2 'bob#example.org')"
+check "the three messages were delivered encrypted to bob's SMIMP server" "1" "$(wait_delivered 3 'bob#example.org')"
 contains "the delivery log names the proof of work, never the content" "zero_bits=12" "$(cat "$dir/run.log")"
 if grep -q "left swaks in the clear" "$dir/run.log" "$dir/server.log"; then
   failed=$((failed + 1)); echo "FAIL message content appeared in a log"
