@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # curl's IMAP client reads the decrypted, verified mailbox from `smimp-gateway run`:
-# imaps:// (implicit TLS) and imap:// with --ssl-reqd (STARTTLS), the certificate
-# checked against the gateway's CA and refused against another; LIST, EXAMINE, a
-# SEARCH and a FETCH of the whole message; a wrong password refused.
+# imaps:// (implicit TLS), imap:// with --ssl-reqd (STARTTLS) and imap:// in the clear on
+# loopback, the certificate checked against the gateway's CA and refused against another;
+# LIST, EXAMINE, a SEARCH and a FETCH of the whole message; a wrong password refused.
 set -euo pipefail
 name=curl_imap
 source "$(dirname "$0")/common.bash"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A real SMTP client (Debian's curl) submits mail through `smimp-gateway run`: smtp://
-# with --ssl-reqd (STARTTLS, required) and smtps:// (implicit TLS), the gateway's
-# certificate checked against the CA the gateway made (--cacert) and refused against
-# any other CA, AUTH PLAIN and AUTH LOGIN with the credentials `init` printed, wrong
-# credentials and an unknown recipient refused with their reasons, and every accepted
-# message delivered encrypted to the recipient's SMIMP server, whose database holds
-# only sealed envelopes.
+# with --ssl-reqd (STARTTLS, required), smtps:// (implicit TLS) and smtp:// in the clear
+# on loopback, the gateway's certificate checked against the CA the gateway made
+# (--cacert) and refused against any other CA, AUTH PLAIN and AUTH LOGIN with the
+# credentials `init` printed, wrong credentials and an unknown recipient refused with
+# their reasons, and every accepted message delivered encrypted to the recipient's SMIMP
+# server, whose database holds only sealed envelopes.
 set -euo pipefail
 name=curl_smtp
 source "$(dirname "$0")/common.bash"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Python's imaplib and smtplib (the standard library's real clients) against
-# `smimp-gateway run`: mail sent over SMTP (STARTTLS) arrives encrypted at the
-# recipient's SMIMP server and is read back over IMAP (implicit TLS and STARTTLS, the
-# certificate checked against the gateway's CA) decrypted and verified: LIST with the
-# special-use mailboxes, SELECT, FETCH of the whole message, its envelope, structure and
-# header fields, STORE and SEARCH, APPEND to Sent with APPENDUID, UID MOVE, EXPUNGE, IDLE
-# woken by new mail, and a wrong password refused.
+# `smimp-gateway run`: mail sent over SMTP (STARTTLS) arrives encrypted at the recipient's
+# SMIMP server and is read back over IMAP (implicit TLS, STARTTLS and in the clear on
+# loopback, the certificate checked against the gateway's CA) decrypted and verified: LIST
+# with the special-use mailboxes, SELECT, FETCH of the whole message, its envelope,
+# structure and header fields, STORE and SEARCH, APPEND to Sent with APPENDUID, UID MOVE,
+# EXPUNGE, IDLE woken by new mail, and a wrong password refused.
 set -euo pipefail
 name=imaplib
 source "$(dirname "$0")/common.bash"

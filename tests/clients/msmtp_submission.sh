@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A real SMTP client (Debian's msmtp, on GnuTLS) submits mail through `smimp-gateway run`
 # configured the way its users configure it, with an msmtprc: STARTTLS (tls on +
-# tls_starttls on) and implicit TLS (tls_starttls off), the gateway's certificate checked
-# against the CA the gateway made (tls_trust_file) and refused against any other CA,
-# AUTH PLAIN and AUTH LOGIN with the credentials `init` printed, wrong credentials and an
-# unknown recipient refused with their reasons, and every accepted message delivered
-# encrypted to the recipient's SMIMP server, whose database holds only sealed envelopes.
+# tls_starttls on), implicit TLS (tls_starttls off) and in the clear on loopback (tls
+# off), the gateway's certificate checked against the CA the gateway made (tls_trust_file)
+# and refused against any other CA, AUTH PLAIN and AUTH LOGIN with the credentials `init`
+# printed, wrong credentials and an unknown recipient refused with their reasons, and
+# every accepted message delivered encrypted to the recipient's SMIMP server, whose
+# database holds only sealed envelopes.
 set -euo pipefail
 name=msmtp_submission
 source "$(dirname "$0")/common.bash"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A real SMTP client (Debian's swaks) submits mail through `smimp-gateway run`:
-# STARTTLS and implicit TLS with the gateway's certificate verified against the CA it
-# made, AUTH PLAIN with the credentials `init` printed, a recipient refused at RCPT TO
-# with its reason, wrong credentials refused, and the accepted message delivered
+# A real SMTP client (Debian's swaks) submits mail through `smimp-gateway run`: STARTTLS,
+# implicit TLS and in the clear on loopback, the gateway's certificate verified against
+# the CA it made, AUTH PLAIN with the credentials `init` printed, a recipient refused at
+# RCPT TO with its reason, wrong credentials refused, and the accepted message delivered
 # encrypted to the recipient's SMIMP server (seen in the gateway's delivery log), where
-# the server's database holds only the sealed envelope (no subject or body text), and
-# bob reads it back decrypted and verified over the gateway's IMAP (curl).
+# the server's database holds only the sealed envelope (no subject or body text), and bob
+# reads it back decrypted and verified over the gateway's IMAP (curl).
 set -euo pipefail
 name=swaks_submission
 source "$(dirname "$0")/common.bash"
