@@ -59,12 +59,28 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 
 /// A server configuration from a certificate chain file and its key file.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    Ok(Arc::new(build_server_config(cert_file, key_file)?))
+}
+
+/// The configuration of the gateway's own SMTP and IMAP listeners: as `server_config`,
+/// but the handshake ends with the server's Finished and nothing follows it unasked, so
+/// no TLS 1.3 session tickets. After STARTTLS the client speaks first, and a threaded
+/// client (offlineimap's imaplib2: one thread reading, another writing the same OpenSSL
+/// connection) that receives a ticket while it writes its first command can lose that
+/// command and wait for the login timeout. Mail clients on loopback gain nothing from
+/// resumption.
+pub fn mail_server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = build_server_config(cert_file, key_file)?;
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+fn build_server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::ServerConfig, TlsError> {
     install_crypto_provider();
-    let config = rustls::ServerConfig::builder()
+    rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(load_certificates(cert_file)?, load_private_key(key_file)?)
-        .map_err(|e| TlsError::Config(format!("{} / {}: {e}", cert_file.display(), key_file.display())))?;
-    Ok(Arc::new(config))
+        .map_err(|e| TlsError::Config(format!("{} / {}: {e}", cert_file.display(), key_file.display())))
 }
 
 /// A client configuration that trusts the public web PKI plus `extra_ca_files`

@@ -147,7 +147,7 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
     ctx.store.clear_all_progress().await?;
     let certs = local_certificates(&ctx.config)?;
     let ca_fingerprint = crate::tls::sha256_fingerprint(&certs.ca_file)?;
-    let tls = crate::tls::server_config(&certs.cert_file, &certs.key_file)?;
+    let tls = crate::tls::mail_server_config(&certs.cert_file, &certs.key_file)?;
     let addresses = listeners.addresses().map_err(|e| CommandError::Unreachable {
         domain: "the gateway's listening sockets".into(),
         reason: e.to_string(),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # curl's IMAP client reads the decrypted, verified mailbox from `smimp-gateway run`:
-# imaps:// (implicit TLS) and imap:// with --ssl-reqd (STARTTLS), the certificate
-# checked against the gateway's CA and refused against another; LIST, EXAMINE, a
-# SEARCH and a FETCH of the whole message; a wrong password refused.
+# imaps:// (implicit TLS), imap:// with --ssl-reqd (STARTTLS) and imap:// in the clear on
+# loopback, the certificate checked against the gateway's CA and refused against another;
+# LIST, EXAMINE, a SEARCH and a FETCH of the whole message; a wrong password refused.
 set -euo pipefail
 name=curl_imap
 source "$(dirname "$0")/common.bash"
@@ -28,6 +28,9 @@ contains "FETCH over imaps:// gives the decrypted body" "This body was sealed on
 contains "FETCH gives the verification header" "X-SMIMP-Verified: pass" "$out"
 out=$(imap --ssl-reqd "imap://localhost:$imap_port/INBOX;UID=1") || true
 contains "imap:// with STARTTLS gives the same message" "This body was sealed on the way and opened by the gateway." "$out"
+out=$(curl -v --no-progress-meter --max-time 30 --user "bob@example.org:$bob_password" "imap://localhost:$imap_port/INBOX;UID=1" 2>&1) || true
+contains "imap:// in the clear on loopback gives the same message" "This body was sealed on the way and opened by the gateway." "$out"
+check "curl stayed in the clear there (no STARTTLS)" 0 "$(printf '%s\n' "$out" | grep -c 'STARTTLS$' || true)"
 out=$(imap "imaps://localhost:$imaps_port/INBOX" -X 'EXAMINE INBOX') || true
 contains "EXAMINE reports the UIDVALIDITY" "UIDVALIDITY" "$out"
 out=$(curl --no-progress-meter --max-time 30 --cacert "$ca" --user "bob@example.org:wrong" "imaps://localhost:$imaps_port/" 2>&1) || true

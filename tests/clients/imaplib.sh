@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Python's imaplib and smtplib (the standard library's real clients) against
-# `smimp-gateway run`: mail sent over SMTP (STARTTLS) arrives encrypted at the
-# recipient's SMIMP server and is read back over IMAP (implicit TLS and STARTTLS, the
-# certificate checked against the gateway's CA) decrypted and verified: LIST with the
-# special-use mailboxes, SELECT, FETCH of the whole message, its envelope, structure and
-# header fields, STORE and SEARCH, APPEND to Sent with APPENDUID, UID MOVE, EXPUNGE, IDLE
-# woken by new mail, and a wrong password refused.
+# `smimp-gateway run`: mail sent over SMTP (STARTTLS) arrives encrypted at the recipient's
+# SMIMP server and is read back over IMAP (implicit TLS, STARTTLS and in the clear on
+# loopback, the certificate checked against the gateway's CA) decrypted and verified: LIST
+# with the special-use mailboxes, SELECT, FETCH of the whole message, its envelope,
+# structure and header fields, STORE and SEARCH, APPEND to Sent with APPENDUID, UID MOVE,
+# EXPUNGE, IDLE woken by new mail, and a wrong password refused.
 set -euo pipefail
 name=imaplib
 source "$(dirname "$0")/common.bash"
@@ -92,6 +92,15 @@ say(int(data[0]) == 1, "the moved message is in Archive", data)
 imap.store("1", "+FLAGS", "(\\Deleted)")
 typ, data = imap.expunge()
 say(typ == "OK" and data == [b"1"], "EXPUNGE removes the \\Deleted message", data)
+
+# Plain on loopback (no TLS): LOGIN and the same message.
+clear = imaplib.IMAP4("localhost", int(os.environ["IMAP_PORT"]), timeout=30)
+typ, _ = clear.login("bob@example.org", os.environ["BOB_PASSWORD"])
+say(typ == "OK" and clear.sock.__class__.__name__ == "socket", "LOGIN in the clear on loopback")
+clear.select("Sent", readonly=True)
+typ, data = clear.fetch("1", "(BODY.PEEK[])")
+say(data[0][1] == notice + draft, "in the clear on loopback, the appended message comes back byte for byte", data)
+clear.logout()
 
 # IDLE: a second message wakes the idling client.
 plain = imaplib.IMAP4("localhost", int(os.environ["IMAP_PORT"]), timeout=60)

@@ -4,8 +4,9 @@
 # checked against the gateway's CA), and back: the Maildir holds the original subject
 # and body; a flag set in the Maildir reaches the gateway (and the SMIMP server); a
 # message put in the Maildir's Sent folder is uploaded with APPEND, once; a further sync
-# with nothing changed succeeds and changes nothing (no file name, no file's content).
-# Every mbsync run must exit 0.
+# with nothing changed succeeds and changes nothing (no file name, no file's content);
+# the text of each message hashes as sent. Then the same account in the two other modes,
+# plain on loopback and STARTTLS, each into its own Maildir. Every mbsync run must exit 0.
 set -euo pipefail
 name=mbsync
 source "$(dirname "$0")/common.bash"
@@ -103,4 +104,36 @@ before=$(maildir_state)
 sync third
 after=$(maildir_state)
 check "a third sync with nothing new changes nothing (names and contents)" "$before" "$after"
+for n in 1 2; do
+  file=$(grep -rl "Subject: Maildir test $n" "$dir/mail/INBOX" | head -n 1)
+  check "implicit TLS: message $n's text hashes as sent" "$(python3 tests/clients/mailhash.py "$dir/m$n.eml")" \
+    "$(python3 tests/clients/mailhash.py "$file")"
+done
+
+# The other two modes, each into a Maildir of its own: plain on loopback (SSLType None)
+# and STARTTLS on the plain port (certificate checked against the same CA). Each sync
+# brings both messages with their text as sent (and the flag set above); a second sync
+# with nothing new changes nothing.
+for mode in plain starttls; do
+  type=None
+  [ "$mode" = starttls ] && type=STARTTLS
+  mkdir -p "$dir/$mode"
+  sed -e "s/^Port .*/Port $imap_port/" -e "s/^SSLType .*/SSLType $type/" -e "s#^Path .*#Path $dir/$mode/#" \
+      -e "s#^Inbox .*#Inbox $dir/$mode/INBOX#" "$dir/mbsyncrc" > "$dir/$mode.mbsyncrc"
+  rc=0; out=$(mbsync -c "$dir/$mode.mbsyncrc" -a 2>&1) || rc=$?
+  printf '%s\n' "$out" | tail -n 5
+  check "$mode: the first sync exits 0" 0 "$rc"
+  for n in 1 2; do
+    file=$(grep -rl "Subject: Maildir test $n" "$dir/$mode/INBOX" 2>/dev/null | head -n 1 || true)
+    check "$mode: message $n's text hashes as sent" "$(python3 tests/clients/mailhash.py "$dir/m$n.eml")" \
+      "$([ -n "$file" ] && python3 tests/clients/mailhash.py "$file")"
+  done
+  check "$mode: the message flagged over implicit TLS comes flagged" 1 \
+    "$(find "$dir/$mode/INBOX" -type f -name '*:2,*F*' | wc -l)"
+  before=$(cd "$dir/$mode" && find . -type f -not -name '.*' -exec sha256sum {} + | sort -k 2)
+  rc=0; out=$(mbsync -c "$dir/$mode.mbsyncrc" -a 2>&1) || rc=$?
+  check "$mode: the second sync exits 0" 0 "$rc"
+  check "$mode: the second sync changes nothing" "$before" \
+    "$(cd "$dir/$mode" && find . -type f -not -name '.*' -exec sha256sum {} + | sort -k 2)"
+done
 finish
