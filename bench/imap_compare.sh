@@ -16,11 +16,9 @@ export SMIMP_BIN=target/release/smimp-gateway
 name=imap_compare
 source tests/clients/common.bash
 source tests/clients/gateway.bash
-command -v dovecot >/dev/null || { echo "imap_compare: dovecot is not installed (apt-get install dovecot-imapd)" >&2; exit 1; }
+source bench/dovecot.bash
 
-# The server runs with its shipped limits. The gateway still logs in once per delivery,
-# so the default login limit (60 a minute per address) paces the seeding: that is the
-# gateway's defect (one SMIMP session per account and server is the fix), not a limit to lift.
+# The server runs with its shipped limits.
 start_gateway 0
 wait_port "$imaps_port"
 bob_password=$(sed -n 's/^  password: //p' "$dir/gateway/bob.init")
@@ -51,45 +49,7 @@ gateway=$(python3 bench/imap_client.py --port "$imaps_port" --ca "$ca" --user bo
             --expect "$count" --export "$dir/dovecot/home/bob/Maildir")
 echo "gateway: $gateway" >&2
 
-mkdir -p "$dir/dovecot/run"
-# Dovecot's auth and mail processes run as its own users: they must reach the scratch dir.
-chmod 755 "$dir"
-printf 'bob:{PLAIN}benchpass\n' > "$dir/dovecot/users"
-dovecot_port=$(free_port)
-chown -R dovecot:dovecot "$dir/dovecot" 2>/dev/null || true
-cat > "$dir/dovecot/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $dir/dovecot/run
-state_dir = $dir/dovecot/state
-log_path = $dir/dovecot/dovecot.log
-ssl = required
-ssl_cert = <$dir/gateway/gateway-data/tls/server.pem
-ssl_key = <$dir/gateway/gateway-data/tls/server-key.pem
-auth_mechanisms = plain login
-first_valid_uid = 0
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    port = $dovecot_port
-    ssl = yes
-  }
-}
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n $dir/dovecot/users
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$dir/dovecot/home/%n mail=maildir:~/Maildir
-}
-CONF
-chown -R dovecot:dovecot "$dir/dovecot/home"
-dovecot -F -c "$dir/dovecot/dovecot.conf" &
-pids+=($!)
-wait_port "$dovecot_port"
+start_dovecot bob benchpass
 peer=$(python3 bench/imap_client.py --port "$dovecot_port" --ca "$ca" --user bob --password benchpass --expect "$count")
 echo "dovecot: $peer" >&2
 

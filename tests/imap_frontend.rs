@@ -803,6 +803,16 @@ async fn two_sessions_see_expunges_only_when_allowed() {
         ["* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)", "* 4 FETCH (UID 4)", "b1 OK FETCH completed"]
     );
     assert_eq!(b.cmd("b2", "SEARCH ALL").await[0], "* SEARCH 1 2 3 4");
+    // Content of messages A expunged is gone: B gets the rest and an OK that says so
+    // (RFC 5530 EXPUNGEISSUED), not a NO that would fail the whole command.
+    let fetched = b.cmd("b2b", "FETCH 1:4 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    assert_eq!(
+        fetched.iter().filter(|l| l.contains(" FETCH (BODY[HEADER.FIELDS (SUBJECT)]")).count(),
+        2,
+        "{fetched:?}"
+    );
+    assert!(fetched.iter().any(|l| l.starts_with("* 1 FETCH")) && fetched.iter().any(|l| l.starts_with("* 4 FETCH")));
+    assert!(fetched.last().unwrap().starts_with("b2b OK [EXPUNGEISSUED] "), "{fetched:?}");
     assert_eq!(b.cmd("b3", "NOOP").await, ["* 3 EXPUNGE", "* 2 EXPUNGE", "* 2 EXISTS", "b3 OK NOOP completed"]);
     assert_eq!(b.cmd("b4", "FETCH 2 (UID)").await, ["* 2 FETCH (UID 4)", "b4 OK FETCH completed"]);
     // A flag change in one session reaches the other; a new message too.

@@ -18,7 +18,8 @@ fn no(err: MailboxError) -> No {
     let code = match &err {
         E::NoMailbox(_) => Some(NoCode::NonExistent),
         E::Exists(_) => Some(NoCode::AlreadyExists),
-        E::NoMessage(_) => None,
+        // Another session expunged it (RFC 5530).
+        E::NoMessage(_) => Some(NoCode::ExpungeIssued),
         E::EmptyLevel(_)
         | E::NoFolderName { .. }
         | E::InboxNoChildren

@@ -50,8 +50,6 @@ pub(crate) enum ImapError {
     Set(#[from] SetError),
     #[error(transparent)]
     Pattern(#[from] PatternTooLong),
-    #[error("some messages could not be fetched")]
-    MessagesMissing,
     #[error("a literal of {0} octets is over the limit")]
     LiteralTooBig(u32),
     #[error("a non-synchronizing literal of {0} octets is over the limit")]
@@ -109,7 +107,6 @@ pub(crate) fn response_for(tag: Option<&str>, error: &ImapError, limit: u32) -> 
         E::ReadOnly => no("the mailbox is read-only (opened with EXAMINE)".into()),
         E::Set(why) => bad(format!("invalid sequence set: {why}")),
         E::Pattern(why) => bad(why.to_string()),
-        E::MessagesMissing => no("[EXPUNGEISSUED] some of the messages no longer exist".into()),
         E::LiteralTooBig(_) => no(format!("[TOOBIG] literals are limited to {limit} octets")),
         E::NonSyncLiteralTooBig(_) => (
             format!(

@@ -79,14 +79,14 @@ impl KdfParams {
         Self { m_cost_kib: 8, t_cost: 1, p_cost: 1 }
     }
 
-    /// argon2's default (19 MiB, 2 passes, the OWASP minimum), for the local login
-    /// password, which is checked on every SMTP/IMAP connection.
+    /// The cost for the local login password, checked on every SMTP/IMAP login. That
+    /// password is 144 random bits made by `init`, never one a person chose, so no
+    /// hashing cost changes what guessing it takes (2^143 tries on average), while a
+    /// memory-hard cost (19 MiB and tens of milliseconds per login) made every client
+    /// connection slow and swelled the gateway's memory. Argon2id is kept for its PHC
+    /// format; a keystore written with a higher cost still verifies at that cost.
     pub fn local_password() -> Self {
-        Self {
-            m_cost_kib: argon2::Params::DEFAULT_M_COST,
-            t_cost: argon2::Params::DEFAULT_T_COST,
-            p_cost: argon2::Params::DEFAULT_P_COST,
-        }
+        Self { m_cost_kib: 64, t_cost: 1, p_cost: 1 }
     }
 
     /// Refuses a cost Argon2 cannot run or this code will not run.

@@ -205,8 +205,8 @@ impl Keystore {
     }
 
     /// Sets the password the mail client logs in to the gateway with, stored only as
-    /// an Argon2id PHC string. Uses argon2's default cost (19 MiB, 2 passes): a check
-    /// runs on every SMTP/IMAP login, so it is lighter than the keystore's own KDF.
+    /// an Argon2id PHC string at [`KdfParams::local_password`]'s cost (why it is low
+    /// is said there).
     pub fn set_local_password(&mut self, password: &str) -> Result<(), KeystoreError> {
         self.set_local_password_with(password, KdfParams::local_password())
     }

@@ -17,6 +17,7 @@ use crate::imap::flow::Transition;
 use crate::imap::response::{self, ImapError};
 use crate::imap::view::View;
 use crate::imap::wire::uid_set;
+use crate::imap::NoCode;
 use crate::imap::{fetch as fetching, search as searching, Flag, FlagOp, MailStore};
 
 /// Output is written out once it grows past this (long FETCH responses).
@@ -161,7 +162,7 @@ where
         }
     }
     let need = fetching::needs_content(items);
-    let mut missing = false;
+    let (mut gone, mut failed) = (false, None);
     for index in indices {
         let Some(known) = cx.view.messages.get(index) else { continue };
         let content = if need {
@@ -169,7 +170,11 @@ where
                 Ok(bytes) => Some(bytes),
                 Err(no) => {
                     tracing::debug!(uid = known.uid, refusal = %no, "message could not be fetched");
-                    missing = true;
+                    if no.code == Some(NoCode::ExpungeIssued) {
+                        gone = true;
+                    } else {
+                        failed.get_or_insert(no);
+                    }
                     continue;
                 }
             }
@@ -182,10 +187,15 @@ where
             flush(io, cx.out).await?;
         }
     }
-    if missing {
-        return Err(ImapError::MessagesMissing);
+    match failed {
+        Some(no) => Err(ImapError::No(no)),
+        // RFC 5530: another session expunged some of them; the rest were sent, and the
+        // client learns which went at its next NOOP, as from Dovecot.
+        None if gone => Ok(Outcome::ok(
+            "[EXPUNGEISSUED] some of the requested messages were expunged by another session; NOOP shows which",
+        )),
+        None => Ok(done),
     }
-    Ok(done)
 }
 
 async fn store<S: MailStore>(
