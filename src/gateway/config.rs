@@ -52,6 +52,10 @@ pub struct ImapSection {
     /// Most bytes of rendered mail kept in the sealed cache; beyond it the least
     /// recently used are dropped (and fetched and verified again when asked).
     pub cache_max_bytes: u64,
+    /// Most bytes of decrypted, rendered mail held in memory for repeat fetches (the
+    /// sealed cache on disk serves the rest): what the gateway's memory grows by for
+    /// mail, whatever the mailbox's size.
+    pub hot_cache_bytes: usize,
 }
 
 impl Default for ImapSection {
@@ -61,6 +65,7 @@ impl Default for ImapSection {
             tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
             poll_interval: Duration::from_secs(60),
             cache_max_bytes: 1 << 30,
+            hot_cache_bytes: 32 << 20,
         }
     }
 }

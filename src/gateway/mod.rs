@@ -154,12 +154,10 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
         config: ctx.config_path.display().to_string(),
     })?;
     let account_names: Vec<String> = accounts.values().map(|a| a.username.clone()).collect();
-    let mailboxes = Arc::new(Mailboxes::new(
-        ctx.store.clone(),
-        ctx.discovery.clone(),
-        accounts.clone(),
-        ctx.config.imap.cache_max_bytes,
-    ));
+    let mailboxes = Arc::new(
+        Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), ctx.config.imap.cache_max_bytes)
+            .with_hot_cache_bytes(ctx.config.imap.hot_cache_bytes),
+    );
     let gateway = Arc::new(submission_backend(&ctx, accounts)?);
     let Listeners { smtp, smtp_tls, imap, imap_tls } = listeners;
     let smtp_config = SmtpConfig { max_message_size: ctx.config.smtp.max_message_size, ..SmtpConfig::default() };

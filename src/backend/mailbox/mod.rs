@@ -35,8 +35,10 @@ mod sync;
 pub use flags::FlagChange;
 pub use folders::SPECIAL_MAILBOXES;
 
-/// Bytes of decrypted messages kept in memory for repeat fetches.
-const HOT_CACHE_BYTES: usize = 128 << 20;
+/// Bytes of decrypted messages kept in memory for repeat fetches, unless
+/// [`Mailboxes::with_hot_cache_bytes`] says otherwise (the gateway's `[imap]
+/// hot_cache_bytes`, whose default this is).
+const DEFAULT_HOT_CACHE_BYTES: usize = 32 << 20;
 
 /// Why a mailbox operation failed; each says what the user can do about it. The IMAP
 /// front-end's one mapping to `NO` responses is in `backend/imap_store.rs`.
@@ -129,10 +131,16 @@ impl Mailboxes {
             cache_max_bytes,
             cache_bytes: AtomicU64::default(),
             cache_counted: AtomicBool::default(),
-            hot: HotCache::new(HOT_CACHE_BYTES),
+            hot: HotCache::new(DEFAULT_HOT_CACHE_BYTES),
             index: UidIndex::default(),
             states: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Holds at most `bytes` of decrypted mail in memory (`[imap] hot_cache_bytes`).
+    pub fn with_hot_cache_bytes(mut self, bytes: usize) -> Self {
+        self.hot = HotCache::new(bytes);
+        self
     }
 
     /// Checks a login against the account's keystore; `None` for any failure.
