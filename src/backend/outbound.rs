@@ -384,7 +384,7 @@ async fn send_within(
     let recipient = message.recipient;
     let client = sender.sessions.at(discovery, recipient.domain()).await?;
     let session = client.session().await?;
-    let (key, _nonephemeral) = verified_message_key(&client, &session, store, recipient, now).await?;
+    let (key, _nonephemeral) = message_key(&client, &session, store, sender, recipient, now).await?;
     let sealed = Ciphertext::seal(
         message.payload,
         message.message_type.clone(),
@@ -438,6 +438,27 @@ async fn send_within(
             Err(err) => return Err(err.into()),
         };
     Ok(Delivered { message_id: sent.message_id, zero_bits, pow_attempts, elapsed: started.elapsed() })
+}
+
+/// A message key of `recipient`, checked against the recipient's trusted key. Mail to
+/// the account itself (a Sent copy, an APPEND) is checked against the account's own
+/// key, which this gateway holds: asking the server which key it is would only give
+/// a lying server a say, and costs a round trip per stored message.
+async fn message_key(
+    client: &crate::client::SessionClient,
+    session: &crate::client::Session,
+    store: &GatewayStore,
+    sender: &Sender,
+    recipient: &Address,
+    now: i64,
+) -> Result<(crate::smimp::keys::SignedMessageKey, bool), DeliveryError> {
+    if *recipient == sender.address {
+        let own = sender.master.public();
+        return Ok(crate::client::trust::verified_message_key(client, session, &own, recipient)
+            .await
+            .map_err(KeyTrustError::Trust)?);
+    }
+    Ok(verified_message_key(client, session, store, recipient, now).await?)
 }
 
 /// Refuses, for good, proof of work above the budget's cap (`zero_bits` as grown with
