@@ -124,7 +124,7 @@ thread_local! {
 /// Runs `test` (a `#[tokio::test]` function, which runs on this thread) with every
 /// server it starts storing in a fresh database of the PostgreSQL cluster named by
 /// [`POSTGRES_VAR`]. Without the variable the test fails and says what to run.
-pub fn on_postgres(test: fn()) {
+pub fn on_postgres(test: impl FnOnce()) {
     let url = postgres_cluster();
     POSTGRES.with(|p| *p.borrow_mut() = Some(url));
     test();
@@ -307,6 +307,25 @@ pub async fn start_one(options: Options) -> TestServer {
     let a = plan("example.org").await;
     let text = config_text(&a, &[], &options);
     launch(a, text).await
+}
+
+/// Two instances of one server for `example.org`: one database (on PostgreSQL when the
+/// test runs there), one certificate, two listening ports, as behind one name.
+pub async fn start_twins(options: Options) -> (TestServer, TestServer) {
+    let a = plan("example.org").await;
+    let mut b = plan("example.org").await;
+    b.database = a.database.clone();
+    b.ca_file = a.ca_file.clone();
+    let tls = b.dir.0.join("tls");
+    std::fs::remove_dir_all(&tls).unwrap();
+    std::fs::create_dir_all(&tls).unwrap();
+    for entry in std::fs::read_dir(a.dir.0.join("tls")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tls.join(entry.file_name())).unwrap();
+    }
+    let text_a = config_text(&a, &[], &options);
+    let text_b = config_text(&b, &[], &options);
+    (launch(a, text_a).await, launch(b, text_b).await)
 }
 
 /// An HTTP client that trusts the servers' CAs and resolves their domains to loopback.
