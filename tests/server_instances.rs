@@ -79,7 +79,7 @@ fn two_messages_racing_for_the_last_quota_bytes_on_two_instances_store_exactly_o
             let carol = create_account(&client, &a, "carol", 0).await;
             let cs = login(&client, &a, &carol).await;
             // Several rounds, each for a recipient of its own: a race lost once is seen.
-            for round in 0..12 {
+            for round in 0..8 {
                 let alice = create_account(&client, &a, &format!("alice{round}"), 2).await;
                 let payload = vec![b'x'; 800];
                 let (first, _, _) = prepare_message(&client, &a, &cs, &carol, &alice.address, &payload).await;
@@ -99,5 +99,31 @@ fn two_messages_racing_for_the_last_quota_bytes_on_two_instances_store_exactly_o
             }
             stop(a, b).await;
         });
+    });
+}
+
+#[test]
+fn the_login_limit_counts_the_calls_of_every_instance() {
+    on_two_instances(|(a, b)| async move {
+        let client = Client::new(&[&a]);
+        let other = Client::new(&[&b]);
+        let alice = create_account(&client, &a, "alice", 0).await;
+        // Alternating between the instances, one client address gets the limit once.
+        let limit = 60;
+        let mut accepted = 0;
+        for call in 0..2 * limit {
+            let (on, server) = if call % 2 == 0 { (&client, &a) } else { (&other, &b) };
+            let answer = on.get(&url(server, &Route::GetLoginToken { address: alice.address.clone() }), None).await;
+            match answer.0 {
+                200 => accepted += 1,
+                _ => {
+                    assert_error(&answer, 429, "rate_limited");
+                    break;
+                }
+            }
+        }
+        // create_account's initialisation was the first call counted.
+        assert_eq!(accepted, limit - 1, "login calls accepted over both instances");
+        stop(a, b).await;
     });
 }

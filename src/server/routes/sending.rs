@@ -12,7 +12,7 @@ use crate::server::auth::Session;
 use crate::server::error::{ApiError, ApiResult, Json};
 use crate::server::routes::{address, message_type, no_such_user};
 use crate::server::state::AppState;
-use crate::server::store::{Delivery, Issued, KeyBudget, NewMessage, SessionRow};
+use crate::server::store::{Delivery, Issued, KeyBudget, NewMessage, RateLimit, SessionRow};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, MasterPublicKey};
 use crate::smimp::encoding::Id32;
@@ -84,12 +84,10 @@ pub async fn get_message_key(
     Json(request): Json<MessageKeyRequest>,
 ) -> ApiResult<Json<MessageKeyResponse>> {
     let recipient = request.address;
-    if !is_own_mailbox(&session, &recipient) {
-        state
-            .limits
-            .message_key
-            .check_key(&session.session_hash.to_hex())
-            .map_err(|_| rate_limited("message key requests"))?;
+    if !is_own_mailbox(&session, &recipient)
+        && !state.rate_allows(RateLimit::MessageKey, &session.session_hash.to_hex()).await?
+    {
+        return Err(rate_limited("message key requests"));
     }
     let public_key = recipient_key(&state, &recipient).await?;
     let listed = standing(&state, &session, &recipient).await?;
@@ -145,12 +143,10 @@ pub async fn get_pow_params(
 ) -> ApiResult<Json<PowParams>> {
     let recipient = address(&recipient)?;
     // Each call stores a nonce: it counts against the same per-session limit as message keys.
-    if !is_own_mailbox(&session, &recipient) {
-        state
-            .limits
-            .message_key
-            .check_key(&session.session_hash.to_hex())
-            .map_err(|_| rate_limited("proof-of-work requests"))?;
+    if !is_own_mailbox(&session, &recipient)
+        && !state.rate_allows(RateLimit::MessageKey, &session.session_hash.to_hex()).await?
+    {
+        return Err(rate_limited("proof-of-work requests"));
     }
     let kind = message_type(&kind)?;
     recipient_key(&state, &recipient).await?;
@@ -172,7 +168,9 @@ pub async fn send_message(
     Path(recipient): Path<String>,
     Json(SendMessageRequest(sent)): Json<SendMessageRequest>,
 ) -> ApiResult<Json<MessageSent>> {
-    state.limits.send_message.check_key(&session.session_hash.to_hex()).map_err(|_| rate_limited("messages"))?;
+    if !state.rate_allows(RateLimit::SendMessage, &session.session_hash.to_hex()).await? {
+        return Err(rate_limited("messages"));
+    }
     let recipient = address(&recipient)?;
     let recipient_master = recipient_key(&state, &recipient).await?;
     if standing(&state, &session, &recipient).await? == Standing::Blacklisted {

@@ -119,6 +119,28 @@ pub enum Issued {
     NoKey,
 }
 
+/// A per-minute limit whose calls [`ServerStore::count_call`] counts for every
+/// instance on the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Logins and initialisations per client address.
+    Login,
+    /// Message keys and PoW parameters per session.
+    MessageKey,
+    /// Messages per session.
+    SendMessage,
+}
+
+impl RateLimit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::MessageKey => "message_key",
+            Self::SendMessage => "send_message",
+        }
+    }
+}
+
 /// How long key grants are counted (the longest window of [`KeyBudget`]).
 const GRANT_MEMORY_SECS: i64 = 3600;
 
@@ -613,6 +635,7 @@ impl ServerStore {
         with_pool!(self, pool, sql, {
             let mut tx = sql::begin(pool).await?;
             sql::query("DELETE FROM login_tokens WHERE expires_at <= ?").bind(now).execute(&mut *tx).await?;
+            sql::query("DELETE FROM rate_events WHERE at <= ?").bind(now - 60).execute(&mut *tx).await?;
             sql::query("DELETE FROM key_grants WHERE issued_at <= ?")
                 .bind(now - GRANT_MEMORY_SECS)
                 .execute(&mut *tx)
@@ -629,6 +652,33 @@ impl ServerStore {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Counts one call under `limit` for `key` unless `per_minute` were counted in
+    /// the last minute already: true when counted (the call may proceed). Counting and
+    /// checking are one transaction, so racing instances cannot pass the limit.
+    pub async fn count_call(&self, limit: RateLimit, key: &str, per_minute: u32, now: i64) -> Result<bool, StoreError> {
+        with_pool!(self, pool, sql, {
+            let mut tx = sql::begin(pool).await?;
+            let counted: i64 =
+                sql::query_scalar("SELECT COUNT(*) FROM rate_events WHERE kind = ? AND rate_key = ? AND at > ?")
+                    .bind(limit.as_str())
+                    .bind(key)
+                    .bind(now - 60)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if counted >= i64::from(per_minute) {
+                return Ok(false);
+            }
+            sql::query("INSERT INTO rate_events (kind, rate_key, at) VALUES (?, ?, ?)")
+                .bind(limit.as_str())
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
