@@ -17,6 +17,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 pub mod backend;
+pub mod transfer;
 
 use backend::{Backend, Location};
 
