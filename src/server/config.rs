@@ -43,8 +43,9 @@ pub struct ServerSection {
     /// Path prefix under which the API is served (e.g. `/smimp`), empty for none.
     #[serde(default)]
     pub base_path: String,
-    /// The store: a SQLite database file (relative to this file), or a PostgreSQL
-    /// connection string `postgres://…` (several instances may share one); see
+    /// The store: a SQLite database file (relative to this file), a PostgreSQL
+    /// connection string `postgres://…` (several instances may share one), or
+    /// `credential:NAME` for a connection string in a systemd credential; see
     /// [`crate::server::store::backend::Location`].
     pub database: PathBuf,
 }
@@ -235,7 +236,7 @@ impl ServerConfig {
     }
 
     fn resolve_paths(&mut self, config_file: &Path) {
-        if !matches!(Location::of(&self.server.database), Location::Postgres(_)) {
+        if matches!(Location::of(&self.server.database), Location::Sqlite(_)) {
             anchor(config_file, &mut self.server.database);
         }
         anchor(config_file, &mut self.tls.dev_ca_dir);

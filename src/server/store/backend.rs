@@ -21,15 +21,42 @@ pub enum Location {
     Sqlite(PathBuf),
     /// A PostgreSQL connection string (`postgres://…` or `postgresql://…`).
     Postgres(String),
+    /// `credential:NAME`: a connection string in the systemd credential NAME
+    /// (`$CREDENTIALS_DIRECTORY/NAME`), so that no unit or configuration file holds it.
+    Credential(String),
 }
 
+/// The prefix naming a systemd credential in `[server] database`.
+const CREDENTIAL: &str = "credential:";
+
 impl Location {
-    /// A connection string when `database` is one, else the SQLite file it names.
+    /// A connection string or credential when `database` is one, else the SQLite file it names.
     pub fn of(database: &std::path::Path) -> Self {
         match database.to_str() {
             Some(text) if is_postgres_url(text) => Self::Postgres(text.to_string()),
+            Some(text) if text.starts_with(CREDENTIAL) => Self::Credential(text[CREDENTIAL.len()..].to_string()),
             _ => Self::Sqlite(database.to_path_buf()),
         }
+    }
+
+    /// The connection string a credential holds; any other location as it is.
+    pub fn resolve(self) -> Result<Self, StoreError> {
+        self.resolve_in(std::env::var_os("CREDENTIALS_DIRECTORY"))
+    }
+
+    /// As [`Location::resolve`], with the credentials directory given.
+    fn resolve_in(self, dir: Option<std::ffi::OsString>) -> Result<Self, StoreError> {
+        let Self::Credential(name) = self else { return Ok(self) };
+        let unreadable = |why: String| StoreError::Credential { name: name.clone(), why };
+        let dir = dir.ok_or_else(|| {
+            unreadable("CREDENTIALS_DIRECTORY is not set (give it with LoadCredential= in the unit)".into())
+        })?;
+        let text = std::fs::read_to_string(PathBuf::from(dir).join(&name)).map_err(|e| unreadable(e.to_string()))?;
+        let url = text.trim();
+        if !is_postgres_url(url) {
+            return Err(unreadable("it does not hold a postgres://… connection string".into()));
+        }
+        Ok(Self::Postgres(url.to_string()))
     }
 }
 
@@ -51,11 +78,12 @@ const MAX_CONNECTIONS: u32 = 8;
 impl Backend {
     /// Opens the store at `location` and applies its migrations.
     pub async fn open(location: &Location) -> Result<Self, StoreError> {
-        match location {
+        match &location.clone().resolve()? {
             Location::Sqlite(path) => {
                 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/server");
                 Ok(Self::Sqlite(crate::sqlite::open(path, MAX_CONNECTIONS, &MIGRATIONS).await?))
             }
+            Location::Credential(_) => unreachable!("resolved above"),
             Location::Postgres(url) => {
                 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/server-postgres");
                 let pool = PgPoolOptions::new()
@@ -193,5 +221,22 @@ mod tests {
         let file = std::path::Path::new("/var/lib/smimp/server.sqlite");
         assert_eq!(Location::of(file), Location::Sqlite(file.into()));
         assert_eq!(redacted("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn a_credential_names_the_connection_string_systemd_hands_over() {
+        let dir = std::env::temp_dir().join(format!("smimp-credentials-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = "postgres://smimp:secret@10.0.0.5/smimp";
+        std::fs::write(dir.join("database"), format!("{url}\n")).unwrap();
+        let location = Location::of(std::path::Path::new("credential:database"));
+        assert_eq!(location, Location::Credential("database".into()));
+        assert_eq!(location.clone().resolve_in(Some(dir.clone().into())).unwrap(), Location::Postgres(url.into()));
+        let missing = location.clone().resolve_in(None).unwrap_err().to_string();
+        assert!(missing.contains("CREDENTIALS_DIRECTORY"), "{missing}");
+        std::fs::write(dir.join("database"), "/var/lib/x.sqlite").unwrap();
+        let wrong = location.resolve_in(Some(dir.clone().into())).unwrap_err().to_string();
+        assert!(wrong.contains("postgres://") && !wrong.contains("secret"), "{wrong}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -37,6 +37,8 @@ pub enum StoreError {
     Open(#[from] crate::sqlite::OpenError),
     #[error("PostgreSQL database {url}: {source}")]
     Postgres { url: String, source: sqlx::Error },
+    #[error("the database credential {name} cannot be used: {why}")]
+    Credential { name: String, why: String },
     #[error("PostgreSQL database {url}: migration failed: {source}")]
     Migrate { url: String, source: sqlx::migrate::MigrateError },
     #[error("database error: {0}")]

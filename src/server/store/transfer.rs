@@ -18,7 +18,7 @@ use crate::server::store::StoreError;
 pub enum TransferError {
     #[error("there is no SQLite store at {0}")]
     NoSource(PathBuf),
-    #[error("the target must be a PostgreSQL connection string (postgres://…), not {0:?}")]
+    #[error("the target must be a PostgreSQL connection string (postgres://…) or credential:NAME, not {0:?}")]
     NotPostgres(String),
     #[error("the target database {url} is not empty (table {table} has rows); give an empty database")]
     TargetNotEmpty { url: String, table: &'static str },
@@ -143,7 +143,7 @@ pub async fn migrate_store(from: &Path, to: &str) -> Result<Vec<TableCopy>, Tran
     if !from.is_file() {
         return Err(TransferError::NoSource(from.to_path_buf()));
     }
-    let Location::Postgres(url) = Location::of(Path::new(to)) else {
+    let Location::Postgres(url) = Location::of(Path::new(to)).resolve()? else {
         return Err(TransferError::NotPostgres(to.to_string()));
     };
     let Backend::Sqlite(source) = Backend::open(&Location::Sqlite(from.to_path_buf())).await? else {
