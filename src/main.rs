@@ -183,6 +183,16 @@ enum ServerAction {
     },
     /// Print the development CA certificate (PEM) that clients must trust.
     ExportCa,
+    /// Copy a SQLite store into an empty PostgreSQL database, verifying every table
+    /// (no --config needed; stop the server first).
+    MigrateStore {
+        /// The SQLite store (the old `[server] database` file).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database, postgres://… (a password may come from PGPASSWORD).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -218,6 +228,15 @@ fn main() -> Result<()> {
                 println!("profile of {} updated: the history has {length} records", account.address);
                 Ok(())
             })
+        }
+        Command::Server { action: Some(ServerAction::MigrateStore { from, to }), .. } => {
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            for table in runtime.block_on(smimp_gateway::server::store::transfer::migrate_store(&from, &to))? {
+                println!("{}\t{} rows\tsha256 {}", table.table, table.rows, table.checksum);
+            }
+            println!("copied and verified; point [server] database at the PostgreSQL database");
+            Ok(())
         }
         Command::Server { config, action } => {
             let config = config.context("--config FILE is required: the server's configuration file")?;
@@ -378,7 +397,7 @@ async fn server(path: PathBuf, action: Option<ServerAction>) -> Result<()> {
                     let address = admin::remove_account(&config, &store, &address).await?;
                     println!("removed {address} and all its data");
                 }
-                ServerAction::ExportCa => unreachable!("handled above"),
+                ServerAction::ExportCa | ServerAction::MigrateStore { .. } => unreachable!("handled above"),
             }
             Ok(())
         }

@@ -1303,3 +1303,32 @@ async fn admin_commands_add_list_and_remove_accounts() {
 
     org.stop().await;
 }
+
+// Every test above runs on SQLite (as written) and on PostgreSQL (`postgres::NAME`).
+also_on_postgres!(
+    version_server_information_and_well_known_file,
+    get_user_returns_the_key_the_newest_record_and_the_history,
+    a_local_session_is_created_used_and_destroyed,
+    a_remote_user_logs_in_sends_only_and_logs_out,
+    each_ephemeral_key_is_issued_once_then_the_nonephemeral_key,
+    an_ephemeral_key_carries_one_message,
+    the_owner_replaces_the_nonephemeral_and_ephemeral_keys,
+    pow_difficulty_comes_from_the_configuration,
+    a_whitelisted_address_sends_without_work_until_removed,
+    the_owner_stores_in_their_own_mailbox_without_work_or_key_limits,
+    a_sender_that_sends_is_never_held_back_by_the_default_limits,
+    a_whitelisted_domain_sends_without_work,
+    a_blacklisted_address_or_domain_is_refused_everywhere_until_removed,
+    address_entries_beat_domain_entries,
+    a_sent_message_is_stored_listed_and_fetched_exactly,
+    read_flags_follow_get_message_and_message_read,
+    extensions_data_is_set_returned_and_cleared,
+    messages_move_between_folders_and_are_deleted_for_good,
+    folders_are_created_listed_renamed_and_deleted,
+    profile_updates_and_master_key_rotation_extend_the_history,
+    a_rotated_remote_key_is_the_one_remote_logins_take,
+    an_avatar_is_uploaded_signed_and_served,
+    quota_is_one_gib_by_default_and_counts_stored_envelopes,
+    a_configured_quota_reports_what_is_left,
+    admin_commands_add_list_and_remove_accounts,
+);

@@ -67,7 +67,15 @@ async fn post_text(client: &Client, url: &str, session: Option<&str>, body: &str
 
 /// One number from the server's own database (rows the API cannot show).
 async fn db_count(server: &TestServer, sql: &str) -> i64 {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&server.config.server.database).read_only(true);
+    let database = &server.config.server.database;
+    if on_postgres_now() {
+        let url = database.to_str().unwrap();
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut connection).await.unwrap();
+        connection.close().await.unwrap();
+        return n;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(database).read_only(true);
     let mut connection = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut connection).await.unwrap();
     connection.close().await.unwrap();
@@ -1568,3 +1576,27 @@ async fn refused_folder_and_move_operations_change_nothing() {
 
     org.stop().await;
 }
+
+// Every test above runs on SQLite (as written) and on PostgreSQL (`postgres::NAME`).
+also_on_postgres!(
+    malformed_bodies_are_bad_requests_and_change_nothing,
+    an_oversized_body_is_payload_too_large_and_stores_nothing,
+    unknown_versions_paths_and_methods_and_bad_path_parameters,
+    refused_logins_create_no_session,
+    a_remote_user_unknown_at_home_gets_remote_lookup_failed,
+    remote_users_cannot_make_the_server_contact_private_addresses,
+    connections_past_the_limit_wait_until_one_closes,
+    a_request_past_the_time_limit_gets_a_json_error,
+    calls_without_a_live_session_are_refused,
+    a_remote_users_session_may_only_send,
+    refused_messages_are_not_stored_and_consume_nothing,
+    send_message_checks_run_in_the_documented_order,
+    a_full_mailbox_is_quota_exceeded_and_stores_nothing,
+    two_messages_racing_for_the_last_free_bytes_are_not_both_stored,
+    refused_initialisations_leave_the_account_as_it_was,
+    refused_profile_updates_leave_the_history_as_it_was,
+    refused_message_key_uploads_change_no_key,
+    too_many_logins_from_one_address_are_rate_limited,
+    a_sender_holding_too_many_unspent_keys_is_rate_limited,
+    refused_folder_and_move_operations_change_nothing,
+);

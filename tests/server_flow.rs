@@ -48,3 +48,6 @@ async fn a_remote_user_sends_and_the_recipient_opens() {
     org.stop().await;
     net.stop().await;
 }
+
+// Every test above runs on SQLite (as written) and on PostgreSQL (`postgres::NAME`).
+also_on_postgres!(a_remote_user_sends_and_the_recipient_opens,);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config_file::ConfigError;
 use crate::config_file::{anchor, invalid, parse_toml, read_toml};
+use crate::server::store::backend::Location;
 use crate::smimp::address::normalise_domain;
 use crate::smimp::message::MessageType;
 
@@ -42,7 +43,10 @@ pub struct ServerSection {
     /// Path prefix under which the API is served (e.g. `/smimp`), empty for none.
     #[serde(default)]
     pub base_path: String,
-    /// SQLite database file.
+    /// The store: a SQLite database file (relative to this file), a PostgreSQL
+    /// connection string `postgres://…` (several instances may share one), or
+    /// `credential:NAME` for a connection string in a systemd credential; see
+    /// [`crate::server::store::backend::Location`].
     pub database: PathBuf,
 }
 
@@ -257,7 +261,9 @@ impl ServerConfig {
     }
 
     fn resolve_paths(&mut self, config_file: &Path) {
-        anchor(config_file, &mut self.server.database);
+        if matches!(Location::of(&self.server.database), Location::Sqlite(_)) {
+            anchor(config_file, &mut self.server.database);
+        }
         anchor(config_file, &mut self.tls.dev_ca_dir);
         for path in [self.tls.cert_file.as_mut(), self.tls.key_file.as_mut()].into_iter().flatten() {
             anchor(config_file, path);
@@ -321,5 +327,20 @@ database = "server.sqlite"
         assert_eq!(config.limits.message_key_per_minute, Some(2), "read, to be warned about");
         let written = toml::to_string(&config.limits).unwrap();
         assert!(!written.contains("message_key_per_minute"), "never written back: {written}");
+    }
+
+    #[test]
+    fn a_postgres_connection_string_is_kept_as_written_and_a_file_is_anchored() {
+        let dir = std::env::temp_dir().join(format!("smimp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.toml");
+        let url = "postgres://smimp@127.0.0.1:5432/smimp";
+        std::fs::write(&path, MINIMAL.replace("server.sqlite", url)).unwrap();
+        let config = ServerConfig::load(&path).unwrap();
+        assert_eq!(Location::of(&config.server.database), Location::Postgres(url.into()));
+        std::fs::write(&path, MINIMAL).unwrap();
+        let config = ServerConfig::load(&path).unwrap();
+        assert_eq!(Location::of(&config.server.database), Location::Sqlite(dir.join("server.sqlite")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

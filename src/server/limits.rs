@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use crate::server::error::ApiError;
 use crate::server::routes::session::ClientIp;
 use crate::server::state::AppState;
+use crate::server::store::RateLimit;
 use crate::smimp::wire::ErrorCode;
 
 /// The key an address is rate-limited under: an IPv4 address as it is (IPv4-mapped
@@ -42,8 +43,13 @@ pub fn too_many_logins() -> ApiError {
 
 /// Counts one unauthenticated call (a login step, an initialisation) against the
 /// client address's per-minute limit.
-pub fn check_login_rate(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
-    state.limits.create_session.check_key(&rate_key(ip)).map_err(|_| too_many_logins())
+/// Counted in the database too, so instances sharing one grant no more than one.
+pub async fn check_login_rate(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    if state.rate_allows(RateLimit::Login, &rate_key(ip)).await? {
+        Ok(())
+    } else {
+        Err(too_many_logins())
+    }
 }
 
 /// Layer of the unauthenticated routes that carry a body (`create_session`,
@@ -53,7 +59,7 @@ pub async fn limit_unauthenticated(State(state): State<Arc<AppState>>, request: 
     let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>().copied() else {
         return ApiError::new(ErrorCode::Internal, "the client's address is unknown").into_response();
     };
-    if let Err(refused) = check_login_rate(&state, ip) {
+    if let Err(refused) = check_login_rate(&state, ip).await {
         return refused.into_response();
     }
     next.run(request).await

@@ -11,7 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use crate::discovery::Discovery;
 use crate::server::config::ServerConfig;
 use crate::server::remote::RemoteKeys;
-use crate::server::store::ServerStore;
+use crate::server::store::{RateLimit, ServerStore, StoreError};
 use crate::smimp::address::Address;
 
 /// The time source: system time plus an offset that only tests move.
@@ -69,6 +69,19 @@ impl AppState {
     pub fn new(config: ServerConfig, store: ServerStore, discovery: Discovery) -> Arc<Self> {
         let limits = Limiters { create_session: per_minute(config.limits.create_session_per_minute) };
         Arc::new(Self { config, store, discovery, limits, clock: Clock::default(), remote_keys: RemoteKeys::default() })
+    }
+
+    /// Counts one call under `limit` for `key`: first in this process (governor, so
+    /// that a flood is refused without touching the database), then in the store that
+    /// every instance shares; false when either is past the limit.
+    pub async fn rate_allows(&self, limit: RateLimit, key: &str) -> Result<bool, StoreError> {
+        let (local, per_minute) = match limit {
+            RateLimit::Login => (&self.limits.create_session, self.config.limits.create_session_per_minute),
+        };
+        if local.check_key(&key.to_string()).is_err() {
+            return Ok(false);
+        }
+        self.store.count_call(limit, key, per_minute, self.clock.now()).await
     }
 
     /// Whether `address` belongs to this server's domain.

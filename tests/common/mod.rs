@@ -112,7 +112,99 @@ impl Default for Options {
     }
 }
 
+/// The variable naming the PostgreSQL cluster the store tests also run on: the URL of
+/// a database on it whose user may create databases (tests/pg/start.sh prints it).
+pub const POSTGRES_VAR: &str = "SMIMP_TEST_POSTGRES";
+
+thread_local! {
+    /// The cluster this thread's test servers store in; `None`: SQLite files.
+    static POSTGRES: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `test` (a `#[tokio::test]` function, which runs on this thread) with every
+/// server it starts storing in a fresh database of the PostgreSQL cluster named by
+/// [`POSTGRES_VAR`]. Without the variable the test fails and says what to run.
+pub fn on_postgres(test: impl FnOnce()) {
+    let url = postgres_cluster();
+    POSTGRES.with(|p| *p.borrow_mut() = Some(url));
+    test();
+}
+
+/// The URL [`POSTGRES_VAR`] names; a test that needs it fails without it, saying what to run.
+pub fn postgres_cluster() -> String {
+    std::env::var(POSTGRES_VAR).unwrap_or_else(|_| {
+        panic!(
+            "this test runs the server on PostgreSQL and {POSTGRES_VAR} is not set: run the whole suite with \
+             `bash tests/run` (it starts a private cluster), or start one yourself with \
+             `eval \"$(bash tests/pg/start.sh)\"` and run cargo nextest again in that shell \
+             (`bash tests/pg/stop.sh \"$SMIMP_TEST_POSTGRES_DIR\"` stops it)"
+        )
+    })
+}
+
+/// Whether this thread's servers store in PostgreSQL.
+pub fn on_postgres_now() -> bool {
+    POSTGRES.with(|p| p.borrow().is_some())
+}
+
+/// A new, empty database on this thread's cluster, if the test runs on PostgreSQL.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let url = POSTGRES.with(|p| p.borrow().clone())?;
+    Some(new_postgres_database(&url).await)
+}
+
+/// A new, empty database on the cluster whose database `url` names; its URL.
+pub async fn new_postgres_database(url: &str) -> String {
+    use sqlx::Connection;
+    let (base, _) = url.rsplit_once('/').expect("the PostgreSQL URL ends in /database");
+    let name = format!("smimp_{}", &Id32::random(&mut OsRng).to_hex()[..16]);
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| panic!("{POSTGRES_VAR}={url}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    format!("{base}/{name}")
+}
+
+/// Runs each named test of the file a second time with its servers on PostgreSQL, as
+/// `postgres::NAME`, and checks that the list names every `#[tokio::test]` of the file.
+#[macro_export]
+macro_rules! also_on_postgres {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::common::on_postgres(super::$test)
+                }
+            )*
+
+            #[test]
+            fn every_test_of_the_file_runs_on_both_stores() {
+                $crate::common::assert_all_listed(file!(), &[$(stringify!($test)),*]);
+            }
+        }
+    };
+}
+
+/// Fails unless `listed` names exactly the `#[tokio::test]` functions of `file`.
+pub fn assert_all_listed(file: &str, listed: &[&str]) {
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let mut tests = Vec::new();
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("#[tokio::test") {
+            let signature = lines.next().unwrap_or_default();
+            let name = signature.trim_start_matches("async fn ").split('(').next().unwrap_or_default();
+            tests.push(name.to_string());
+        }
+    }
+    let mut listed: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+    tests.sort();
+    listed.sort();
+    assert_eq!(tests, listed, "also_on_postgres! in {file} must name every test of the file");
+}
+
 struct Planned {
+    database: String,
     domain: String,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
@@ -126,7 +218,8 @@ async fn plan(domain: &str) -> Planned {
     let dir = TempDir::new(domain);
     let names = vec![domain.to_string(), "localhost".into(), "127.0.0.1".into()];
     let dev = smimp_gateway::tls::ensure_dev_certificates(&dir.0.join("tls"), &names).unwrap();
-    Planned { domain: domain.into(), listener, addr, dir, ca_file: dev.ca_file }
+    let database = fresh_postgres_database().await.unwrap_or_else(|| "server.sqlite".into());
+    Planned { database, domain: domain.into(), listener, addr, dir, ca_file: dev.ca_file }
 }
 
 fn config_text(me: &Planned, others: &[(&Planned, SocketAddr)], options: &Options) -> String {
@@ -142,7 +235,7 @@ fn config_text(me: &Planned, others: &[(&Planned, SocketAddr)], options: &Option
 listen = "{addr}"
 domain = "{domain}"
 public_base = "{domain}:{port}"
-database = "server.sqlite"
+database = "{database}"
 
 [tls]
 dev_ca_dir = "tls"
@@ -159,6 +252,7 @@ trusted_ca_files = [{cas}]
 {extra}
 "#,
         addr = me.addr,
+        database = me.database,
         domain = me.domain,
         port = me.addr.port(),
         zero_bits = options.zero_bits,
@@ -213,6 +307,25 @@ pub async fn start_one(options: Options) -> TestServer {
     let a = plan("example.org").await;
     let text = config_text(&a, &[], &options);
     launch(a, text).await
+}
+
+/// Two instances of one server for `example.org`: one database (on PostgreSQL when the
+/// test runs there), one certificate, two listening ports, as behind one name.
+pub async fn start_twins(options: Options) -> (TestServer, TestServer) {
+    let a = plan("example.org").await;
+    let mut b = plan("example.org").await;
+    b.database = a.database.clone();
+    b.ca_file = a.ca_file.clone();
+    let tls = b.dir.0.join("tls");
+    std::fs::remove_dir_all(&tls).unwrap();
+    std::fs::create_dir_all(&tls).unwrap();
+    for entry in std::fs::read_dir(a.dir.0.join("tls")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tls.join(entry.file_name())).unwrap();
+    }
+    let text_a = config_text(&a, &[], &options);
+    let text_b = config_text(&b, &[], &options);
+    (launch(a, text_a).await, launch(b, text_b).await)
 }
 
 /// An HTTP client that trusts the servers' CAs and resolves their domains to loopback.

@@ -42,7 +42,7 @@ pub async fn login_token(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     Path(user): Path<String>,
 ) -> ApiResult<Json<LoginChallenge>> {
-    check_login_rate(&state, ip)?;
+    check_login_rate(&state, ip).await?;
     let user = address(&user)?;
     if state.is_local(&user) && state.store.current_key(&user).await?.is_none() {
         return Err(no_such_user(&user));
