@@ -41,6 +41,7 @@
 
 pub mod html;
 pub mod inbound;
+pub mod original;
 pub mod outbound;
 pub mod own;
 pub mod report;
