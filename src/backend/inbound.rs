@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::keystore::Keystore;
+use crate::mime::message_id_for;
 use crate::mime::original::{original_message_id, shown_original};
-use crate::mime::outbound::{rfc5322_from_email, warning_message, RenderMeta};
+use crate::mime::outbound::{rfc5322_from_email, warning_message, with_known_ids, RenderMeta};
 use crate::mime::own::raw_of;
 use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
@@ -20,6 +21,7 @@ use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::{Email, Payload};
 use crate::smimp::profile::VerifiedHistory;
 use crate::smimp::timestamp::Timestamp;
+use crate::store::{GatewayStore, ThreadEntry};
 
 /// What the account may accept as a sender's signing key, decided once per sender and sync.
 #[derive(Debug, Clone)]
@@ -223,6 +225,37 @@ fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta:
         None => rfc5322_from_email(email, &meta),
     };
     (bytes, threading)
+}
+
+/// Keeps the thread map in step with a message about to be shown (`store/threads.rs`):
+/// the Message-ID it is shown with is recorded for its thread and the account's copy
+/// `copy`, so a mail client's reply to it names this SMIMP message; and a message shown
+/// from its payload (SMIMP-native mail) gets the In-Reply-To and References the
+/// account's client knows for its thread. A database failure costs threading only: it is
+/// logged and the message is shown as rendered.
+pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, rendered: &mut Rendered, now: i64) {
+    let Some(threading) = &rendered.threading else { return };
+    if threading.original_message_id.is_none() {
+        match store.thread_names(account, &threading.thread_id, threading.reply_to.as_ref()).await {
+            Ok(names) if names.parent.is_some() => {
+                if let Some(bytes) = with_known_ids(&rendered.bytes, names.parent.as_deref(), &names.known) {
+                    rendered.bytes = bytes;
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "the thread map could not be read; the message is shown without it")
+            }
+        }
+    }
+    let shown = match &threading.original_message_id {
+        Some(id) => id.clone(),
+        None => message_id_for(copy).trim_matches(['<', '>']).to_string(),
+    };
+    let entry = ThreadEntry { thread_id: threading.thread_id, message_id: Some(*copy) };
+    if let Err(err) = store.remember_thread(account, &shown, entry, now).await {
+        tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
+    }
 }
 
 /// The warning's reason for a message signed by a key the sender's keys do not accept.
