@@ -578,4 +578,22 @@ Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=x
         email.extensions_data.as_mut().unwrap().remove(X_ORIGINAL);
         assert_eq!(shown_original(&email, &alice(), &Id32([9; 32]), "pass"), None);
     }
+
+    #[test]
+    fn the_fidelity_fixtures_split_into_references_and_come_back_whole() {
+        let fixtures: [(&str, &[u8], usize); 5] = [
+            ("thunderbird", include_bytes!("../../fixtures/fidelity/thunderbird-html-inline-image.eml"), 1),
+            ("outlook", include_bytes!("../../fixtures/fidelity/outlook-alternative-related.eml"), 1),
+            ("lists", include_bytes!("../../fixtures/fidelity/list-headers.eml"), 1),
+            ("signed", include_bytes!("../../fixtures/fidelity/signed.eml"), 1),
+            ("dots", include_bytes!("../../fixtures/fidelity/leading-dot.eml"), 0),
+        ];
+        for (name, raw, references) in fixtures {
+            let email = payload(raw);
+            let expected = stripped(raw).unwrap();
+            let found = sealed(&email).pieces.iter().filter(|p| matches!(p, Piece::Attachment { .. })).count();
+            assert_eq!(found, references, "{name}: {:?}", sealed(&email));
+            assert_eq!(shown(&email).unwrap(), [&b"X-SMIMP-Verified: pass\r\n"[..], &expected].concat(), "{name}");
+        }
+    }
 }
