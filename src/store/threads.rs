@@ -30,8 +30,8 @@ const MAX_THREAD_NAMES: i64 = 10;
 /// The Message-IDs (without angle brackets) the account knows in one thread.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThreadNames {
-    /// The Message-ID of the SMIMP message replied to, when the account knows it; else
-    /// the newest it knows in the thread (the account's own message, most often).
+    /// The Message-ID of the SMIMP message replied to, when the account holds it; else
+    /// the newest message the account sent in the thread, else the newest it knows.
     pub parent: Option<String>,
     /// The newest Message-IDs of the thread, oldest first.
     pub known: Vec<String>,
@@ -101,8 +101,8 @@ impl GatewayStore {
             .fetch_optional(&self.pool)
             .await?;
         }
-        let mut known: Vec<String> = sqlx::query_scalar(
-            "SELECT message_id FROM thread_map WHERE account = ? AND thread_id = ?
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT message_id, smimp_message_id FROM thread_map WHERE account = ? AND thread_id = ?
              ORDER BY created_at DESC, rowid DESC LIMIT ?",
         )
         .bind(account.as_str())
@@ -110,8 +110,12 @@ impl GatewayStore {
         .bind(MAX_THREAD_NAMES)
         .fetch_all(&self.pool)
         .await?;
-        known.reverse();
-        let parent = exact.or_else(|| known.last().cloned());
+        // A reply to a message this account does not hold (no exact entry) most often
+        // answers the recipient's copy of mail this account sent: its newest own message
+        // in the thread (recorded without an SMIMP id) stands in, else the newest.
+        let own = rows.iter().find(|(_, smimp)| smimp.is_none()).or(rows.first()).map(|(id, _)| id.clone());
+        let parent = exact.or(own);
+        let known = rows.into_iter().rev().map(|(id, _)| id).collect();
         Ok(ThreadNames { parent, known })
     }
 }
