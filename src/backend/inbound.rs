@@ -1,9 +1,10 @@
 //! Opening one received message for IMAP (design §2 "Inbound"): the envelope's sender
 //! key is checked against what trust on first use allows for the sender, the signed
 //! message hash and the proof of work are verified, the payload is decrypted with the
-//! message key it names, and the `email` payload is rendered as RFC 5322 / MIME. A
-//! message that fails any check becomes a plain warning in its place; its content is
-//! never shown.
+//! message key it names, and the `email` payload is shown as its sender's client wrote
+//! it (its sealed original, when consistent: `mime/original.rs`) or else rendered as
+//! RFC 5322 / MIME. A message that fails any check becomes a plain warning in its place;
+//! its content is never shown.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

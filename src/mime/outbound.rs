@@ -13,7 +13,9 @@
 //! ids, display names that hold an `@` are dropped (no `"ceo@bank.example" <x@evil>`),
 //! and only images may be shown inline.
 //!
-//! What a client sees:
+//! Mail that carries a sealed original is shown as that original instead
+//! ([`super::original`]); this rendering is for SMIMP-native mail and for an original
+//! that is refused. What a client sees:
 //! - `From`: the verified sender ([`RenderMeta::sender`]) with a display name;
 //!   `To`, `Cc`, `Reply-To` from the payload in email form; `Subject`; `Date` from
 //!   `date_sent`.
