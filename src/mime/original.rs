@@ -252,7 +252,8 @@ fn encode(piece: &Piece, content: &[u8]) -> Option<Vec<u8>> {
 /// The pieces put together, never longer than `size`.
 fn reassemble(pieces: &[Piece], attachments: &[Attachment], size: u64) -> Result<Vec<u8>, OriginalError> {
     let limit = usize::try_from(size).map_err(|_| OriginalError::TooLarge(size))?;
-    let mut out = Vec::with_capacity(limit);
+    // The declared size is the sender's claim: grow as the pieces come, not up front.
+    let mut out = Vec::with_capacity(limit.min(1 << 20));
     for piece in pieces {
         let bytes = match piece {
             Piece::Bytes { bytes } => bytes.clone(),
