@@ -123,6 +123,9 @@ pub struct Threading {
     pub thread_id: Id32,
     /// The SMIMP message the payload answers, as its sender named it.
     pub reply_to: Option<Id32>,
+    /// When the server received it: the thread's Message-IDs named in its rendering are
+    /// those recorded by then, so rendering it again gives the same bytes.
+    pub received_at: Timestamp,
     /// The sender's own Message-ID (without angle brackets) when the message is shown as
     /// its sealed original; `None` when it is rendered from the payload (its Message-ID
     /// is then the gateway's own form, which replies resolve without the map).
@@ -211,8 +214,12 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
 /// the payload carries a sealed original consistent with it; otherwise (SMIMP-native
 /// mail, or an original that is refused) the payload's own rendering.
 fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta: RenderMeta) -> (Vec<u8>, Threading) {
-    let mut threading =
-        Threading { thread_id: email.thread_id, reply_to: email.reply_to_message_id, original_message_id: None };
+    let mut threading = Threading {
+        thread_id: email.thread_id,
+        reply_to: email.reply_to_message_id,
+        received_at: meta.received_at,
+        original_message_id: None,
+    };
     let bytes = match shown_original(email, sender, message_id, &meta.verification) {
         Some(Ok(bytes)) => {
             threading.original_message_id = original_message_id(email, sender);
@@ -237,7 +244,9 @@ fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta:
 pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, rendered: &mut Rendered, now: i64) {
     let Some(threading) = &rendered.threading else { return };
     if threading.original_message_id.is_none() {
-        match store.thread_names(account, &threading.thread_id, threading.reply_to.as_ref()).await {
+        let (thread, reply_to, until) =
+            (&threading.thread_id, threading.reply_to.as_ref(), threading.received_at.unix());
+        match store.thread_names(account, thread, reply_to, until).await {
             Ok(names) if names.parent.is_some() => {
                 if let Some(bytes) = with_known_ids(&rendered.bytes, names.parent.as_deref(), &names.known) {
                     rendered.bytes = bytes;

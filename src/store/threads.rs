@@ -83,13 +83,15 @@ impl GatewayStore {
         Ok(())
     }
 
-    /// The Message-IDs the account knows in `thread_id`, and the one that stands for the
-    /// SMIMP message `reply_to` (module docs).
+    /// The Message-IDs the account knows in `thread_id` (those recorded by `until`, Unix
+    /// seconds, so the answer for one message does not change later), and the one that
+    /// stands for the SMIMP message `reply_to` (module docs).
     pub async fn thread_names(
         &self,
         account: &Address,
         thread_id: &Id32,
         reply_to: Option<&Id32>,
+        until: i64,
     ) -> Result<ThreadNames, StoreError> {
         let mut exact = None;
         if let Some(reply_to) = reply_to {
@@ -103,10 +105,11 @@ impl GatewayStore {
         }
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT message_id, smimp_message_id FROM thread_map WHERE account = ? AND thread_id = ?
-             ORDER BY created_at DESC, rowid DESC LIMIT ?",
+             AND created_at <= ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
         )
         .bind(account.as_str())
         .bind(thread_id.to_hex())
+        .bind(until)
         .bind(MAX_THREAD_NAMES)
         .fetch_all(&self.pool)
         .await?;
