@@ -597,4 +597,60 @@ Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=x
             assert_eq!(shown(&email).unwrap(), [&b"X-SMIMP-Verified: pass\r\n"[..], &expected].concat(), "{name}");
         }
     }
+
+    fn message_with(content: &[u8], line_length: usize, lf: bool, extra: &str) -> Vec<u8> {
+        let end = if lf { "\n" } else { "\r\n" };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+        let lines: Vec<&str> =
+            encoded.as_bytes().chunks(line_length).map(|l| std::str::from_utf8(l).unwrap()).collect();
+        format!(
+            "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: p\r\nMessage-ID: <p@a>\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi{extra}\r\n--b\r\n\
+Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{}{end}--b--\r\n",
+            lines.join(end)
+        )
+        .into_bytes()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+        /// Whatever the attachment and its line shape, the original comes back whole.
+        #[test]
+        fn any_attachment_shape_round_trips(
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            line_length in 1usize..120,
+            lf in proptest::prelude::any::<bool>(),
+            extra in "[ -~]{0,40}",
+        ) {
+            let raw = message_with(&content, line_length, lf, &extra);
+            let email = payload(&raw);
+            proptest::prop_assert_eq!(shown(&email).unwrap(), [&b"X-SMIMP-Verified: pass\r\n"[..], &raw].concat());
+        }
+
+        /// A hostile extension never panics and never shows more than it declared.
+        #[test]
+        fn hostile_extensions_never_panic(
+            pieces in proptest::collection::vec(
+                (0usize..4, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0usize..1200, proptest::prelude::any::<bool>()),
+                0..12,
+            ),
+            size in 0u64..4096,
+        ) {
+            let mut email = payload(b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: s\r\n\r\nx\r\n");
+            email.attachments.push(Attachment {
+                filename: "a".into(), content_type: "application/octet-stream".into(), content: vec![1; 300],
+                content_id: None, inline: false,
+            });
+            let pieces = pieces.into_iter().map(|(index, bytes, line_length, flag)| {
+                if index == 3 { Piece::Bytes { bytes } } else {
+                    let encoding = if flag { PartEncoding::Base64 } else { PartEncoding::Identity };
+                    Piece::Attachment { index, encoding, line_length, line_end: LineEnd::Crlf, final_line_end: flag }
+                }
+            }).collect();
+            let sealed = Sealed { version: VERSION, size, hash: Id32([0; 32]), pieces };
+            let shown = shown(&with_sealed(&email, &sealed));
+            proptest::prop_assert!(shown.is_err(), "a wrong hash is never shown");
+        }
+    }
 }
