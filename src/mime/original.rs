@@ -355,6 +355,12 @@ fn consistent(original: &[u8], email: &Email, sender: &Address) -> Result<bool, 
     if message.subject().unwrap_or_default() != email.subject {
         return bad("its Subject differs from the message's".into());
     }
+    // Replies go where the payload says: a Reply-To the payload does not carry would send
+    // a legacy client's answer to a verified sender's message somewhere else.
+    let reply_to = addresses(message.header_values(HeaderName::ReplyTo));
+    if normalised(reply_to) != normalised(email.reply_to.iter().map(Address::to_email).collect()) {
+        return bad("its Reply-To differs from the message's".into());
+    }
     let mut named = addresses(message.header_values(HeaderName::To));
     named.extend(addresses(message.header_values(HeaderName::Cc)));
     if normalised(named) != normalised(payload_addressees(email)) {
@@ -550,6 +556,9 @@ Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=x
         let mut to = email.clone();
         to.to.push(Address::parse("carol#example.net").unwrap());
         assert!(matches!(shown(&to), Err(OriginalError::Inconsistent(_))));
+        let mut reply_to = email.clone();
+        reply_to.reply_to = Some(Address::parse("eve#example.net").unwrap());
+        assert!(matches!(shown(&reply_to), Err(OriginalError::Inconsistent(_))));
         assert_eq!(original_message_id(&subject, &alice()), None);
     }
 
@@ -569,7 +578,7 @@ Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=x
             let sealed =
                 Sealed { version: VERSION, size, hash: original_hash(&bytes), pieces: vec![Piece::Bytes { bytes }] };
             email.extensions_data.as_mut().unwrap().insert(X_ORIGINAL.into(), serde_json::to_value(sealed).unwrap());
-            assert!(matches!(shown(&email), Err(OriginalError::Inconsistent(_))), "{field}");
+            assert!(matches!(shown(&email), Err(OriginalError::Inconsistent(_))), "{field}: {:?}", shown(&email));
         }
     }
 
