@@ -36,12 +36,14 @@ async fn inbox(boxes: &Mailboxes, account: &Account, count: usize) -> Vec<Vec<u8
     panic!("{} never received {count} messages", account.sender.address);
 }
 
-/// The SMIMP thread reference (`<hex@thread.smimp.invalid>`) of a rendered message.
-fn thread_of(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let at = text.find("@thread.smimp.invalid>").expect("a thread reference");
-    let start = text[..at].rfind('<').unwrap();
-    text[start..at].to_string()
+/// The SMIMP thread of a shown message: the thread its recipient's gateway recorded for
+/// the Message-ID the mail client sees (the sender's own, since messages arrive as
+/// they were written).
+async fn thread_of(ctx: &Context, account: &Account, bytes: &[u8]) -> String {
+    let parsed = MessageParser::new().parse(bytes).unwrap();
+    let id = parsed.message_id().expect("a Message-ID").to_string();
+    let entries = ctx.store.thread_entries(&account.sender.address, &[id]).await.unwrap();
+    entries.first().expect("the shown Message-ID is in the thread map").1.thread_id.to_hex()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +100,7 @@ async fn recipients_decrypt_what_the_client_wrote_and_bcc_never_leaks() {
         assert!(attachment.content_type().is_some_and(|c| c.ctype() == "application" && c.subtype() == Some("pdf")));
         assert_eq!(attachment.contents(), &pdf[..], "{local}: the attachment's bytes");
     }
-    let first_thread = thread_of(&inbox(&boxes, &user("bob"), 1).await[0]);
+    let first_thread = thread_of(&ctx, &user("bob"), &inbox(&boxes, &user("bob"), 1).await[0]).await;
 
     // Alice's client replies to its own Sent copy (by its original Message-ID): the
     // reply joins the thread.
@@ -113,7 +115,11 @@ async fn recipients_decrypt_what_the_client_wrote_and_bcc_never_leaks() {
         .unwrap();
     mailer.send(follow_up).await.unwrap();
     let received = inbox(&boxes, &user("bob"), 2).await;
-    assert_eq!(thread_of(&received[1]), first_thread, "the reply is in the same SMIMP thread");
+    assert_eq!(
+        thread_of(&ctx, &user("bob"), &received[1]).await,
+        first_thread,
+        "the reply is in the same SMIMP thread"
+    );
 
     // A 20 MB message goes through whole.
     let big: Vec<u8> = (0..15_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();

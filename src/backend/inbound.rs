@@ -1,22 +1,28 @@
 //! Opening one received message for IMAP (design §2 "Inbound"): the envelope's sender
 //! key is checked against what trust on first use allows for the sender, the signed
 //! message hash and the proof of work are verified, the payload is decrypted with the
-//! message key it names, and the `email` payload is rendered as RFC 5322 / MIME. A
-//! message that fails any check becomes a plain warning in its place; its content is
-//! never shown.
+//! message key it names, and the `email` payload is shown as its sender's client wrote
+//! it (its sealed original, when consistent: `mime/original.rs`) or else rendered as
+//! RFC 5322 / MIME. A message that fails any check becomes a plain warning in its place;
+//! its content is never shown.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::keystore::Keystore;
-use crate::mime::outbound::{rfc5322_from_email, warning_message, RenderMeta};
+use crate::mime::message_id_for;
+use crate::mime::original::{original_message_id, shown_original};
+use crate::mime::outbound::{rfc5322_from_email, warning_message, with_known_ids, RenderMeta};
 use crate::mime::own::raw_of;
 use crate::mime::X_DELIVERY;
+use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterPublicKey};
+use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::StoredEnvelope;
-use crate::smimp::message::Payload;
+use crate::smimp::message::{Email, Payload};
 use crate::smimp::profile::VerifiedHistory;
 use crate::smimp::timestamp::Timestamp;
+use crate::store::{GatewayStore, ThreadEntry};
 
 /// What the account may accept as a sender's signing key, decided once per sender and sync.
 #[derive(Debug, Clone)]
@@ -106,6 +112,24 @@ pub struct Rendered {
     /// IMAP flags other than \Seen that the account's devices keep in the message's
     /// extensions data.
     pub flags: Vec<String>,
+    /// The thread facts of verified mail from someone else, for the thread map.
+    pub threading: Option<Threading>,
+}
+
+/// What the thread map needs of a rendered message (`store/threads.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threading {
+    /// The payload's thread.
+    pub thread_id: Id32,
+    /// The SMIMP message the payload answers, as its sender named it.
+    pub reply_to: Option<Id32>,
+    /// When the server received it: the thread's Message-IDs named in its rendering are
+    /// those recorded by then, so rendering it again gives the same bytes.
+    pub received_at: Timestamp,
+    /// The sender's own Message-ID (without angle brackets) when the message is shown as
+    /// its sealed original; `None` when it is rendered from the payload (its Message-ID
+    /// is then the gateway's own form, which replies resolve without the map).
+    pub original_message_id: Option<String>,
 }
 
 /// The sealed document an account keeps in a message's `extensions_data`.
@@ -134,6 +158,7 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
         verified: false,
         delivery_id: None,
         flags: flags.clone(),
+        threading: None,
     };
     if &server.recipient != owner {
         return warning(format!("the server delivered a copy addressed to {}, not to this account", server.recipient));
@@ -170,7 +195,7 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
     // form is ignored (it would let them write any header).
     if &server.sender == owner {
         if let Some(raw) = raw_of(&email) {
-            return Rendered { bytes: raw, verified: true, delivery_id, flags };
+            return Rendered { bytes: raw, verified: true, delivery_id, flags, threading: None };
         }
     }
     let meta = RenderMeta {
@@ -181,7 +206,66 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
         ),
         ..meta
     };
-    Rendered { bytes: rfc5322_from_email(&email, &meta), verified: true, delivery_id, flags }
+    let (bytes, threading) = render_verified(&email, &server.sender, &server.message_id, meta);
+    Rendered { bytes, verified: true, delivery_id, flags, threading: Some(threading) }
+}
+
+/// Verified mail from someone else: the message as its sender's client wrote it, when
+/// the payload carries a sealed original consistent with it; otherwise (SMIMP-native
+/// mail, or an original that is refused) the payload's own rendering.
+fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta: RenderMeta) -> (Vec<u8>, Threading) {
+    let mut threading = Threading {
+        thread_id: email.thread_id,
+        reply_to: email.reply_to_message_id,
+        received_at: meta.received_at,
+        original_message_id: None,
+    };
+    let bytes = match shown_original(email, sender, message_id, &meta.verification) {
+        Some(Ok(bytes)) => {
+            threading.original_message_id = original_message_id(email, sender);
+            bytes
+        }
+        Some(Err(err)) => {
+            tracing::warn!(sender = %sender, error = %err, "a sealed original is refused; the payload is shown");
+            meta.verification = format!("{}; {err}, so it is shown as the SMIMP message", meta.verification);
+            rfc5322_from_email(email, &meta)
+        }
+        None => rfc5322_from_email(email, &meta),
+    };
+    (bytes, threading)
+}
+
+/// Keeps the thread map in step with a message about to be shown (`store/threads.rs`):
+/// the Message-ID it is shown with is recorded for its thread and the account's copy
+/// `copy`, so a mail client's reply to it names this SMIMP message; and a message shown
+/// from its payload (SMIMP-native mail) gets the In-Reply-To and References the
+/// account's client knows for its thread. A database failure costs threading only: it is
+/// logged and the message is shown as rendered.
+pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, rendered: &mut Rendered, now: i64) {
+    let Some(threading) = &rendered.threading else { return };
+    if threading.original_message_id.is_none() {
+        let (thread, reply_to, until) =
+            (&threading.thread_id, threading.reply_to.as_ref(), threading.received_at.unix());
+        match store.thread_names(account, thread, reply_to, until).await {
+            Ok(names) if names.parent.is_some() => {
+                if let Some(bytes) = with_known_ids(&rendered.bytes, names.parent.as_deref(), &names.known) {
+                    rendered.bytes = bytes;
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "the thread map could not be read; the message is shown without it")
+            }
+        }
+    }
+    let shown = match &threading.original_message_id {
+        Some(id) => id.clone(),
+        None => message_id_for(copy).trim_matches(['<', '>']).to_string(),
+    };
+    let entry = ThreadEntry { thread_id: threading.thread_id, message_id: Some(*copy) };
+    if let Err(err) = store.remember_thread(account, &shown, entry, now).await {
+        tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
+    }
 }
 
 /// The warning's reason for a message signed by a key the sender's keys do not accept.
@@ -281,11 +365,15 @@ mod tests {
     /// An envelope from Alice to Bob sealed and signed with `signer`, which the server's
     /// fields name as `claimed` (the key it says the sender used).
     fn envelope(w: &World, signer: &MasterKey, claimed: MasterPublicKey) -> StoredEnvelope {
+        envelope_of(w, signer, claimed, &payload(w))
+    }
+
+    fn envelope_of(w: &World, signer: &MasterKey, claimed: MasterPublicKey, payload: &[u8]) -> StoredEnvelope {
         let token_hash = login_token_hash(&Id32::random(&mut OsRng));
         let recipient = w.bob.address();
         let context = HashContext { sender: &w.alice, recipient, login_token_hash: &token_hash };
         let sealed =
-            Ciphertext::seal(&payload(w), MessageType::Email, BoxNonce::random(&mut OsRng), &w.bob_message, signer);
+            Ciphertext::seal(payload, MessageType::Email, BoxNonce::random(&mut OsRng), &w.bob_message, signer);
         StoredEnvelope {
             sent: sealed.into_envelope(signer, &context, None),
             server: ServerFields {
@@ -433,5 +521,52 @@ mod tests {
         let refused = keys.with_history_refused("replaced".into());
         assert_eq!(refused.accepts(&old, noon), Err(KeyRefusal::HistoryRefused("replaced".into())));
         assert_eq!(refused.accepts(&current, later), Ok(()));
+    }
+
+    /// A payload as submission builds it for `raw` from Alice, with its sealed original.
+    fn submitted(w: &World, raw: &str) -> Email {
+        let converted = crate::mime::inbound::email_from_rfc5322(
+            raw.as_bytes(),
+            std::slice::from_ref(w.bob.address()),
+            &crate::mime::inbound::NoThreads,
+            Timestamp::parse("2026-11-22 10:00:00").unwrap(),
+            &mut OsRng,
+        )
+        .unwrap();
+        let mut email = converted.email;
+        let original = crate::mime::original::original_extension(raw.as_bytes(), &email.attachments).unwrap();
+        email.extensions_data.get_or_insert_with(Default::default).insert("x-smimp-original".into(), original);
+        email
+    }
+
+    #[test]
+    fn a_sealed_original_is_shown_as_written_and_a_forged_one_falls_back() {
+        let w = world();
+        let raw = "From: Alice <alice@a.example>\r\nTo: bob@b.example\r\nSubject: Hi\r\nMessage-ID: <m1@a.example>\r\n\
+List-Id: <team.a.example>\r\nContent-Type: text/html\r\n\r\n<p>the <b>vault</b></p>\r\n";
+        let email = submitted(&w, raw);
+        let trust = pinned(&[w.alice_key.public()]);
+        let bytes = Payload::Email(Box::new(email.clone())).to_bytes();
+        let rendered = open_and_render(&envelope_of(&w, &w.alice_key, w.alice_key.public(), &bytes), &w.bob, &trust);
+        assert!(rendered.verified);
+        let text = String::from_utf8(rendered.bytes.clone()).unwrap();
+        let (first, rest) = text.split_once("\r\n").unwrap();
+        assert!(first.starts_with("X-SMIMP-Verified: pass; signed by alice@a.example"), "{text}");
+        assert_eq!(rest, raw, "the original byte for byte after the one added field");
+        let threading = rendered.threading.unwrap();
+        assert_eq!(threading.original_message_id.as_deref(), Some("m1@a.example"));
+        assert_eq!(threading.thread_id, email.thread_id);
+
+        // The payload says another subject than the original: the payload is shown.
+        let mut forged = email;
+        forged.subject = "Other".into();
+        let bytes = Payload::Email(Box::new(forged)).to_bytes();
+        let rendered = open_and_render(&envelope_of(&w, &w.alice_key, w.alice_key.public(), &bytes), &w.bob, &trust);
+        let text = String::from_utf8(rendered.bytes.clone()).unwrap();
+        assert!(rendered.verified, "the payload itself is verified");
+        assert!(text.contains("Subject: Other"), "{text}");
+        assert!(!text.contains("List-Id") && !text.contains("<m1@a.example>\r\nList"), "{text}");
+        assert!(text.contains("its sealed original is inconsistent"), "{text}");
+        assert_eq!(rendered.threading.unwrap().original_message_id, None);
     }
 }

@@ -30,6 +30,7 @@ use crate::client::{ClientError, ServerClient};
 use crate::clock::unix_now;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::mime::inbound::{email_from_rfc5322, KnownMessage};
+use crate::mime::original::{original_extension, X_ORIGINAL};
 use crate::mime::outbound::{from_addresses, without_bcc};
 use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
@@ -209,11 +210,14 @@ impl Submission for SubmissionBackend {
             let mut converted = email_from_rfc5322(&message, &envelope, &threads, at, &mut OsRng)
                 .map_err(|e| Refusal::new(554, [5, 6, 0], format!("the message cannot be converted to SMIMP: {e}")))?;
             let delivery_id = Id32::random(&mut OsRng).to_hex()[..32].to_string();
-            converted
-                .email
-                .extensions_data
-                .get_or_insert_with(Default::default)
-                .insert(X_DELIVERY.to_string(), delivery_id.into());
+            // The message as the client wrote it, for the recipients' mail clients; the
+            // payload's fields above are what SMIMP-native clients read.
+            let original = original_extension(&message, &converted.email.attachments);
+            let extensions = converted.email.extensions_data.get_or_insert_with(Default::default);
+            extensions.insert(X_DELIVERY.to_string(), delivery_id.into());
+            if let Some(original) = original {
+                extensions.insert(X_ORIGINAL.to_string(), original);
+            }
             let thread_id = converted.email.thread_id;
             let payload = Payload::Email(Box::new(converted.email)).to_bytes();
             rows.extend(converted.recipients.iter().map(|r| {

@@ -6,6 +6,9 @@
 //! - [`outbound`]: an opened [`Email`] becomes RFC 5322 / MIME for IMAP, built with
 //!   lettre's message builder; a message that failed verification becomes a plain
 //!   warning in its place.
+//! - [`original`]: the sealed original — the submitted bytes in the payload's extension
+//!   data, shown to the recipient's client as they were written when they agree with the
+//!   verified envelope (docs/protocol.md §7.1); [`outbound`] renders the rest.
 //! - [`html`]: the HTML → Markdown conversion for HTML-only mail (the payload body is
 //!   Markdown and may hold no HTML: spec "Email").
 //!
@@ -16,6 +19,9 @@
 //!
 //! # Threading ids
 //!
+//! Mail that arrives with a sealed original keeps its sender's Message-ID, In-Reply-To
+//! and References; the gateway's thread map (`store/threads.rs`) links those to SMIMP
+//! ids. For mail rendered from the payload:
 //! SMIMP ids are 32 random bytes; legacy clients thread by `Message-ID`,
 //! `In-Reply-To` and `References` (RFC 5322 §3.6.4). The gateway writes them as
 //! `<{hex}@smimp.invalid>` for a message and `<{hex}@thread.smimp.invalid>` for a
@@ -41,6 +47,7 @@
 
 pub mod html;
 pub mod inbound;
+pub mod original;
 pub mod outbound;
 pub mod own;
 pub mod report;

@@ -13,7 +13,9 @@
 //! ids, display names that hold an `@` are dropped (no `"ceo@bank.example" <x@evil>`),
 //! and only images may be shown inline.
 //!
-//! What a client sees:
+//! Mail that carries a sealed original is shown as that original instead
+//! ([`super::original`]); this rendering is for SMIMP-native mail and for an original
+//! that is refused. What a client sees:
 //! - `From`: the verified sender ([`RenderMeta::sender`]) with a display name;
 //!   `To`, `Cc`, `Reply-To` from the payload in email form; `Subject`; `Date` from
 //!   `date_sent`.
@@ -436,6 +438,49 @@ pub fn without_bcc(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A payload rendering ([`rfc5322_from_email`]) whose In-Reply-To names `parent` and
+/// whose References also name `known` and `parent` (ids without angle brackets; any
+/// that is not a plain msg-id is skipped), so an SMIMP-native reply threads with the
+/// Message-IDs the account's mail client knows (`store/threads.rs`). The two fields move
+/// to the end of the header section; every other byte stays. `None` when the bytes have
+/// no header section.
+pub fn with_known_ids(rendered: &[u8], parent: Option<&str>, known: &[String]) -> Option<Vec<u8>> {
+    let message = mail_parser::MessageParser::new().parse_headers(rendered)?;
+    let last = message.headers().last()?.offset_end as usize;
+    let listed = |value: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+        match value {
+            mail_parser::HeaderValue::Text(id) => msg_id(id).into_iter().collect(),
+            mail_parser::HeaderValue::TextList(ids) => ids.iter().filter_map(|id| msg_id(id)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let in_reply_to = parent.and_then(msg_id).or_else(|| listed(message.in_reply_to()).into_iter().next());
+    let mut references = listed(message.references());
+    for id in known.iter().filter_map(|id| msg_id(id)).chain(in_reply_to.clone()) {
+        references.retain(|r| r != &id);
+        references.push(id);
+    }
+    let keep = references.len().saturating_sub(MAX_REFERENCES);
+    let references = &references[keep..];
+    let mut out = Vec::with_capacity(rendered.len() + 256);
+    let mut at = 0;
+    for field in message.headers() {
+        if matches!(field.name, mail_parser::HeaderName::InReplyTo | mail_parser::HeaderName::References) {
+            out.extend_from_slice(rendered.get(at..field.offset_field as usize)?);
+            at = field.offset_end as usize;
+        }
+    }
+    out.extend_from_slice(rendered.get(at..last.max(at))?);
+    if let Some(id) = &in_reply_to {
+        out.extend_from_slice(format!("In-Reply-To: {id}\r\n").as_bytes());
+    }
+    if !references.is_empty() {
+        out.extend_from_slice(format!("References: {}\r\n", references.join("\r\n ")).as_bytes());
+    }
+    out.extend_from_slice(rendered.get(last.max(at)..)?);
+    Some(out)
+}
+
 /// Every address the message's `From` fields name, as written (`local@domain`), so the
 /// caller can require each to be the authenticated account. Empty when there is none.
 pub fn from_addresses(raw: &[u8]) -> Vec<String> {
@@ -602,5 +647,27 @@ X-Bcc-Note: kept\r\n\r\nBcc: in the body stays\r\n"
         assert_eq!(display_name("x@y"), None);
         assert_eq!(content_id("<img1@host>"), Some("img1@host".into()));
         assert_eq!(content_id("a b"), None);
+    }
+
+    #[test]
+    fn known_ids_join_in_reply_to_and_references() {
+        let mut mail = email();
+        mail.reply_to_message_id = Some(Id32([0x33; 32]));
+        let rendered = rfc5322_from_email(&mail, &meta());
+        let known = vec!["sent.1@alice.example".to_string(), "bad id\r\nX-Evil: 1".to_string()];
+        let out = text(&with_known_ids(&rendered, Some("sent.1@alice.example"), &known).unwrap());
+        let parsed = mail_parser::MessageParser::new().parse(out.as_bytes()).unwrap();
+        assert_eq!(parsed.in_reply_to().as_text(), Some("sent.1@alice.example"), "{out}");
+        let references: Vec<String> = match parsed.references() {
+            mail_parser::HeaderValue::TextList(ids) => ids.iter().map(|id| id.to_string()).collect(),
+            other => panic!("{other:?} in {out}"),
+        };
+        let thread = format!("{}@thread.smimp.invalid", "22".repeat(32));
+        let gateway_parent = format!("{}@smimp.invalid", "33".repeat(32));
+        assert_eq!(references, [thread, gateway_parent, "sent.1@alice.example".to_string()], "{out}");
+        assert!(!out.contains("X-Evil"), "{out}");
+        assert_eq!(out.matches("In-Reply-To").count(), 1, "{out}");
+        assert!(out.ends_with("\r\n\r\nHello\r\n"), "the body is untouched: {out}");
+        assert_eq!(out.len(), out.lines().map(|l| l.len() + 2).sum::<usize>(), "CRLF line ends: {out}");
     }
 }

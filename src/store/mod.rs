@@ -20,7 +20,7 @@ pub use deliveries::DeliveryRecord;
 pub use flags::{Flag, FlagError, Flags, Keyword};
 pub use progress::ProgressRecord;
 pub use rows::{MailboxRow, MessageRow, NewMessage, Uid};
-pub use threads::ThreadEntry;
+pub use threads::{ThreadEntry, ThreadNames};
 
 use rows::parsed_column;
 

@@ -11,7 +11,7 @@ use rand_core::OsRng;
 use super::sync::Senders;
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
-use crate::backend::inbound::open_and_render;
+use crate::backend::inbound::{keep_thread, open_and_render};
 use crate::clock::unix_now;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::BoxNonce;
@@ -65,7 +65,8 @@ impl Mailboxes {
             account.reload();
         }
         let keystore = account.keystore();
-        let rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &keystore, &verdict)).await?;
+        let mut rendered = tokio::task::spawn_blocking(move || open_and_render(&envelope, &keystore, &verdict)).await?;
+        keep_thread(&self.store, &account.sender.address, message_id, &mut rendered, now).await;
         self.cache(account, message_id, &rendered.bytes, now).await?;
         Ok(rendered.bytes)
     }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
-use crate::backend::inbound::{open_and_render, own_trust, Rendered, SenderKeys, SenderTrust};
+use crate::backend::inbound::{keep_thread, open_and_render, own_trust, Rendered, SenderKeys, SenderTrust};
 use crate::backend::progress::Progress;
 use crate::backend::trust::{trusted_history, trusted_key_and_history};
 use crate::client::trust::TrustedKey;
@@ -184,12 +184,13 @@ impl Mailboxes {
         let mut first_copy = self.store.claim_deliveries(address, &claims).await?.into_iter();
         let mut rows = Vec::new();
         let mut cached = Vec::new();
-        for (envelope, rendered) in rendered {
+        for (envelope, mut rendered) in rendered {
             let id = envelope.server.message_id;
             if rendered.delivery_id.is_some() && first_copy.next() == Some(false) {
                 self.store.hide_message(address, &id, "a second copy of one delivery").await?;
                 continue;
             }
+            keep_thread(&self.store, address, &id, &mut rendered, unix_now()).await;
             let nonce = BoxNonce::random(&mut OsRng);
             cached.push((id, nonce.to_hex(), account.sender.storage_key.seal(&nonce, &rendered.bytes)));
             let mut flags: Flags = rendered.flags.iter().filter_map(|f| f.parse().ok()).collect();
