@@ -16,18 +16,28 @@ use crate::clock::unix_now;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::BoxNonce;
 use crate::smimp::encoding::Id32;
+use crate::smimp::wire::ErrorCode;
 use crate::store::Uid;
 
 impl Mailboxes {
     /// The rendered message with `uid`: from the caches, or fetched, verified and
     /// rendered again when they no longer hold it.
     pub async fn message(&self, account: &Account, name: &str, uid: Uid) -> Result<Arc<[u8]>, MailboxError> {
-        if let Some(message_id) = self.index.lookup(&account.sender.address, name, uid) {
-            return self.rendered(account, &message_id).await;
-        }
-        let row = self.mailbox(account, name).await?;
-        let message = self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?;
-        self.rendered(account, &message.message_id).await
+        let message_id = match self.index.lookup(&account.sender.address, name, uid) {
+            Some(message_id) => message_id,
+            None => {
+                let row = self.mailbox(account, name).await?;
+                self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?.message_id
+            }
+        };
+        // Another session (here or on another device) may have expunged it since this
+        // session's view was taken: the server no longer has it, and that is "gone".
+        self.rendered(account, &message_id).await.map_err(|err| match err {
+            MailboxError::Server(ref refused) if refused.code() == Some(ErrorCode::NotFound) => {
+                MailboxError::NoMessage(uid)
+            }
+            other => other,
+        })
     }
 
     pub(super) async fn rendered(&self, account: &Account, message_id: &Id32) -> Result<Arc<[u8]>, MailboxError> {

@@ -114,7 +114,14 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ("avatars", &[("address", Text), ("content_type", Text), ("image", Bytes), ("hash", Text), ("signature", Text)]),
     (
         "key_grants",
-        &[("recipient", Text), ("sender", Text), ("ephemeral", Flag), ("issued_at", Int), ("public_key", Text), ("spent", Flag)],
+        &[
+            ("recipient", Text),
+            ("sender", Text),
+            ("ephemeral", Flag),
+            ("issued_at", Int),
+            ("public_key", Text),
+            ("spent", Flag),
+        ],
     ),
     ("rate_events", &[("kind", Text), ("rate_key", Text), ("at", Int)]),
 ];
