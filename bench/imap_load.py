@@ -13,6 +13,7 @@ The loops are bounded in count (append) and time (mixed)."""
 import argparse
 import imaplib
 import json
+import socket
 import ssl
 import statistics
 import threading
@@ -26,9 +27,21 @@ def message(subject):
     return (head + BODY).encode()[:4096]
 
 
+class NoDelay(imaplib.IMAP4_SSL):
+    """imaplib with TCP_NODELAY, as most mail clients set it: imaplib writes a literal
+    and its closing CRLF separately, and without it Nagle's algorithm holds the CRLF
+    until the server's delayed acknowledgement (about 40 ms on Linux)."""
+
+    def _create_socket(self, timeout):
+        sock = super()._create_socket(timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
 def connect(args):
     ctx = ssl.create_default_context(cafile=args.ca)
-    imap = imaplib.IMAP4_SSL("localhost", args.port, ssl_context=ctx, timeout=60)
+    kind = NoDelay if args.nodelay else imaplib.IMAP4_SSL
+    imap = kind("localhost", args.port, ssl_context=ctx, timeout=60)
     imap.login(args.user, args.password)
     return imap
 
@@ -135,6 +148,7 @@ def main():
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--clients", type=int, default=5)
     p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY on the client's socket")
     args = p.parse_args()
     print(json.dumps(append(args) if args.mode == "append" else mixed(args)))
 
