@@ -357,9 +357,39 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
 
+/// Acknowledges what the client sent at once instead of after the kernel's delayed-ACK
+/// timer. A client that writes a command in two pieces without TCP_NODELAY (Python's
+/// imaplib sends an APPEND literal, then its CRLF) has Nagle's algorithm hold the second
+/// piece until the first is acknowledged, so without this every such command waits
+/// about 40 ms. Linux clears the setting as it goes, so it is set before each read;
+/// elsewhere, or on a socket it cannot be set on, it does nothing.
+pub struct AckNow(Option<socket2::Socket>);
+
+impl AckNow {
+    /// For `tcp` (a second handle on the same socket, closed with the connection).
+    pub fn of(tcp: &TcpStream) -> AckNow {
+        use std::os::fd::AsFd;
+        AckNow(tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from))
+    }
+
+    /// Nothing to acknowledge early (a stream that is not TCP, in tests).
+    pub fn none() -> AckNow {
+        AckNow(None)
+    }
+
+    /// Asks for the next data to be acknowledged at once.
+    pub fn arm(&self) {
+        if let Some(socket) = &self.0 {
+            let _ = socket.set_tcp_quickack(true);
+        }
+    }
+}
+
 /// What a protocol session knows of its connection as it starts.
 pub struct Incoming {
     pub peer: SocketAddr,
+    /// Early acknowledgements on its TCP socket.
+    pub ack: AckNow,
     /// TLS is on from the first byte (implicit TLS).
     pub tls: bool,
     /// The acceptor for STARTTLS, when the plain port offers it.
@@ -372,7 +402,7 @@ pub struct Incoming {
 impl Incoming {
     /// A connection as accepted, before any TLS: `acceptor` is the listener's.
     pub fn new(peer: SocketAddr, acceptor: Option<tokio_rustls::TlsAcceptor>, shutdown: Shutdown) -> Incoming {
-        Incoming { peer, tls: false, starttls: acceptor, shutdown, guest: Guest::none() }
+        Incoming { peer, ack: AckNow::none(), tls: false, starttls: acceptor, shutdown, guest: Guest::none() }
     }
 
     /// The connection with its place among those that have not logged in.
@@ -392,6 +422,7 @@ impl Incoming {
         mode: TlsMode,
         timeout: Duration,
     ) -> Option<(Box<dyn ClientStream>, Incoming)> {
+        self.ack = AckNow::of(&tcp);
         if mode == TlsMode::StartTls {
             return Some((Box::new(tcp), self));
         }

@@ -29,7 +29,7 @@ use super::command;
 use super::flow::State;
 use super::response::{capabilities, response_for, Flow, ImapError};
 use super::{ImapConfig, MailStore, TlsMode};
-use crate::listen::{password_allowed, tls_handshake, Guest, Incoming, Shutdown};
+use crate::listen::{password_allowed, tls_handshake, AckNow, Guest, Incoming, Shutdown};
 
 /// Client mistakes (BAD responses) after which the connection is closed.
 const MAX_ERRORS: u32 = 30;
@@ -89,6 +89,8 @@ pub(crate) struct Link<IO> {
     pub guest: Guest,
     /// The largest literal accepted, in octets.
     max_literal: u32,
+    /// Early acknowledgements on the TCP socket (see [`AckNow`]).
+    pub ack: AckNow,
 }
 
 /// Writes out what is buffered in `out`.
@@ -112,7 +114,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     /// A link over `io` with nothing framed yet.
     fn new(io: IO, max_literal: u32, shutdown: Shutdown, guest: Guest) -> Self {
         let fragmentizer = Fragmentizer::new(max_literal.saturating_add(LINE_ALLOWANCE));
-        Link { io, fragmentizer, out: Vec::new(), shutdown, guest, max_literal }
+        Link { io, fragmentizer, out: Vec::new(), shutdown, guest, max_literal, ack: AckNow::none() }
     }
 
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
@@ -142,6 +144,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                 }
             }
             self.flush().await?;
+            self.ack.arm();
             let read = tokio::select! {
                 read = self.io.read(&mut chunk) => read?,
                 () = tokio::time::sleep_until(deadline) => return Ok(Read::TimedOut),
@@ -229,9 +232,10 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: MailStore,
 {
-    let Incoming { peer, tls, starttls, shutdown, guest } = accepted;
+    let Incoming { peer, ack, tls, starttls, shutdown, guest } = accepted;
     let max_literal = shared.config.max_literal_size;
     let mut link = Link::new(io, max_literal, shutdown, guest);
+    link.ack = ack;
     let mut session = Session {
         peer,
         tls,
@@ -254,7 +258,7 @@ where
         return Ok(());
     };
     // Whatever was sent after STARTTLS in the clear is dropped (RFC 3501 §6.2.1).
-    let Link { io, shutdown, guest, .. } = link;
+    let Link { io, shutdown, guest, ack, .. } = link;
     let timeout = session.shared.config.tls_handshake_timeout;
     let io = tokio::select! {
         io = tls_handshake(&acceptor, io, timeout) => io,
@@ -264,6 +268,7 @@ where
         return Ok(());
     };
     let mut link = Link::new(io, max_literal, shutdown, guest);
+    link.ack = ack;
     session.tls = true;
     session.starttls_offered = false;
     tracing::debug!("TLS started");

@@ -236,7 +236,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     B: Submission,
 {
-    let Incoming { peer, tls, starttls, shutdown, guest } = accepted;
+    let Incoming { peer, tls, starttls, shutdown, guest, .. } = accepted;
     let mut session = Session {
         state: SessionState {
             peer,
