@@ -76,7 +76,8 @@ configure() {
 # measure LABEL DATABASE INSTANCES SECONDS — runs one configuration; appends its
 # result (the load tool's JSON with the label and RSS added) to $dir/results.
 measure() {
-  local label=$1 database=$2 instances=$3 seconds=$4 conf=$dir/$label i port
+  local label=$1 database=$2 instances=$3 seconds=$4
+  local conf=$dir/$label i port
   local ports=() configs=() servers=() started=()
   mkdir -p "$conf"
   for i in $(seq 1 "$instances"); do
@@ -88,7 +89,7 @@ measure() {
   done
   : > "$conf/accounts"
   for i in $(seq 1 "$clients"); do
-    printf 'load%s@example.org %s\n' "$i" "$("$bin" server add-account --config "${configs[0]}" "load$i@example.org" \
+    printf 'load%s@example.org %s\n' "$i" "$("$bin" server add-account --config "${configs[0]}" "load$i@example.org" 2>>"$conf/admin.log" \
       | sed -n 's/^one-time initialisation password: //p')" >> "$conf/accounts"
   done
   # One after the other: the first makes the development CA and certificate in the
