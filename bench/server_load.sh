@@ -17,6 +17,8 @@
 # Environment: SMIMP_BIN (default target/release/smimp-gateway), SMIMP_LOAD (default
 # target/release/examples/server_load), CLIENTS (default 8), ONE_SECONDS (the single
 # instance runs, default 10), TWO_SECONDS (the two-instance run, default 30).
+# Also reported: the CPU seconds the server instance(s) and the PostgreSQL cluster used
+# during the run (/proc/PID/stat), and each instance's resident set at its end.
 # Every wait is bounded; everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +51,22 @@ wait_port() { # at most 30 s
 # rss PID — resident set now and at its peak, in MiB ("now peak").
 rss() {
   awk '/^VmRSS:/ { now = $2 } /^VmHWM:/ { peak = $2 } END { printf "%.0f %.0f", now / 1024, peak / 1024 }' "/proc/$1/status"
+}
+
+# cpu PID... — user + system CPU seconds the processes have used so far.
+cpu() {
+  local ticks=0 pid fields
+  for pid in "$@"; do
+    fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    ticks=$((ticks + $(echo "$fields" | awk '{ print $12 + $13 }')))
+  done
+  python3 -c "print($ticks / $(getconf CLK_TCK))"
+}
+# The PostgreSQL cluster's processes: the postmaster and its children (backends, writers).
+pg_pids() {
+  local postmaster
+  postmaster=$(head -n 1 "$pg_dir/data/postmaster.pid")
+  echo "$postmaster" $(ps -o pid= --ppid "$postmaster")
 }
 
 pg_env=$(bash tests/pg/start.sh)
@@ -101,16 +119,24 @@ measure() {
     wait_port "${ports[$i]}"
   done
   "$bin" server export-ca --config "${configs[0]}" > "$conf/ca.pem"
+  local cpu_before pg_before
+  cpu_before=$(cpu "${started[@]}")
+  pg_before=$(cpu $(pg_pids))
   "$load" --domain example.org --ca "$conf/ca.pem" "${servers[@]}" --accounts "$conf/accounts" \
     --clients "$clients" --seconds "$seconds" > "$conf/result.json"
+  local cpu_used pg_used
+  cpu_used=$(python3 -c "print(round($(cpu "${started[@]}") - $cpu_before, 2))")
+  pg_used=$(python3 -c "print(round($(cpu $(pg_pids)) - $pg_before, 2))")
   local memory=()
   for i in "${started[@]}"; do memory+=("$(rss "$i")"); done
   for i in "${started[@]}"; do kill "$i"; wait "$i" 2>/dev/null || true; done
-  python3 - "$label" "$conf/result.json" "${memory[@]}" >> "$dir/results" <<'EOF'
+  python3 - "$label" "$conf/result.json" "$cpu_used" "$pg_used" "${memory[@]}" >> "$dir/results" <<'EOF'
 import json, sys
 result = json.load(open(sys.argv[2]))
 result["config"] = sys.argv[1]
-result["rss_mib"] = [list(map(int, m.split())) for m in sys.argv[3:]]
+result["server_cpu_s"] = float(sys.argv[3])
+result["postgres_cpu_s"] = float(sys.argv[4])
+result["rss_mib"] = [list(map(int, m.split())) for m in sys.argv[5:]]
 print(json.dumps(result))
 EOF
   echo "$name: $label: $(cat "$conf/result.json")" >&2
@@ -140,11 +166,14 @@ for r in rows:
     print(f"| {r['config']} | {r['clients']} × {r['seconds']} | {r['requests_per_s']} | {p99} | "
           f"{r['login']['p99_ms']} | {r['errors']} | {r['divergence']} | {rss} |")
 print()
-print("| config | " + " | ".join(f"{k}/s" for k in short) + " | p50 send ms | rounds |")
-print("|---" * (len(short) + 3) + "|")
+print("| config | " + " | ".join(f"{k}/s" for k in short) + " | p50 send ms | rounds "
+      + "| server CPU s | PostgreSQL CPU s | server CPU ms/request | PostgreSQL CPU ms/request |")
+print("|---" * (len(short) + 7) + "|")
 for r in rows:
     rates = " | ".join(str(r["kinds"][k]["per_s"]) for k in kinds)
-    print(f"| {r['config']} | {rates} | {r['kinds']['send_message']['p50_ms']} | {r['rounds']} |")
+    per = lambda s: f"{1000 * s / r['requests']:.3f}"
+    print(f"| {r['config']} | {rates} | {r['kinds']['send_message']['p50_ms']} | {r['rounds']} | "
+          f"{r['server_cpu_s']} | {r['postgres_cpu_s']} | {per(r['server_cpu_s'])} | {per(r['postgres_cpu_s'])} |")
 print()
 base = next(r for r in rows if r["config"] == "sqlite")
 for r in rows:

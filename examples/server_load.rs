@@ -62,7 +62,8 @@ const PAYLOAD_BYTES: usize = 4096;
 const EPHEMERAL_KEYS: usize = 4;
 
 /// The call kinds of a round, in order, as they appear in the output.
-const KINDS: [&str; 6] = ["get_message_key", "get_pow_params", "send_message", "list_messages", "get_message", "delete_message"];
+const KINDS: [&str; 6] =
+    ["get_message_key", "get_pow_params", "send_message", "list_messages", "get_message", "delete_message"];
 
 struct Args {
     domain: String,
@@ -137,8 +138,8 @@ async fn connect(args: &Args) -> Result<Vec<ServerClient>> {
 }
 
 fn read_accounts(args: &Args) -> Result<Vec<(Address, String)>> {
-    let text = std::fs::read_to_string(&args.accounts)
-        .with_context(|| format!("cannot read {}", args.accounts.display()))?;
+    let text =
+        std::fs::read_to_string(&args.accounts).with_context(|| format!("cannot read {}", args.accounts.display()))?;
     let accounts: Vec<(Address, String)> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -246,8 +247,7 @@ impl Virtual {
                 &key.message_key.public_key,
                 &self.key,
             );
-            let context =
-                HashContext { sender: &me, recipient: &me, login_token_hash: &self.session.login_token_hash };
+            let context = HashContext { sender: &me, recipient: &me, login_token_hash: &self.session.login_token_hash };
             let bits = zero_bits_for_size(params.zero_bits, sealed.bytes.len());
             let pow = Preimage::new(&sealed.pow_input(&context), &params.nonce)
                 .solve(bits, &Id32::random(&mut OsRng), NonZeroUsize::MIN, &SolveControl::default())
