@@ -99,7 +99,11 @@ fn parse_args() -> Result<Args> {
             other => bail!("unknown argument {other} (see the example's header)"),
         }
     }
-    if args.domain.is_empty() || args.servers.is_empty() || args.accounts.as_os_str().is_empty() {
+    if args.domain.is_empty()
+        || args.ca.as_os_str().is_empty()
+        || args.servers.is_empty()
+        || args.accounts.as_os_str().is_empty()
+    {
         bail!("--domain, --ca, --server and --accounts are required");
     }
     if let Some(far) = args.servers.iter().find(|a| !a.ip().is_loopback()) {
