@@ -28,8 +28,8 @@ use crate::backend::progress::Progress;
 use crate::backend::relay::Relays;
 use crate::backend::sessions::Sessions;
 use crate::backend::trust::{verified_message_key, KeyTrustError};
-use crate::client::trust::TrustError;
-use crate::client::ClientError;
+use crate::client::trust::{self, TrustError};
+use crate::client::{ClientError, Session, SessionClient};
 use crate::discovery::Discovery;
 use crate::mime::outbound::without_bcc;
 use crate::mime::own::email_for_raw;
@@ -38,6 +38,7 @@ use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterKey, SecretBoxKey};
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{Ciphertext, HashContext};
+use crate::smimp::keys::SignedMessageKey;
 use crate::smimp::message::{MessageType, Payload};
 use crate::smimp::pow::{zero_bits_for_size, PowParams, Preimage, SolveControl};
 use crate::smimp::timestamp::Timestamp;
@@ -445,16 +446,16 @@ async fn send_within(
 /// key, which this gateway holds: asking the server which key it is would only give
 /// a lying server a say, and costs a round trip per stored message.
 async fn message_key(
-    client: &crate::client::SessionClient,
-    session: &crate::client::Session,
+    client: &SessionClient,
+    session: &Session,
     store: &GatewayStore,
     sender: &Sender,
     recipient: &Address,
     now: i64,
-) -> Result<(crate::smimp::keys::SignedMessageKey, bool), DeliveryError> {
+) -> Result<(SignedMessageKey, bool), DeliveryError> {
     if *recipient == sender.address {
         let own = sender.master.public();
-        return Ok(crate::client::trust::verified_message_key(client, session, &own, recipient)
+        return Ok(trust::verified_message_key(client, session, &own, recipient)
             .await
             .map_err(KeyTrustError::Trust)?);
     }
