@@ -15,6 +15,8 @@ mod limits;
 mod local;
 #[path = "hostile_server/login.rs"]
 mod login;
+#[path = "hostile_server/pages.rs"]
+mod pages;
 #[path = "hostile_server/proxy.rs"]
 mod proxy;
 #[path = "hostile_server/trust.rs"]

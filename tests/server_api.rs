@@ -23,10 +23,10 @@ use smimp_gateway::smimp::pow::PowParams;
 use smimp_gateway::smimp::profile::{verify_history, ProfileFields, ProfileRecord, VerifiedHistory};
 use smimp_gateway::smimp::wire::{
     avatar_hash, create_session_hash, list_entry_hash, Added, Api, AvatarContentType, AvatarInfo, AvatarStored,
-    AvatarUpload, Deleted, EphemeralKeys, Folder, FolderList, FolderName, KeyCount, ListEntries, ListEntry,
-    ListEntryContent, ListKind, LoginChallenge, MessageKeyResponse, MessageList, MessageSent, Moved, ProfileLength,
-    Quota, ReadStatus, Removed, Route, ServerInformation, SessionCreated, SessionEnded, Updated, UserHistory,
-    UserInfoKind, UserMostRecent, UserPublicKey, VersionList,
+    AvatarUpload, Deleted, EnvelopePage, EphemeralKeys, Folder, FolderList, FolderName, KeyCount, ListEntries,
+    ListEntry, ListEntryContent, ListKind, LoginChallenge, MessageKeyResponse, MessageList, MessageSent, Moved,
+    Position, ProfileLength, Quota, ReadStatus, Removed, Route, ServerInformation, SessionCreated, SessionEnded,
+    Updated, UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList,
 };
 
 // ---------------------------------------------------------------------------
@@ -148,7 +148,8 @@ async fn version_server_information_and_well_known_file() {
     let info: ServerInformation = ok(client.get(&url(&org, &Route::ServerInformation), None).await);
     let expected: Vec<String> = Api::ALL.iter().map(|api| api.as_str().to_string()).collect();
     assert_eq!(info.apis, expected);
-    assert_eq!(info.apis.len(), 22);
+    assert_eq!(info.apis.len(), 23);
+    assert!(info.apis.iter().any(|api| api == "x-envelopes"), "the extension is advertised");
     for api in Api::ALL {
         assert!(info.implements(api), "{api} missing");
     }
@@ -857,6 +858,62 @@ async fn extensions_data_is_set_returned_and_cleared() {
     org.stop().await;
 }
 
+/// Extension `x-envelopes` (docs/protocol.md §8.30): a folder's envelopes in pages of at
+/// most 256, in the listing's order, each with its current read status and extensions
+/// data; `next` and `more` walk to the end; bad positions and folders are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_is_read_by_the_page_in_storage_order() {
+    let org = start_one(Options::default()).await;
+    let client = Client::new(&[&org]);
+    let alice = create_account(&client, &org, "alice", 0).await;
+    let session = login(&client, &org, &alice).await;
+    let s = Some(session.id.as_str());
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        ids.push(send(&client, &org, &session, &alice, &alice.address, format!("m{n}").as_bytes()).await.0);
+    }
+    let _: ReadStatus = ok(client.post(&url(&org, &Route::SetReadStatus { message_id: ids[5] }), s, &true).await);
+    let nonce = BoxNonce::random(&mut OsRng);
+    let sealed = SealedData { nonce, ciphertext: b"sealed flags".to_vec() };
+    let ext = url(&org, &Route::SetMessageExtensions { message_id: ids[6] });
+    let _: Updated = ok(client.post(&ext, s, &sealed).await);
+
+    let page_at = |after: u64| {
+        url(&org, &Route::ListEnvelopes { message_type: MessageType::Email, folder_name: None, after: Position(after) })
+    };
+    let first: EnvelopePage = ok(client.get(&page_at(0), s).await);
+    assert_eq!(first.envelopes.len(), 256, "a page holds at most 256 envelopes");
+    assert!(first.more);
+    let second: EnvelopePage = ok(client.get(&page_at(first.next.0), s).await);
+    assert_eq!(second.envelopes.len(), 44);
+    assert!(!second.more, "the folder held nothing more");
+    let empty: EnvelopePage = ok(client.get(&page_at(second.next.0), s).await);
+    assert!(empty.envelopes.is_empty() && !empty.more);
+    assert_eq!(empty.next, second.next, "an empty page stays where it was asked");
+
+    let paged: Vec<StoredEnvelope> =
+        first.envelopes.into_iter().chain(second.envelopes).map(|item| item.into_current()).collect();
+    let paged_ids: Vec<Id32> = paged.iter().map(|e| e.server.message_id).collect();
+    assert_eq!(paged_ids, ids, "every message once, in storage order");
+    assert!(paged[5].server.read, "the current read status");
+    assert!(!paged[4].server.read);
+    assert_eq!(paged[6].server.extensions_data, Some(sealed), "the current extensions data");
+    let alone: StoredEnvelope =
+        ok(client.get(&url(&org, &Route::GetMessage { message_id: ids[7], update_read: false }), s).await);
+    assert_eq!(paged[7], alone, "a paged envelope is the envelope `message` returns");
+
+    let bad = format!("{}/0.1/x-envelopes/email/soon", org.base);
+    assert_error(&client.get(&bad, s).await, 400, "bad_request");
+    let missing = Route::ListEnvelopes {
+        message_type: MessageType::Email,
+        folder_name: Some(folder("nowhere")),
+        after: Position(0),
+    };
+    assert_error(&client.get(&url(&org, &missing), s).await, 404, "not_found");
+    assert_error(&client.get(&page_at(0), None).await, 401, "not_authenticated");
+    org.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_move_between_folders_and_are_deleted_for_good() {
     let org = start_one(Options::default()).await;
@@ -1323,6 +1380,7 @@ also_on_postgres!(
     a_sent_message_is_stored_listed_and_fetched_exactly,
     read_flags_follow_get_message_and_message_read,
     extensions_data_is_set_returned_and_cleared,
+    a_folder_is_read_by_the_page_in_storage_order,
     messages_move_between_folders_and_are_deleted_for_good,
     folders_are_created_listed_renamed_and_deleted,
     profile_updates_and_master_key_rotation_extend_the_history,

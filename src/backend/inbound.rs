@@ -18,7 +18,7 @@ use crate::mime::X_DELIVERY;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxNonce, MasterPublicKey};
 use crate::smimp::encoding::Id32;
-use crate::smimp::envelope::StoredEnvelope;
+use crate::smimp::envelope::{check_signatures, Checked, EnvelopeError, SenderCurve, StoredEnvelope};
 use crate::smimp::message::{Email, Payload};
 use crate::smimp::profile::VerifiedHistory;
 use crate::smimp::timestamp::Timestamp;
@@ -142,6 +142,73 @@ pub struct MessageExtras {
 /// Verifies, opens and renders one stored envelope for its recipient, the owner of
 /// `keystore`. CPU-bound: callers run it on the blocking pool.
 pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &SenderTrust) -> Rendered {
+    open_and_render_all(&[(envelope, trust)], keystore).pop().unwrap_or_else(|| Rendered {
+        bytes: Vec::new(),
+        verified: false,
+        delivery_id: None,
+        flags: Vec::new(),
+        threading: None,
+    })
+}
+
+/// Verifies, opens and renders many stored envelopes, in the order given: their
+/// signatures checked in one batch, each sender's key converted once. The same checks
+/// and the same answers as [`open_and_render`] on each. CPU-bound: the blocking pool.
+pub fn open_and_render_all(items: &[(&StoredEnvelope, &SenderTrust)], keystore: &Keystore) -> Vec<Rendered> {
+    let admitted: Vec<Result<(), String>> = items.iter().map(|(e, trust)| admit(e, keystore, trust)).collect();
+    let to_check: Vec<(&StoredEnvelope, &MasterPublicKey)> = items
+        .iter()
+        .zip(&admitted)
+        .filter(|(_, admitted)| admitted.is_ok())
+        .map(|((envelope, _), _)| (*envelope, &envelope.server.sender_public_key))
+        .collect();
+    let mut checks = check_signatures(&to_check).into_iter();
+    let mut curves = HashMap::new();
+    items
+        .iter()
+        .zip(admitted)
+        .map(|((envelope, _), admitted)| {
+            let checked = admitted.and_then(|()| {
+                checks.next().unwrap_or(Err(EnvelopeError::BadSignature)).map_err(|e| failed_verification(&e))
+            });
+            open_checked_and_render(envelope, keystore, checked, &mut curves)
+        })
+        .collect()
+}
+
+fn failed_verification(err: &EnvelopeError) -> String {
+    format!("it failed verification: {err}")
+}
+
+/// The checks before the signature: the copy is addressed to this account, the sender
+/// is trusted and the envelope's key is one it accepts for that time, the account holds
+/// the message key, and the message is not sealed to the master key. `Err`: why not.
+fn admit(envelope: &StoredEnvelope, keystore: &Keystore, trust: &SenderTrust) -> Result<(), String> {
+    let server = &envelope.server;
+    if &server.recipient != keystore.address() {
+        return Err(format!("the server delivered a copy addressed to {}, not to this account", server.recipient));
+    }
+    let keys = match trust {
+        SenderTrust::Refused(reason) => return Err(format!("the sender is not trusted: {reason}")),
+        SenderTrust::Keys(keys) => keys,
+    };
+    keys.accepts(&server.sender_public_key, server.received_at).map_err(|refusal| key_warning(&refusal, envelope))?;
+    let Some(secret) = keystore.secret_for(&envelope.sent.message_public_key) else {
+        return Err("it is encrypted to a message key this gateway does not hold".into());
+    };
+    envelope
+        .check_keys(&server.sender_public_key, &keystore.master().public(), secret)
+        .map_err(|e| failed_verification(&e))
+}
+
+/// Opens an admitted envelope whose signature check ended as `checked` and renders it;
+/// a warning in its place for any failure. `curves`: senders' converted keys so far.
+fn open_checked_and_render(
+    envelope: &StoredEnvelope,
+    keystore: &Keystore,
+    checked: Result<Checked, String>,
+    curves: &mut HashMap<MasterPublicKey, Result<SenderCurve, EnvelopeError>>,
+) -> Rendered {
     let server = &envelope.server;
     let owner = keystore.address();
     let meta = RenderMeta {
@@ -160,23 +227,9 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
         flags: flags.clone(),
         threading: None,
     };
-    if &server.recipient != owner {
-        return warning(format!("the server delivered a copy addressed to {}, not to this account", server.recipient));
-    }
-    let keys = match trust {
-        SenderTrust::Refused(reason) => return warning(format!("the sender is not trusted: {reason}")),
-        SenderTrust::Keys(keys) => keys,
-    };
-    if let Err(refusal) = keys.accepts(&server.sender_public_key, server.received_at) {
-        return warning(key_warning(&refusal, envelope));
-    }
-    let Some(secret) = keystore.secret_for(&envelope.sent.message_public_key) else {
-        return warning("it is encrypted to a message key this gateway does not hold".into());
-    };
-    let own_master = keystore.master().public();
-    let plaintext = match envelope.open(&server.sender_public_key, &own_master, secret) {
+    let plaintext = match open_with(envelope, keystore, checked, curves) {
         Ok(bytes) => bytes,
-        Err(err) => return warning(format!("it failed verification: {err}")),
+        Err(reason) => return warning(reason),
     };
     let email = match Payload::parse(&envelope.sent.message_type, &plaintext) {
         Ok(Payload::Email(email)) => email,
@@ -208,6 +261,22 @@ pub fn open_and_render(envelope: &StoredEnvelope, keystore: &Keystore, trust: &S
     };
     let (bytes, threading) = render_verified(&email, &server.sender, &server.message_id, meta);
     Rendered { bytes, verified: true, delivery_id, flags, threading: Some(threading) }
+}
+
+/// The plaintext of an envelope whose checks so far ended as `checked`.
+fn open_with(
+    envelope: &StoredEnvelope,
+    keystore: &Keystore,
+    checked: Result<Checked, String>,
+    curves: &mut HashMap<MasterPublicKey, Result<SenderCurve, EnvelopeError>>,
+) -> Result<Vec<u8>, String> {
+    let checked = checked?;
+    let key = envelope.server.sender_public_key;
+    let sender = curves.entry(key).or_insert_with(|| SenderCurve::of(&key)).as_ref().map_err(failed_verification)?;
+    let Some(secret) = keystore.secret_for(&envelope.sent.message_public_key) else {
+        return Err("it is encrypted to a message key this gateway does not hold".into());
+    };
+    envelope.open_checked(&checked, sender, &keystore.master().public(), secret).map_err(|e| failed_verification(&e))
 }
 
 /// Verified mail from someone else: the message as its sender's client wrote it, when
@@ -242,7 +311,21 @@ fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta:
 /// account's client knows for its thread. A database failure costs threading only: it is
 /// logged and the message is shown as rendered.
 pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, rendered: &mut Rendered, now: i64) {
-    let Some(threading) = &rendered.threading else { return };
+    let Some((shown, entry)) = thread_of(store, account, copy, rendered).await else { return };
+    if let Err(err) = store.remember_thread(account, &shown, entry, now).await {
+        tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
+    }
+}
+
+/// [`keep_thread`] without the write: the rendering completed from the thread map, and
+/// the Message-ID and thread entry to remember (a sync remembers a chunk's in one step).
+pub async fn thread_of(
+    store: &GatewayStore,
+    account: &Address,
+    copy: &Id32,
+    rendered: &mut Rendered,
+) -> Option<(String, ThreadEntry)> {
+    let threading = rendered.threading.as_ref()?;
     if threading.original_message_id.is_none() {
         let (thread, reply_to, until) =
             (&threading.thread_id, threading.reply_to.as_ref(), threading.received_at.unix());
@@ -262,10 +345,7 @@ pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, r
         Some(id) => id.clone(),
         None => message_id_for(copy).trim_matches(['<', '>']).to_string(),
     };
-    let entry = ThreadEntry { thread_id: threading.thread_id, message_id: Some(*copy) };
-    if let Err(err) = store.remember_thread(account, &shown, entry, now).await {
-        tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
-    }
+    Some((shown, ThreadEntry { thread_id: threading.thread_id, message_id: Some(*copy) }))
 }
 
 /// The warning's reason for a message signed by a key the sender's keys do not accept.

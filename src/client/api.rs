@@ -1,5 +1,6 @@
 //! Typed calls for the routes the gateway's mailbox view uses (spec "Folders",
-//! "Folder", "Message", "Message Move", "Message Read", "Message Extensions"): each
+//! "Folder", "Message", "Message Move", "Message Read", "Message Extensions", and the
+//! `x-envelopes` pages): each
 //! names its request and answer, so the backend never spells a `Route` or an answer
 //! type it throws away. Session handling (re-login) stays in [`SessionClient::call`].
 
@@ -11,8 +12,8 @@ use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{SealedData, StoredEnvelope};
 use crate::smimp::message::MessageType;
 use crate::smimp::wire::{
-    Deleted, Folder, FolderList, FolderName, MessageList, MessageSummary, MoveMessageRequest, Moved, ReadStatus, Route,
-    Updated, UserHistory, UserInfoKind,
+    Deleted, EnvelopePage, Folder, FolderList, FolderName, MessageList, MessageSummary, MoveMessageRequest, Moved,
+    Position, ReadStatus, Route, Updated, UserHistory, UserInfoKind,
 };
 
 impl ServerClient {
@@ -58,6 +59,18 @@ impl SessionClient {
     /// One stored envelope, leaving its read status as it is.
     pub async fn get_message(&self, message_id: Id32) -> Result<StoredEnvelope, ClientError> {
         self.call(&Route::GetMessage { message_id, update_read: false }, None::<&()>).await
+    }
+
+    /// Extension `x-envelopes`: one page of a folder's envelopes stored after `after`,
+    /// each with its current read status and extensions data. Only for a server that
+    /// lists the extension (`ServerClient::implements`).
+    pub async fn envelope_page(
+        &self,
+        message_type: MessageType,
+        folder_name: Option<FolderName>,
+        after: Position,
+    ) -> Result<EnvelopePage, ClientError> {
+        self.call(&Route::ListEnvelopes { message_type, folder_name, after }, None::<&()>).await
     }
 
     /// Deletes one message.

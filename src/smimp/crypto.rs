@@ -142,9 +142,39 @@ impl MasterPublicKey {
         self.dalek()?.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
     }
 
+    /// Verifies many signatures over protocol hashes at once, accepting exactly what
+    /// [`MasterPublicKey::verify`] one by one would: ed25519-dalek's batch equation
+    /// (random linear combination, cofactorless like `verify_strict`), plus the two
+    /// checks `verify_strict` makes that the batch does not — each `R` canonically
+    /// encoded and not of small order — and weak keys refused. `Err` when any fails
+    /// (the caller checks one by one to find which).
+    pub fn verify_batch(items: &[(&MasterPublicKey, &Hash, &Signature)]) -> Result<(), CryptoError> {
+        let mut keys = Vec::with_capacity(items.len());
+        let mut signatures = Vec::with_capacity(items.len());
+        let mut messages: Vec<&[u8]> = Vec::with_capacity(items.len());
+        for (key, hash, signature) in items {
+            keys.push(key.dalek()?);
+            let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+            strict_r(sig.r_bytes())?;
+            signatures.push(sig);
+            messages.push(&hash.0);
+        }
+        ed25519_dalek::verify_batch(&messages, &signatures, &keys).map_err(|_| CryptoError::BadSignature)
+    }
+
     /// libsodium's `crypto_sign_ed25519_pk_to_curve25519`: the key a recipient opens with.
     pub fn to_curve25519(&self) -> Result<BoxPublicKey, CryptoError> {
         Ok(BoxPublicKey(self.dalek()?.to_montgomery().to_bytes()))
+    }
+}
+
+/// `verify_strict`'s checks of a signature's `R`: a canonical encoding of a point
+/// that is not of small order.
+fn strict_r(r: &[u8; 32]) -> Result<(), CryptoError> {
+    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*r);
+    match compressed.decompress() {
+        Some(point) if !point.is_small_order() && point.compress() == compressed => Ok(()),
+        _ => Err(CryptoError::BadSignature),
     }
 }
 
@@ -258,6 +288,37 @@ impl std::fmt::Debug for SecretBoxKey {
 mod tests {
     use super::*;
     use rand_core::OsRng;
+
+    #[test]
+    fn a_batch_verifies_what_single_checks_verify_and_refuses_any_bad_one() {
+        let keys: Vec<MasterKey> = (0..4).map(|_| MasterKey::generate(&mut OsRng)).collect();
+        let publics: Vec<MasterPublicKey> = keys.iter().map(MasterKey::public).collect();
+        let hashes: Vec<Hash> = (0..4u8).map(|n| blake2b_256(&[n])).collect();
+        let mut sigs: Vec<Signature> = keys.iter().zip(&hashes).map(|(k, h)| k.sign(h)).collect();
+        let batch = |sigs: &[Signature]| {
+            let items: Vec<_> = publics.iter().zip(&hashes).zip(sigs).map(|((k, h), s)| (k, h, s)).collect();
+            MasterPublicKey::verify_batch(&items)
+        };
+        assert_eq!(batch(&sigs), Ok(()));
+        sigs.swap(1, 2);
+        assert_eq!(batch(&sigs), Err(CryptoError::BadSignature));
+    }
+
+    #[test]
+    fn the_batch_refuses_an_r_that_verify_strict_refuses() {
+        let key = MasterKey::generate(&mut OsRng);
+        let good = key.sign(&blake2b_256(b"m"));
+        let r: [u8; 32] = good.0[..32].try_into().unwrap();
+        assert_eq!(strict_r(&r), Ok(()));
+        // The identity (small order) and a non-canonical encoding of it (y + p).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(strict_r(&identity), Err(CryptoError::BadSignature));
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert_eq!(strict_r(&non_canonical), Err(CryptoError::BadSignature));
+    }
 
     #[test]
     fn signatures_verify_and_fail_on_any_change() {

@@ -236,7 +236,62 @@ impl SentEnvelope {
     }
 }
 
+/// An envelope whose algorithm, message hash and signature were checked against one
+/// sender key: what opening requires. Made only by [`StoredEnvelope::check_signature`]
+/// and [`check_signatures`], so nothing is decrypted unchecked.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    sender_key: MasterPublicKey,
+    message_hash: Hash,
+    field_hash: Hash,
+}
+
+/// A sender key with its Curve25519 form, converted once (a sync computes it once per
+/// sender rather than once per message).
+#[derive(Debug, Clone)]
+pub struct SenderCurve {
+    key: MasterPublicKey,
+    curve: BoxPublicKey,
+}
+
+impl SenderCurve {
+    /// The key and its conversion; refused for a key that is no valid Ed25519 point.
+    pub fn of(key: &MasterPublicKey) -> Result<Self, EnvelopeError> {
+        let curve = key.to_curve25519().map_err(|_| EnvelopeError::InvalidSenderKey)?;
+        Ok(Self { key: *key, curve })
+    }
+}
+
 impl StoredEnvelope {
+    fn context(&self) -> HashContext<'_> {
+        HashContext {
+            sender: &self.server.sender,
+            recipient: &self.server.recipient,
+            login_token_hash: &self.server.login_token_hash,
+        }
+    }
+
+    /// The algorithm and the message hash; the message field hash.
+    fn check_hash(&self) -> Result<Hash, EnvelopeError> {
+        let sent = &self.sent;
+        if sent.algorithm != ALGORITHM {
+            return Err(EnvelopeError::UnknownAlgorithm(sent.algorithm.clone()));
+        }
+        let field_hash = message_field_hash(&sent.message);
+        if message_hash(sent, &field_hash, &self.context()) != sent.message_hash {
+            return Err(EnvelopeError::HashMismatch);
+        }
+        Ok(field_hash)
+    }
+
+    /// Checks the algorithm, the message hash and the signature by `sender_key`.
+    pub fn check_signature(&self, sender_key: &MasterPublicKey) -> Result<Checked, EnvelopeError> {
+        let field_hash = self.check_hash()?;
+        let sent = &self.sent;
+        sender_key.verify(&sent.message_hash, &sent.message_signature).map_err(|_| EnvelopeError::BadSignature)?;
+        Ok(Checked { sender_key: *sender_key, message_hash: sent.message_hash, field_hash })
+    }
+
     /// Opens a stored message. `sender_key` must come from the sender's verified,
     /// pinned history, never from the envelope; `message_secret` is the recipient's
     /// secret for `sent.message_public_key`. Nothing is decrypted before every check passes.
@@ -246,6 +301,42 @@ impl StoredEnvelope {
         recipient_master: &MasterPublicKey,
         message_secret: &BoxSecretKey,
     ) -> Result<Vec<u8>, EnvelopeError> {
+        self.check_keys(sender_key, recipient_master, message_secret)?;
+        let checked = self.check_signature(sender_key)?;
+        self.open_checked(&checked, &SenderCurve::of(sender_key)?, recipient_master, message_secret)
+    }
+
+    /// Opens a message whose signature was checked (alone or in a batch): the same
+    /// checks as [`StoredEnvelope::open`], with the sender's converted key given.
+    pub fn open_checked(
+        &self,
+        checked: &Checked,
+        sender: &SenderCurve,
+        recipient_master: &MasterPublicKey,
+        message_secret: &BoxSecretKey,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        self.check_keys(&checked.sender_key, recipient_master, message_secret)?;
+        let sent = &self.sent;
+        if checked.message_hash != sent.message_hash {
+            return Err(EnvelopeError::HashMismatch);
+        }
+        if sender.key != checked.sender_key {
+            return Err(EnvelopeError::SenderKeyMismatch);
+        }
+        if let Some(params) = &self.server.pow_params {
+            sent.verify_pow(&checked.field_hash, &self.context(), params)?;
+        }
+        box_open(&sent.message, &sent.nonce, &sender.curve, message_secret).map_err(|_| EnvelopeError::DecryptionFailed)
+    }
+
+    /// The key checks before any signature: the sender key is the envelope's, the
+    /// message is not sealed to the master key, and the secret is the message key's.
+    pub fn check_keys(
+        &self,
+        sender_key: &MasterPublicKey,
+        recipient_master: &MasterPublicKey,
+        message_secret: &BoxSecretKey,
+    ) -> Result<(), EnvelopeError> {
         let sent = &self.sent;
         if &self.server.sender_public_key != sender_key {
             return Err(EnvelopeError::SenderKeyMismatch);
@@ -256,18 +347,31 @@ impl StoredEnvelope {
         if message_secret.public() != sent.message_public_key {
             return Err(EnvelopeError::UnknownMessageKey);
         }
-        let context = HashContext {
-            sender: &self.server.sender,
-            recipient: &self.server.recipient,
-            login_token_hash: &self.server.login_token_hash,
-        };
-        let field_hash = sent.verify_signature(sender_key, &context)?;
-        if let Some(params) = &self.server.pow_params {
-            sent.verify_pow(&field_hash, &context, params)?;
-        }
-        let sender_curve = sender_key.to_curve25519().map_err(|_| EnvelopeError::InvalidSenderKey)?;
-        box_open(&sent.message, &sent.nonce, &sender_curve, message_secret).map_err(|_| EnvelopeError::DecryptionFailed)
+        Ok(())
     }
+}
+
+/// Checks many envelopes' hashes and signatures, each against its sender key: one
+/// batch verification when every signature is good, and one by one, to say which
+/// failed, when the batch does not pass. The answers are in the order given.
+pub fn check_signatures(items: &[(&StoredEnvelope, &MasterPublicKey)]) -> Vec<Result<Checked, EnvelopeError>> {
+    let hashed: Vec<Result<Hash, EnvelopeError>> = items.iter().map(|(envelope, _)| envelope.check_hash()).collect();
+    let batch: Vec<(&MasterPublicKey, &Hash, &Signature)> = items
+        .iter()
+        .zip(&hashed)
+        .filter(|(_, hash)| hash.is_ok())
+        .map(|((envelope, key), _)| (*key, &envelope.sent.message_hash, &envelope.sent.message_signature))
+        .collect();
+    if batch.len() < 2 || MasterPublicKey::verify_batch(&batch).is_err() {
+        return items.iter().map(|(envelope, key)| envelope.check_signature(key)).collect();
+    }
+    items
+        .iter()
+        .zip(hashed)
+        .map(|((envelope, key), field_hash)| {
+            Ok(Checked { sender_key: **key, message_hash: envelope.sent.message_hash, field_hash: field_hash? })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -343,6 +447,48 @@ mod tests {
         assert_eq!(opened, b"{\"hello\":1}");
         let json = serde_json::to_string(&envelope).unwrap();
         assert_eq!(serde_json::from_str::<StoredEnvelope>(&json).unwrap(), envelope);
+    }
+
+    #[test]
+    fn a_batch_check_gives_each_envelope_the_verdict_it_gets_alone() {
+        let w = world();
+        let mut envelopes: Vec<StoredEnvelope> = (0..6).map(|n| stored(&w, format!("m{n}").as_bytes())).collect();
+        let key = w.alice_key.public();
+        let all_good: Vec<(&StoredEnvelope, &MasterPublicKey)> = envelopes.iter().map(|e| (e, &key)).collect();
+        for (checked, (envelope, _)) in check_signatures(&all_good).iter().zip(&all_good) {
+            let checked = checked.as_ref().unwrap();
+            let sender = SenderCurve::of(&key).unwrap();
+            envelope.open_checked(checked, &sender, &w.bob_key.public(), &w.bob_message).unwrap();
+        }
+        envelopes[2].sent.message_signature.0[0] ^= 1;
+        envelopes[4].sent.message_public_key = BoxSecretKey::generate(&mut OsRng).public();
+        let mixed: Vec<(&StoredEnvelope, &MasterPublicKey)> = envelopes.iter().map(|e| (e, &key)).collect();
+        let verdicts: Vec<Result<(), EnvelopeError>> =
+            check_signatures(&mixed).into_iter().map(|r| r.map(|_| ())).collect();
+        let alone: Vec<Result<(), EnvelopeError>> =
+            envelopes.iter().map(|e| e.check_signature(&key).map(|_| ())).collect();
+        assert_eq!(verdicts, alone);
+        assert_eq!(verdicts[2], Err(EnvelopeError::BadSignature));
+        assert_eq!(verdicts[4], Err(EnvelopeError::HashMismatch));
+        assert!(verdicts.iter().enumerate().all(|(n, v)| v.is_ok() == (n != 2 && n != 4)));
+    }
+
+    #[test]
+    fn a_check_made_for_one_envelope_opens_no_other() {
+        let w = world();
+        let (first, second) = (stored(&w, b"one"), stored(&w, b"two"));
+        let key = w.alice_key.public();
+        let checked = first.check_signature(&key).unwrap();
+        let sender = SenderCurve::of(&key).unwrap();
+        assert_eq!(
+            second.open_checked(&checked, &sender, &w.bob_key.public(), &w.bob_message),
+            Err(EnvelopeError::HashMismatch)
+        );
+        let other = SenderCurve::of(&MasterKey::generate(&mut OsRng).public()).unwrap();
+        assert_eq!(
+            first.open_checked(&checked, &other, &w.bob_key.public(), &w.bob_message),
+            Err(EnvelopeError::SenderKeyMismatch)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::rows::{
 use super::{GatewayStore, StoreError};
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
-use crate::smimp::wire::FolderName;
+use crate::smimp::wire::{FolderName, Position};
 
 impl GatewayStore {
     /// Every mailbox of `account`, by name.
@@ -88,6 +88,16 @@ impl GatewayStore {
     pub async fn raise_recent_uid(&self, id: i64, uid: u32) -> Result<(), StoreError> {
         sqlx::query("UPDATE mailboxes SET recent_uid = MAX(recent_uid, ?) WHERE id = ?")
             .bind(i64::from(uid))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how far the sync has read the mailbox's server folder by the page.
+    pub async fn set_server_position(&self, id: i64, position: Position) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mailboxes SET server_position = ? WHERE id = ?")
+            .bind(i64::try_from(position.0).unwrap_or(i64::MAX))
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -13,7 +13,7 @@ use super::flags::Flags;
 use super::{OutboundRow, Recipient, StoreError};
 use crate::smimp::address::Address;
 use crate::smimp::encoding::Id32;
-use crate::smimp::wire::FolderName;
+use crate::smimp::wire::{FolderName, Position};
 
 /// An IMAP UID (RFC 3501 §2.3.1.1): never 0 for a message, never given twice in a
 /// mailbox of one UIDVALIDITY.
@@ -72,6 +72,8 @@ pub struct MailboxRow {
     pub subscribed: bool,
     /// The highest UID a read-write IMAP session has been told of (`\Recent` above it).
     pub recent_uid: u32,
+    /// How far the sync has read the server folder by the page.
+    pub server_position: Position,
 }
 
 /// One message shown in a mailbox.
@@ -179,7 +181,8 @@ fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(row.try_get::<i64, _>(column)?).unwrap_or(u32::MAX))
 }
 
-pub(super) const MAILBOX_COLUMNS: &str = "id, name, folder, uid_validity, uid_next, subscribed, recent_uid";
+pub(super) const MAILBOX_COLUMNS: &str =
+    "id, name, folder, uid_validity, uid_next, subscribed, recent_uid, server_position";
 
 pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
     Ok(MailboxRow {
@@ -190,6 +193,7 @@ pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
         uid_next: Uid(u32_column(row, "uid_next")?),
         subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         recent_uid: u32_column(row, "recent_uid")?,
+        server_position: Position(u64::try_from(row.try_get::<i64, _>("server_position")?).unwrap_or(0)),
     })
 }
 

@@ -83,6 +83,31 @@ impl GatewayStore {
         Ok(())
     }
 
+    /// Remembers many Message-IDs in one transaction (a sync's chunk).
+    pub async fn remember_threads(
+        &self,
+        account: &Address,
+        entries: &[(String, ThreadEntry)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (message_id, entry) in entries {
+            sqlx::query(
+                "INSERT OR IGNORE INTO thread_map (account, message_id, thread_id, smimp_message_id, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(account.as_str())
+            .bind(message_id)
+            .bind(entry.thread_id.to_hex())
+            .bind(entry.message_id.map(|id| id.to_hex()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The Message-IDs the account knows in `thread_id` (those recorded by `until`, Unix
     /// seconds, so the answer for one message does not change later), and the one that
     /// stands for the SMIMP message `reply_to` (module docs).

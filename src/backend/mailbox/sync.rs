@@ -1,9 +1,13 @@
-//! A mailbox's sync with its server folder, in four visible stages that run as one
-//! pipeline: **fetch** the new envelopes (several at once), **verify** each sender's keys
-//! (trust on first use, pins, a verified history), **render** on the blocking pool (open
-//! and build RFC 5322 — all cores), **record**: seal into the cache and give UIDs in
-//! arrival order. A message whose sender cannot be checked now waits for the next sync;
-//! one that fails a check is rendered as a warning, never as its content.
+//! A mailbox's sync with its server folder, in four stages that run as one pipeline
+//! over chunks of envelopes, so memory holds a few chunks whatever the mailbox's size:
+//! **fetch** the new envelopes (by the page when the server offers `x-envelopes`, one
+//! `GET` each otherwise or for what the pages missed), **verify** each sender's keys
+//! (trust on first use, pins, a verified history; asked once per sender and sync),
+//! **render** on the blocking pool (one batch signature check per chunk, each sender's
+//! key converted once, open, build RFC 5322 and seal for the cache — all cores),
+//! **record**: keep in the cache and give UIDs in server order. A message whose sender
+//! cannot be checked now waits for the next sync; one that fails a check is rendered as
+//! a warning, never as its content.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,30 +18,45 @@ use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
-use crate::backend::inbound::{keep_thread, open_and_render, own_trust, Rendered, SenderKeys, SenderTrust};
+use crate::backend::inbound::{open_and_render_all, own_trust, thread_of, Rendered, SenderKeys, SenderTrust};
 use crate::backend::progress::Progress;
 use crate::backend::trust::{trusted_history, trusted_key_and_history};
 use crate::client::trust::TrustedKey;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::clock::unix_now;
+use crate::keystore::Keystore;
 use crate::smimp::address::Address;
 use crate::smimp::crypto::BoxNonce;
 use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::MessageType;
-use crate::smimp::wire::{ErrorCode, MessageSummary};
+use crate::smimp::timestamp::Timestamp;
+use crate::smimp::wire::{Api, ErrorCode, MessageSummary, Position};
 use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, Uid};
 
-/// A sync of many new messages reports its progress (log and `status`) after every this many.
-const SYNC_PROGRESS_EVERY: usize = 500;
+/// Envelopes verified, rendered and recorded together: one batch signature check, one
+/// database transaction. With [`CHUNKS_IN_FLIGHT`] it bounds what a sync holds.
+const CHUNK: usize = 256;
 
-/// Envelopes fetched from the server at once during a sync.
+/// Chunks waiting between two stages: enough to keep every stage busy.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Envelopes fetched from the server at once when fetching one `GET` each.
 const FETCH_CONCURRENCY: usize = 16;
 
-/// A fetched envelope and its place in arrival order.
-type Fetched = (usize, StoredEnvelope);
-/// A fetched envelope with the keys its sender may sign with.
-type Verified = (usize, StoredEnvelope, SenderTrust);
+/// Envelopes with the keys their senders may sign with.
+type Verified = Vec<(StoredEnvelope, SenderTrust)>;
+
+/// A rendered message ready to record, without its envelope.
+struct Prepared {
+    message_id: Id32,
+    sender: Address,
+    read: bool,
+    received_at: Timestamp,
+    rendered: Rendered,
+    /// The rendering sealed with the storage key: (nonce in hex, ciphertext).
+    sealed: (String, Vec<u8>),
+}
 
 impl Mailboxes {
     /// The mailbox and its messages in UID order; with `sync`, after fetching news.
@@ -71,6 +90,8 @@ impl Mailboxes {
         let hidden = self.store.hidden_messages(&account.sender.address).await?;
         let mut new: Vec<&MessageSummary> =
             listed.iter().filter(|m| !known_ids.contains(&m.message_id) && !hidden.contains(&m.message_id)).collect();
+        drop(known_ids);
+        drop(known);
         // The server lists in arrival order; a stable sort keeps its order within a second.
         new.sort_by_key(|m| m.received_at);
         if !new.is_empty() {
@@ -114,9 +135,9 @@ impl Mailboxes {
         Ok(changed)
     }
 
-    /// The pipeline for `new` messages: fetch → verify → render, overlapping, then
-    /// record. Returns how many messages were added; the first fetch error only when
-    /// nothing was.
+    /// The pipeline for `new` messages: fetch → verify → render → record, chunk by
+    /// chunk, overlapping. Returns how many messages were added; the first fetch error
+    /// only when nothing was.
     async fn fetch_new(
         &self,
         account: &Account,
@@ -125,14 +146,20 @@ impl Mailboxes {
         new: &[&MessageSummary],
         progress: &mut Progress<'_>,
     ) -> Result<usize, MailboxError> {
-        let (fetched_tx, fetched_rx) = mpsc::channel(FETCH_CONCURRENCY);
-        let (verified_tx, verified_rx) = mpsc::channel(FETCH_CONCURRENCY);
-        let (first_error, (), rendered) = tokio::join!(
-            fetch(account, client, row, new, fetched_tx, progress),
+        let (fetched_tx, fetched_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let (verified_tx, verified_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let (rendered_tx, rendered_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let fetcher = Fetcher { client, row, total: new.len() };
+        let ((first_error, position), (), (), recorded) = tokio::join!(
+            fetcher.run(new, fetched_tx, progress),
             self.verify(account, fetched_rx, verified_tx),
-            render(account, verified_rx, new.len()),
+            render(account, verified_rx, rendered_tx),
+            self.record_all(account, row, rendered_rx),
         );
-        let added = self.record(account, row, rendered).await?;
+        let added = recorded?;
+        if let Some(position) = position.filter(|p| *p > row.server_position) {
+            self.store.set_server_position(row.id, position).await?;
+        }
         match first_error {
             Some(err) if added == 0 => Err(err),
             _ => Ok(added),
@@ -142,63 +169,98 @@ impl Mailboxes {
     /// Stage 2: the keys each sender may sign with (asked once per sender and sync). A
     /// message whose sender cannot be checked now is dropped from this sync: it stays
     /// unshown and is tried again at the next.
-    async fn verify(&self, account: &Account, mut fetched: mpsc::Receiver<Fetched>, out: mpsc::Sender<Verified>) {
+    async fn verify(
+        &self,
+        account: &Account,
+        mut fetched: mpsc::Receiver<Vec<StoredEnvelope>>,
+        out: mpsc::Sender<Verified>,
+    ) {
         let mut senders = Senders::default();
         let mut reloaded = false;
-        while let Some((index, envelope)) = fetched.recv().await {
-            let verdict = match self.sender_trust(account, &mut senders, &envelope).await {
-                Ok(verdict) => verdict,
-                Err(reason) => {
-                    // The message waits for the next sync rather than being shown unverified.
-                    let sender = &envelope.server.sender;
-                    tracing::info!(sender = %sender, error = %reason, "a message waits: its sender cannot be checked now");
-                    continue;
+        while let Some(chunk) = fetched.recv().await {
+            let mut verified = Vec::with_capacity(chunk.len());
+            for envelope in chunk {
+                let verdict = match self.sender_trust(account, &mut senders, &envelope).await {
+                    Ok(verdict) => verdict,
+                    Err(reason) => {
+                        // The message waits for the next sync rather than being shown unverified.
+                        let sender = &envelope.server.sender;
+                        tracing::info!(sender = %sender, error = %reason, "a message waits: its sender cannot be checked now");
+                        continue;
+                    }
+                };
+                if !reloaded && account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
+                    // A key `keys replenish` added while the gateway runs: read the keystore again, once.
+                    reloaded = true;
+                    account.reload();
                 }
-            };
-            if !reloaded && account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
-                // A key `keys replenish` added while the gateway runs: read the keystore again, once.
-                reloaded = true;
-                account.reload();
+                verified.push((envelope, verdict));
             }
-            if out.send((index, envelope, verdict)).await.is_err() {
+            if out.send(verified).await.is_err() {
                 return;
             }
         }
     }
 
-    /// Stage 4: second copies of one delivery are hidden; the rest are sealed into the
-    /// cache, kept in memory for the client's first FETCH, and given UIDs in order.
-    async fn record(
+    /// Stage 4: every rendered chunk recorded in order; the number of messages added.
+    async fn record_all(
         &self,
         account: &Account,
         row: &MailboxRow,
-        rendered: Vec<(StoredEnvelope, Rendered)>,
+        mut rendered: mpsc::Receiver<Vec<Prepared>>,
     ) -> Result<usize, MailboxError> {
+        let mut added = 0;
+        let mut failed = None;
+        while let Some(chunk) = rendered.recv().await {
+            if failed.is_some() {
+                continue;
+            }
+            match self.record(account, row, chunk).await {
+                Ok(count) => added += count,
+                Err(err) => failed = Some(err),
+            }
+        }
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(added),
+        }
+    }
+
+    /// One chunk: second copies of one delivery are hidden; the rest are kept sealed in
+    /// the cache and in memory for the client's first FETCH, and given UIDs in order.
+    async fn record(&self, account: &Account, row: &MailboxRow, chunk: Vec<Prepared>) -> Result<usize, MailboxError> {
         let address = &account.sender.address;
-        let claims: Vec<(Address, String, Id32)> = rendered
+        let claims: Vec<(Address, String, Id32)> = chunk
             .iter()
-            .filter_map(|(envelope, r)| {
-                Some((envelope.server.sender.clone(), r.delivery_id.clone()?, envelope.server.message_id))
-            })
+            .filter_map(|p| Some((p.sender.clone(), p.rendered.delivery_id.clone()?, p.message_id)))
             .collect();
         let mut first_copy = self.store.claim_deliveries(address, &claims).await?.into_iter();
-        let mut rows = Vec::new();
-        let mut cached = Vec::new();
-        for (envelope, mut rendered) in rendered {
-            let id = envelope.server.message_id;
-            if rendered.delivery_id.is_some() && first_copy.next() == Some(false) {
+        let (mut rows, mut cached, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+        for mut prepared in chunk {
+            let id = prepared.message_id;
+            if prepared.rendered.delivery_id.is_some() && first_copy.next() == Some(false) {
                 self.store.hide_message(address, &id, "a second copy of one delivery").await?;
                 continue;
             }
-            keep_thread(&self.store, address, &id, &mut rendered, unix_now()).await;
-            let nonce = BoxNonce::random(&mut OsRng);
-            cached.push((id, nonce.to_hex(), account.sender.storage_key.seal(&nonce, &rendered.bytes)));
-            let mut flags: Flags = rendered.flags.iter().filter_map(|f| f.parse().ok()).collect();
+            let before = prepared.rendered.bytes.len();
+            if let Some(entry) = thread_of(&self.store, address, &id, &mut prepared.rendered).await {
+                threads.push(entry);
+                if prepared.rendered.bytes.len() != before {
+                    // The thread map completed the rendering: seal what is shown.
+                    prepared.sealed = seal(&account.keystore(), &prepared.rendered.bytes);
+                }
+            }
+            let (nonce, sealed) = prepared.sealed;
+            cached.push((id, nonce, sealed));
+            let mut flags: Flags = prepared.rendered.flags.iter().filter_map(|f| f.parse().ok()).collect();
             flags.remove(&Flag::Seen);
-            flags.set(Flag::Seen, envelope.server.read);
-            let size = u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX);
-            self.hot.put(address, &id, Arc::from(rendered.bytes));
-            rows.push(NewMessage { message_id: id, flags, internal_date: envelope.server.received_at.unix(), size });
+            flags.set(Flag::Seen, prepared.read);
+            let size = u32::try_from(prepared.rendered.bytes.len()).unwrap_or(u32::MAX);
+            self.hot.put(address, &id, Arc::from(prepared.rendered.bytes));
+            rows.push(NewMessage { message_id: id, flags, internal_date: prepared.received_at.unix(), size });
+        }
+        if let Err(err) = self.store.remember_threads(address, &threads, unix_now()).await {
+            tracing::warn!(error = %err, "the thread map could not be updated; replies to these messages start a new thread");
         }
         self.keep_in_cache(address, &cached, unix_now()).await?;
         if !rows.is_empty() {
@@ -321,79 +383,159 @@ enum HistoryState {
     Wait(String),
 }
 
-/// Stage 1: the envelopes of `new`, at most [`FETCH_CONCURRENCY`] at once, passed on
-/// as they arrive. A message deleted meanwhile is skipped; the first other error is
-/// returned once every fetch is done.
-async fn fetch(
-    account: &Account,
-    client: &Arc<SessionClient>,
-    row: &MailboxRow,
-    new: &[&MessageSummary],
-    out: mpsc::Sender<Fetched>,
-    progress: &mut Progress<'_>,
-) -> Option<MailboxError> {
-    let mut fetches: JoinSet<(usize, Result<StoredEnvelope, ClientError>)> = JoinSet::new();
-    let spawn = |fetches: &mut JoinSet<_>, index: usize, id: Id32| {
-        let client = client.clone();
-        fetches.spawn(async move { (index, client.get_message(id).await) });
-    };
-    let mut pending = new.iter().enumerate();
-    for (index, summary) in pending.by_ref().take(FETCH_CONCURRENCY) {
-        spawn(&mut fetches, index, summary.message_id);
-    }
-    let mut first_error = None;
-    let mut done = 0usize;
-    while let Some(joined) = fetches.join_next().await {
-        done += 1;
-        if done.is_multiple_of(SYNC_PROGRESS_EVERY) {
-            tracing::info!(
-                account = %account.sender.address, mailbox = %row.name, fetched = done, total = new.len(),
-                "sync in progress"
-            );
-            progress.report(done as u64, new.len() as u64).await;
-        }
-        if let Some((index, summary)) = pending.next() {
-            spawn(&mut fetches, index, summary.message_id);
-        }
-        match joined {
-            Ok((index, Ok(envelope))) => {
-                // The later stages stopped: nothing more can be recorded.
-                if out.send((index, envelope)).await.is_err() {
-                    break;
-                }
-            }
-            Ok((_, Err(err))) if err.code() == Some(ErrorCode::NotFound) => {}
-            Ok((_, Err(err))) => {
-                first_error.get_or_insert(MailboxError::from(err));
-            }
-            Err(_) => {}
-        }
-    }
-    first_error
+/// Stage 1: the new envelopes, in chunks, in server order.
+struct Fetcher<'a> {
+    client: &'a Arc<SessionClient>,
+    row: &'a MailboxRow,
+    /// How many messages are new (for progress reports).
+    total: usize,
 }
 
-/// Stage 3: opens and renders each verified envelope on the blocking pool (all cores);
-/// returns them in arrival order.
-async fn render(
-    account: &Account,
-    mut verified: mpsc::Receiver<Verified>,
-    count: usize,
-) -> Vec<(StoredEnvelope, Rendered)> {
-    let mut renders: JoinSet<(usize, StoredEnvelope, Rendered)> = JoinSet::new();
-    while let Some((index, envelope, verdict)) = verified.recv().await {
-        let keystore = account.keystore();
-        renders.spawn_blocking(move || {
-            let rendered = open_and_render(&envelope, &keystore, &verdict);
-            (index, envelope, rendered)
-        });
-    }
-    let mut results: Vec<Option<(StoredEnvelope, Rendered)>> = (0..count).map(|_| None).collect();
-    while let Some(done) = renders.join_next().await {
-        if let Ok((index, envelope, rendered)) = done {
-            if let Some(slot) = results.get_mut(index) {
-                *slot = Some((envelope, rendered));
+impl Fetcher<'_> {
+    /// Fetches `new` by the page when the server offers it, then one `GET` each for
+    /// what the pages did not bring (all of them on a server without the extension).
+    /// Returns the first error (a message deleted meanwhile is none) and the position
+    /// the pages reached.
+    async fn run(
+        &self,
+        new: &[&MessageSummary],
+        out: mpsc::Sender<Vec<StoredEnvelope>>,
+        progress: &mut Progress<'_>,
+    ) -> (Option<MailboxError>, Option<Position>) {
+        let mut wanted: HashSet<Id32> = new.iter().map(|m| m.message_id).collect();
+        let mut done = 0;
+        let (mut first_error, mut position) = (None, None);
+        if self.client.server().implements(Api::XEnvelopes) {
+            match self.pages(&mut wanted, &out, &mut done, progress).await {
+                Ok(reached) => position = Some(reached),
+                Err(err) => first_error = Some(err),
             }
         }
+        let rest: Vec<Id32> = new.iter().map(|m| m.message_id).filter(|id| wanted.contains(id)).collect();
+        for ids in rest.chunks(CHUNK) {
+            let (chunk, error) = self.one_by_one(ids).await;
+            if let Some(err) = error {
+                first_error.get_or_insert(err);
+            }
+            done += ids.len();
+            progress.report(done as u64, self.total as u64).await;
+            if !chunk.is_empty() && out.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        (first_error, position)
     }
-    results.into_iter().flatten().collect()
+
+    /// The folder's pages from the mailbox's position on, keeping the wanted envelopes
+    /// (and taking them out of `wanted`); the position reached.
+    async fn pages(
+        &self,
+        wanted: &mut HashSet<Id32>,
+        out: &mpsc::Sender<Vec<StoredEnvelope>>,
+        done: &mut usize,
+        progress: &mut Progress<'_>,
+    ) -> Result<Position, MailboxError> {
+        let mut after = self.row.server_position;
+        while !wanted.is_empty() {
+            let page = self.client.envelope_page(MessageType::Email, self.row.folder.clone(), after).await?;
+            let chunk: Vec<StoredEnvelope> = page
+                .envelopes
+                .into_iter()
+                .map(|paged| paged.into_current())
+                .filter(|envelope| wanted.remove(&envelope.server.message_id))
+                .collect();
+            // A server that does not move forward would loop: stop and fetch the rest one by one.
+            let stuck = page.next <= after;
+            after = page.next;
+            *done += chunk.len();
+            progress.report(*done as u64, self.total as u64).await;
+            if !chunk.is_empty() && out.send(chunk).await.is_err() || !page.more || stuck {
+                break;
+            }
+        }
+        Ok(after)
+    }
+
+    /// The envelopes of `ids`, [`FETCH_CONCURRENCY`] at once, in the order given.
+    async fn one_by_one(&self, ids: &[Id32]) -> (Vec<StoredEnvelope>, Option<MailboxError>) {
+        let mut fetches: JoinSet<(usize, Result<StoredEnvelope, ClientError>)> = JoinSet::new();
+        let spawn = |fetches: &mut JoinSet<_>, index: usize, id: Id32| {
+            let client = self.client.clone();
+            fetches.spawn(async move { (index, client.get_message(id).await) });
+        };
+        let mut pending = ids.iter().enumerate();
+        for (index, id) in pending.by_ref().take(FETCH_CONCURRENCY) {
+            spawn(&mut fetches, index, *id);
+        }
+        let mut slots: Vec<Option<StoredEnvelope>> = (0..ids.len()).map(|_| None).collect();
+        let mut first_error = None;
+        while let Some(joined) = fetches.join_next().await {
+            if let Some((index, id)) = pending.next() {
+                spawn(&mut fetches, index, *id);
+            }
+            match joined {
+                Ok((index, Ok(envelope))) => {
+                    if let Some(slot) = slots.get_mut(index) {
+                        *slot = Some(envelope);
+                    }
+                }
+                Ok((_, Err(err))) if err.code() == Some(ErrorCode::NotFound) => {}
+                Ok((_, Err(err))) => {
+                    first_error.get_or_insert(MailboxError::from(err));
+                }
+                Err(_) => {}
+            }
+        }
+        (slots.into_iter().flatten().collect(), first_error)
+    }
+}
+
+/// Stage 3: each verified chunk opened, rendered and sealed on the blocking pool, split
+/// across the cores; passed on in order.
+async fn render(account: &Account, mut verified: mpsc::Receiver<Verified>, out: mpsc::Sender<Vec<Prepared>>) {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    while let Some(mut chunk) = verified.recv().await {
+        let keystore = account.keystore();
+        let part = chunk.len().div_ceil(cores).max(1);
+        let mut parts = Vec::new();
+        while !chunk.is_empty() {
+            let rest = chunk.split_off(part.min(chunk.len()));
+            let mine = std::mem::replace(&mut chunk, rest);
+            let keystore = keystore.clone();
+            parts.push(tokio::task::spawn_blocking(move || prepare(&mine, &keystore)));
+        }
+        let mut prepared = Vec::new();
+        for part in parts {
+            if let Ok(done) = part.await {
+                prepared.extend(done);
+            }
+        }
+        if out.send(prepared).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Opens, renders and seals a part of a chunk (blocking).
+fn prepare(items: &[(StoredEnvelope, SenderTrust)], keystore: &Keystore) -> Vec<Prepared> {
+    let refs: Vec<(&StoredEnvelope, &SenderTrust)> = items.iter().map(|(e, t)| (e, t)).collect();
+    let rendered = open_and_render_all(&refs, keystore);
+    items
+        .iter()
+        .zip(rendered)
+        .map(|((envelope, _), rendered)| Prepared {
+            message_id: envelope.server.message_id,
+            sender: envelope.server.sender.clone(),
+            read: envelope.server.read,
+            received_at: envelope.server.received_at,
+            sealed: seal(keystore, &rendered.bytes),
+            rendered,
+        })
+        .collect()
+}
+
+/// A rendering sealed with the account's storage key for the cache: (nonce in hex, ciphertext).
+fn seal(keystore: &Keystore, bytes: &[u8]) -> (String, Vec<u8>) {
+    let nonce = BoxNonce::random(&mut OsRng);
+    (nonce.to_hex(), keystore.storage_key().seal(&nonce, bytes))
 }

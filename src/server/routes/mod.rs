@@ -71,6 +71,8 @@ fn served() -> Vec<Served> {
         serve(&t::GET_READ_STATUS, mailbox::read_status),
         serve(&t::SET_READ_STATUS, mailbox::set_read_status),
         serve(&t::SET_MESSAGE_EXTENSIONS, mailbox::set_extensions),
+        serve(&t::LIST_ROOT_ENVELOPES, mailbox::list_root_envelopes),
+        serve(&t::LIST_ENVELOPES, mailbox::list_envelopes),
         serve(&t::INITIALIZE_ACCOUNT, account::initialize_account),
         serve(&t::GET_NONEPHEMERAL_KEY, account::nonephemeral_key),
         serve(&t::SET_NONEPHEMERAL_KEY, account::set_nonephemeral_key),

@@ -76,6 +76,16 @@ pub struct MessageRow {
     pub message_type: MessageType,
 }
 
+/// One message of an envelope page, as stored.
+#[derive(Debug, Clone)]
+pub struct PagedRow {
+    pub position: i64,
+    pub envelope: String,
+    pub read: bool,
+    /// The sealed extensions data's JSON, if any.
+    pub extensions: Option<String>,
+}
+
 /// What happened to a guarded write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -1064,6 +1074,49 @@ impl ServerStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    /// Up to `max_count` messages of one folder stored after `after`, in storage order,
+    /// stopping before `max_bytes` of envelopes (but never returning none when one is
+    /// there). Their envelope and extensions are as stored: JSON the server wrote.
+    /// With them, whether the page was cut short (more may follow).
+    pub async fn envelope_page(
+        &self,
+        address: &Address,
+        message_type: &MessageType,
+        folder: Option<&FolderName>,
+        after: i64,
+        (max_count, max_bytes): (u32, u64),
+    ) -> Result<(Vec<PagedRow>, bool), StoreError> {
+        with_pool!(self, pool, sql, {
+            let rows = sql::query(
+                "SELECT rowid, envelope, read, extensions, size FROM messages WHERE recipient = ? \
+                 AND message_type = ? AND folder_name IS NOT DISTINCT FROM ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            )
+            .bind(address.as_str())
+            .bind(message_type.as_str())
+            .bind(folder.map(FolderName::as_str))
+            .bind(after)
+            .bind(i64::from(max_count))
+            .fetch_all(pool)
+            .await?;
+            let mut page = Vec::with_capacity(rows.len());
+            let mut bytes = 0u64;
+            for r in &rows {
+                bytes += r.try_get::<i64, _>("size")?.max(0) as u64;
+                if bytes > max_bytes && !page.is_empty() {
+                    break;
+                }
+                page.push(PagedRow {
+                    position: r.try_get("rowid")?,
+                    envelope: r.try_get("envelope")?,
+                    read: r.try_get("read")?,
+                    extensions: r.try_get("extensions")?,
+                });
+            }
+            let cut = page.len() < rows.len() || rows.len() == max_count as usize;
+            Ok((page, cut))
         })
     }
 

@@ -123,6 +123,56 @@ pub struct MessageList {
 /// `GET {v}/message/{message_id}/{update_read}` returns the stored envelope itself.
 pub type GetMessageResponse = StoredEnvelope;
 
+/// A folder's storage position (extension `x-envelopes`, docs/protocol.md §8.30): the
+/// server's order of arrival, increasing; `0` is before the first message. Opaque to
+/// clients, which only hand back what a page gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Position(pub u64);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = std::num::ParseIntError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Self)
+    }
+}
+
+/// One envelope of an `x-envelopes` page: the envelope as stored at delivery, with the
+/// read status and extensions data as they are now (they override the envelope's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagedEnvelope {
+    pub envelope: StoredEnvelope,
+    pub read: bool,
+    pub extensions_data: Option<SealedData>,
+}
+
+impl PagedEnvelope {
+    /// The stored envelope with its current read status and extensions data.
+    pub fn into_current(self) -> StoredEnvelope {
+        let mut envelope = self.envelope;
+        envelope.server.read = self.read;
+        envelope.server.extensions_data = self.extensions_data;
+        envelope
+    }
+}
+
+/// Extension: `GET {v}/x-envelopes/{message_type}[/{folder_name}]/{after}`: the
+/// folder's envelopes stored after position `after`, oldest first, bounded in count
+/// and bytes; `next` is the position to ask from for the rest, `more` whether there
+/// may be any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopePage {
+    pub envelopes: Vec<PagedEnvelope>,
+    pub next: Position,
+    pub more: bool,
+}
+
 /// `POST {v}/message_move/{message_id}`: the destination; `null` is the root folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

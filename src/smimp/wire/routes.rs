@@ -11,12 +11,12 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Deleted, EphemeralKeys, ExtensionsUpdate,
-    Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry,
-    ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent,
-    MoveMessageRequest, Moved, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, SendMessageRequest,
-    ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated, UserHistory,
-    UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Deleted, EnvelopePage, EphemeralKeys,
+    ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount,
+    ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList,
+    MessageSent, MoveMessageRequest, Moved, Position, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed,
+    SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated,
+    UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
 };
 use crate::smimp::address::Address;
 use crate::smimp::crypto::Hash;
@@ -82,11 +82,13 @@ pub enum Api {
     Whitelist,
     Blacklist,
     Quota,
+    /// Extension: a folder's envelopes by the page (docs/protocol.md §8.30).
+    XEnvelopes,
 }
 
 impl Api {
     /// Every API, in the spec's order.
-    pub const ALL: [Api; 22] = [
+    pub const ALL: [Api; 23] = [
         Api::Version,
         Api::ServerInformation,
         Api::GetUser,
@@ -109,6 +111,7 @@ impl Api {
         Api::Whitelist,
         Api::Blacklist,
         Api::Quota,
+        Api::XEnvelopes,
     ];
 
     /// The name as it appears in paths and in `server_information`.
@@ -136,6 +139,7 @@ impl Api {
             Api::Whitelist => "whitelist",
             Api::Blacklist => "blacklist",
             Api::Quota => "quota",
+            Api::XEnvelopes => "x-envelopes",
         }
     }
 
@@ -157,6 +161,7 @@ impl Api {
                 | Api::Whitelist
                 | Api::Blacklist
                 | Api::Quota
+                | Api::XEnvelopes
         )
     }
 }
@@ -340,6 +345,10 @@ pub mod table {
         SET_READ_STATUS: Post "{v}/message_read/{message_id}", Session, MessageRead, SetReadRequest => ReadStatus;
         SET_MESSAGE_EXTENSIONS: Post "{v}/message_extensions/{message_id}", Session, MessageExtensions,
             ExtensionsUpdate [body_limit::EXTENSIONS] => Updated;
+        LIST_ROOT_ENVELOPES: Get "{v}/x-envelopes/{message_type}/{after}", Session, XEnvelopes,
+            () => EnvelopePage, extension;
+        LIST_ENVELOPES: Get "{v}/x-envelopes/{message_type}/{folder_name}/{after}", Session, XEnvelopes,
+            () => EnvelopePage, extension;
         // Account administration
         INITIALIZE_ACCOUNT: Post "{v}/initialize_account", Password, InitializeAccount,
             InitializeAccountRequest [body_limit::KEYS] => AccountInitialized;
@@ -401,6 +410,8 @@ pub enum Route {
     ListMessages { message_type: MessageType, folder_name: Option<FolderName> },
     /// `GET {v}/message/{message_id}/{update_read}` → [`StoredEnvelope`].
     GetMessage { message_id: Id32, update_read: bool },
+    /// Extension: `GET {v}/x-envelopes/{message_type}[/{folder_name}]/{after}` → [`EnvelopePage`].
+    ListEnvelopes { message_type: MessageType, folder_name: Option<FolderName>, after: Position },
     /// `DELETE {v}/message/{message_id}` → [`Deleted`].
     DeleteMessage { message_id: Id32 },
     /// `POST {v}/message_move/{message_id}` [`MoveMessageRequest`] → [`Moved`].
@@ -473,6 +484,12 @@ impl Route {
                 (&t::LIST_MESSAGES, values![message_type, folder_name])
             }
             Route::GetMessage { message_id, update_read } => (&t::GET_MESSAGE, values![message_id, update_read]),
+            Route::ListEnvelopes { message_type, folder_name: None, after } => {
+                (&t::LIST_ROOT_ENVELOPES, values![message_type, after])
+            }
+            Route::ListEnvelopes { message_type, folder_name: Some(folder_name), after } => {
+                (&t::LIST_ENVELOPES, values![message_type, folder_name, after])
+            }
             Route::DeleteMessage { message_id } => (&t::DELETE_MESSAGE, values![message_id]),
             Route::MoveMessage { message_id } => (&t::MOVE_MESSAGE, values![message_id]),
             Route::GetReadStatus { message_id } => (&t::GET_READ_STATUS, values![message_id]),
@@ -586,8 +603,10 @@ mod tests {
             Route::UpdateFolder { folder_name: work.clone() },
             Route::DeleteFolder { message_type: MessageType::Email, folder_name: work.clone() },
             Route::ListMessages { message_type: MessageType::Email, folder_name: None },
-            Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work) },
+            Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work.clone()) },
             Route::GetMessage { message_id: id, update_read: true },
+            Route::ListEnvelopes { message_type: MessageType::Email, folder_name: None, after: Position(0) },
+            Route::ListEnvelopes { message_type: MessageType::Email, folder_name: Some(work), after: Position(7) },
             Route::DeleteMessage { message_id: id },
             Route::MoveMessage { message_id: id },
             Route::GetReadStatus { message_id: id },
