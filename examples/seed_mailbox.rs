@@ -2,8 +2,8 @@
 //! messages from one gateway account to another, sealed to the recipient's published
 //! message key and signed with the sender's master key by the protocol core, exactly as
 //! a sender seals them, then stored straight into the reference server's database by the
-//! server's own delivery step (the transaction `send_message` ends in). What it skips is
-//! only the transport: 100,000 messages take a minute, not the hours that proof of work
+//! server's own delivery steps (those `send_message` ends in), a thousand to a transaction.
+//! What it skips is only the transport: 100,000 messages take a minute, not the hours that proof of work
 //! and a round trip each would. The recipient's gateway checks every one as any mail.
 //!
 //! ```text
@@ -176,22 +176,24 @@ async fn main() -> Result<()> {
     while stored < args.count {
         let end = (stored + BATCH).min(args.count);
         let received_at = Timestamp::from_unix(unix_now()).context("the clock is out of range")?;
-        for (message_id, envelope) in seal_batch(&seed, stored..end, received_at)? {
-            let message = NewMessage {
-                message_id,
+        let sealed = seal_batch(&seed, stored..end, received_at)?;
+        let messages: Vec<NewMessage> = sealed
+            .iter()
+            .map(|(message_id, envelope)| NewMessage {
+                message_id: *message_id,
                 recipient: &seed.recipient,
                 sender: &seed.sender,
                 message_type: &MessageType::Email,
                 received_at: received_at.unix(),
-                envelope: &envelope,
+                envelope,
                 pow_nonce: None,
                 message_key: &seed.message_key,
                 quota_bytes: quota,
-            };
-            match store.deliver(&message).await? {
-                Delivery::Stored => {}
-                other => bail!("message {stored} was not stored: {other:?}"),
-            }
+            })
+            .collect();
+        match store.deliver_all(&messages).await? {
+            Delivery::Stored => {}
+            other => bail!("messages {stored} to {end} were not stored: {other:?}"),
         }
         stored = end;
     }

@@ -311,36 +311,45 @@ fn render_verified(email: &Email, sender: &Address, message_id: &Id32, mut meta:
 /// account's client knows for its thread. A database failure costs threading only: it is
 /// logged and the message is shown as rendered.
 pub async fn keep_thread(store: &GatewayStore, account: &Address, copy: &Id32, rendered: &mut Rendered, now: i64) {
-    let Some((shown, entry)) = thread_of(store, account, copy, rendered).await else { return };
+    complete_from_thread_map(store, account, rendered).await;
+    let Some((shown, entry)) = thread_entry(copy, rendered) else { return };
     if let Err(err) = store.remember_thread(account, &shown, entry, now).await {
         tracing::warn!(error = %err, "the thread map could not be updated; replies to this message start a new thread");
     }
 }
 
-/// [`keep_thread`] without the write: the rendering completed from the thread map, and
-/// the Message-ID and thread entry to remember (a sync remembers a chunk's in one step).
-pub async fn thread_of(
-    store: &GatewayStore,
-    account: &Address,
-    copy: &Id32,
-    rendered: &mut Rendered,
-) -> Option<(String, ThreadEntry)> {
+/// What the thread map is asked to complete a rendering from the payload (SMIMP-native
+/// mail): its thread, and the message it answers. `None` when nothing is asked (mail
+/// shown as its sealed original, or not verified).
+pub fn thread_question(rendered: &Rendered) -> Option<(Id32, Option<Id32>)> {
     let threading = rendered.threading.as_ref()?;
-    if threading.original_message_id.is_none() {
-        let (thread, reply_to, until) =
-            (&threading.thread_id, threading.reply_to.as_ref(), threading.received_at.unix());
-        match store.thread_names(account, thread, reply_to, until).await {
-            Ok(names) if names.parent.is_some() => {
-                if let Some(bytes) = with_known_ids(&rendered.bytes, names.parent.as_deref(), &names.known) {
-                    rendered.bytes = bytes;
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "the thread map could not be read; the message is shown without it")
+    threading.original_message_id.is_none().then_some((threading.thread_id, threading.reply_to))
+}
+
+/// [`keep_thread`]'s first half: a rendering from the payload gets the In-Reply-To and
+/// References the account's client knows for its thread. A database failure costs
+/// threading only: it is logged and the message is shown as rendered.
+pub async fn complete_from_thread_map(store: &GatewayStore, account: &Address, rendered: &mut Rendered) {
+    let Some(threading) = &rendered.threading else { return };
+    if threading.original_message_id.is_some() {
+        return;
+    }
+    let (thread, reply_to, until) = (&threading.thread_id, threading.reply_to.as_ref(), threading.received_at.unix());
+    match store.thread_names(account, thread, reply_to, until).await {
+        Ok(names) if names.parent.is_some() => {
+            if let Some(bytes) = with_known_ids(&rendered.bytes, names.parent.as_deref(), &names.known) {
+                rendered.bytes = bytes;
             }
         }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "the thread map could not be read; the message is shown without it"),
     }
+}
+
+/// [`keep_thread`]'s second half: the Message-ID the client sees for `copy` and its
+/// thread map entry (a sync remembers a chunk's in one step).
+pub fn thread_entry(copy: &Id32, rendered: &Rendered) -> Option<(String, ThreadEntry)> {
+    let threading = rendered.threading.as_ref()?;
     let shown = match &threading.original_message_id {
         Some(id) => id.clone(),
         None => message_id_for(copy).trim_matches(['<', '>']).to_string(),

@@ -152,8 +152,15 @@ impl MasterPublicKey {
         let mut keys = Vec::with_capacity(items.len());
         let mut signatures = Vec::with_capacity(items.len());
         let mut messages: Vec<&[u8]> = Vec::with_capacity(items.len());
+        // A batch is mostly a few senders: each key is decompressed once.
+        let mut points: std::collections::HashMap<&MasterPublicKey, ed25519_dalek::VerifyingKey> =
+            std::collections::HashMap::new();
         for (key, hash, signature) in items {
-            keys.push(key.dalek()?);
+            let point = match points.get(key) {
+                Some(point) => *point,
+                None => *points.entry(key).or_insert(key.dalek()?),
+            };
+            keys.push(point);
             let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
             strict_r(sig.r_bytes())?;
             signatures.push(sig);

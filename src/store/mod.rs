@@ -14,12 +14,14 @@ mod flags;
 mod mailboxes;
 mod progress;
 mod rows;
+mod synced;
 mod threads;
 
 pub use deliveries::DeliveryRecord;
 pub use flags::{Flag, FlagError, Flags, Keyword};
 pub use progress::ProgressRecord;
 pub use rows::{MailboxRow, MessageRow, NewMessage, Uid};
+pub use synced::SyncedChunk;
 pub use threads::{ThreadEntry, ThreadNames};
 
 use rows::parsed_column;

@@ -106,11 +106,20 @@ impl Mailboxes {
         if entries.is_empty() {
             return Ok(());
         }
-        if !self.cache_counted.swap(true, Ordering::AcqRel) {
-            self.cache_bytes.store(self.store.cache_size().await?, Ordering::Release);
-        }
         let added = self.store.cache_messages(address, entries, now).await?;
-        let total = self.cache_bytes.fetch_add(added, Ordering::AcqRel) + added;
+        self.count_in_cache(added).await
+    }
+
+    /// Counts `added` bytes newly kept in the sealed cache, trimming it when over its size.
+    pub(super) async fn count_in_cache(&self, added: u64) -> Result<(), MailboxError> {
+        let total = if self.cache_counted.swap(true, Ordering::AcqRel) {
+            self.cache_bytes.fetch_add(added, Ordering::AcqRel) + added
+        } else {
+            // The first count reads the table, which already holds `added`.
+            let size = self.store.cache_size().await?;
+            self.cache_bytes.store(size, Ordering::Release);
+            size
+        };
         if total > self.cache_max_bytes {
             let left = self.store.trim_cache().await?;
             self.cache_bytes.store(left, Ordering::Release);

@@ -18,7 +18,10 @@ use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
-use crate::backend::inbound::{open_and_render_all, own_trust, thread_of, Rendered, SenderKeys, SenderTrust};
+use crate::backend::inbound::{
+    complete_from_thread_map, open_and_render_all, own_trust, thread_entry, thread_question, Rendered, SenderKeys,
+    SenderTrust,
+};
 use crate::backend::progress::Progress;
 use crate::backend::trust::{trusted_history, trusted_key_and_history};
 use crate::client::trust::TrustedKey;
@@ -32,7 +35,7 @@ use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::MessageType;
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{Api, ErrorCode, MessageSummary, Position};
-use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, Uid};
+use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, SyncedChunk, Uid};
 
 /// Envelopes verified, rendered and recorded together: one batch signature check, one
 /// database transaction. With [`CHUNKS_IN_FLIGHT`] it bounds what a sync holds.
@@ -235,6 +238,7 @@ impl Mailboxes {
             .filter_map(|p| Some((p.sender.clone(), p.rendered.delivery_id.clone()?, p.message_id)))
             .collect();
         let mut first_copy = self.store.claim_deliveries(address, &claims).await?.into_iter();
+        let asks = self.thread_asks(address, &chunk).await;
         let (mut rows, mut cached, mut threads) = (Vec::new(), Vec::new(), Vec::new());
         for mut prepared in chunk {
             let id = prepared.message_id;
@@ -242,14 +246,15 @@ impl Mailboxes {
                 self.store.hide_message(address, &id, "a second copy of one delivery").await?;
                 continue;
             }
-            let before = prepared.rendered.bytes.len();
-            if let Some(entry) = thread_of(&self.store, address, &id, &mut prepared.rendered).await {
-                threads.push(entry);
+            if asks.needs(&prepared.rendered) {
+                let before = prepared.rendered.bytes.len();
+                complete_from_thread_map(&self.store, address, &mut prepared.rendered).await;
                 if prepared.rendered.bytes.len() != before {
                     // The thread map completed the rendering: seal what is shown.
                     prepared.sealed = seal(&account.keystore(), &prepared.rendered.bytes);
                 }
             }
+            threads.extend(thread_entry(&id, &prepared.rendered));
             let (nonce, sealed) = prepared.sealed;
             cached.push((id, nonce, sealed));
             let mut flags: Flags = prepared.rendered.flags.iter().filter_map(|f| f.parse().ok()).collect();
@@ -259,14 +264,32 @@ impl Mailboxes {
             self.hot.put(address, &id, Arc::from(prepared.rendered.bytes));
             rows.push(NewMessage { message_id: id, flags, internal_date: prepared.received_at.unix(), size });
         }
-        if let Err(err) = self.store.remember_threads(address, &threads, unix_now()).await {
-            tracing::warn!(error = %err, "the thread map could not be updated; replies to these messages start a new thread");
-        }
-        self.keep_in_cache(address, &cached, unix_now()).await?;
-        if !rows.is_empty() {
-            self.store.add_mailbox_messages(row.id, &rows).await?;
-        }
+        let chunk = SyncedChunk {
+            account: address,
+            mailbox: row.id,
+            cached: &cached,
+            messages: &rows,
+            threads: &threads,
+            now: unix_now(),
+        };
+        let added = self.store.add_synced(&chunk).await?;
+        self.count_in_cache(added).await?;
         Ok(rows.len())
+    }
+
+    /// Which of a chunk's renderings the thread map may complete: those whose thread or
+    /// answered message it holds (all of them when it cannot be read now).
+    async fn thread_asks(&self, address: &Address, chunk: &[Prepared]) -> ThreadAsks {
+        let questions: Vec<(Id32, Option<Id32>)> = chunk.iter().filter_map(|p| thread_question(&p.rendered)).collect();
+        if questions.is_empty() {
+            return ThreadAsks::Known(HashSet::new(), HashSet::new());
+        }
+        let threads: Vec<Id32> = questions.iter().map(|(thread, _)| *thread).collect();
+        let answered: Vec<Id32> = questions.iter().filter_map(|(_, reply_to)| *reply_to).collect();
+        match self.store.threads_known(address, &threads, &answered).await {
+            Ok((threads, answered)) => ThreadAsks::Known(threads, answered),
+            Err(_) => ThreadAsks::All,
+        }
     }
 
     /// What the account accepts as `envelope`'s sender's keys, from what `senders`
@@ -381,6 +404,26 @@ enum HistoryState {
     Checked,
     /// It could not be read now: messages that need an earlier key wait.
     Wait(String),
+}
+
+/// The renderings of a chunk the thread map is asked to complete.
+enum ThreadAsks {
+    /// Those whose thread (first set) or answered message (second) the map holds.
+    Known(HashSet<Id32>, HashSet<Id32>),
+    /// Every one (the map could not be read in one step).
+    All,
+}
+
+impl ThreadAsks {
+    fn needs(&self, rendered: &Rendered) -> bool {
+        let Some((thread, reply_to)) = thread_question(rendered) else { return false };
+        match self {
+            ThreadAsks::All => true,
+            ThreadAsks::Known(threads, answered) => {
+                threads.contains(&thread) || reply_to.is_some_and(|id| answered.contains(&id))
+            }
+        }
+    }
 }
 
 /// Stage 1: the new envelopes, in chunks, in server order.

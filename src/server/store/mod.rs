@@ -243,6 +243,71 @@ macro_rules! spend_grant {
     }};
 }
 
+/// The steps of one delivery inside the transaction `$tx` (see
+/// [`ServerStore::deliver`]); returns from the calling function with the outcome when
+/// the message cannot be stored, so the transaction is dropped and rolled back.
+macro_rules! deliver_in {
+    ($sql:ident, $tx:expr, $message:expr) => {{
+            // The write comes first, so the transaction holds the write lock from its start.
+            let claimed = $sql::query(
+                "UPDATE message_keys SET state = 'used' WHERE address = ? AND public_key = ? AND kind = 'ephemeral' \
+                 AND state = 'issued'",
+            )
+            .bind($message.recipient.as_str())
+            .bind($message.message_key.to_hex())
+            .execute(&mut *$tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                let ephemeral = $sql::query(
+                    "SELECT 1 FROM message_keys WHERE address = ? AND public_key = ? AND kind = 'ephemeral'",
+                )
+                .bind($message.recipient.as_str())
+                .bind($message.message_key.to_hex())
+                .fetch_optional(&mut *$tx)
+                .await?;
+                if ephemeral.is_some() {
+                    return Ok(Delivery::KeyUsed);
+                }
+            }
+            if let Some(nonce) = $message.pow_nonce {
+                let used = $sql::query("UPDATE pow_nonces SET used = TRUE WHERE nonce = ? AND used = FALSE")
+                    .bind(nonce.to_hex())
+                    .execute(&mut *$tx)
+                    .await?;
+                if used.rows_affected() != 1 {
+                    return Ok(Delivery::NonceUsed);
+                }
+            }
+            // The quota is checked again inside the transaction, which holds the write lock:
+            // two messages racing for the last free bytes cannot both be stored.
+            if let Some(limit) = $message.quota_bytes {
+                let used: i64 = $sql::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM messages WHERE recipient = ?",
+                )
+                .bind($message.recipient.as_str())
+                .fetch_one(&mut *$tx)
+                .await?;
+                if used.max(0) as u64 + $message.envelope.len() as u64 > limit {
+                    return Ok(Delivery::Full);
+                }
+            }
+            spend_grant!($sql, $tx, $message);
+            $sql::query(
+                "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope) \
+                 VALUES (?, ?, ?, NULL, ?, ?, FALSE, ?, ?)",
+            )
+            .bind($message.message_id.to_hex())
+            .bind($message.recipient.as_str())
+            .bind($message.message_type.as_str())
+            .bind($message.sender.as_str())
+            .bind($message.received_at)
+            .bind($message.envelope.len() as i64)
+            .bind($message.envelope)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// Inserts profile record `$seq` of `$address`; the statement's own result.
 macro_rules! insert_record {
     ($sql:ident, $tx:expr, $address:expr, $seq:expr, $record:expr, $public_key:expr) => {
@@ -970,63 +1035,22 @@ impl ServerStore {
     pub async fn deliver(&self, message: &NewMessage<'_>) -> Result<Delivery, StoreError> {
         with_pool!(self, pool, sql, {
             let mut tx = sql::begin(pool).await?;
-            // The write comes first, so the transaction holds the write lock from its start.
-            let claimed = sql::query(
-                "UPDATE message_keys SET state = 'used' WHERE address = ? AND public_key = ? AND kind = 'ephemeral' \
-                 AND state = 'issued'",
-            )
-            .bind(message.recipient.as_str())
-            .bind(message.message_key.to_hex())
-            .execute(&mut *tx)
-            .await?;
-            if claimed.rows_affected() != 1 {
-                let ephemeral = sql::query(
-                    "SELECT 1 FROM message_keys WHERE address = ? AND public_key = ? AND kind = 'ephemeral'",
-                )
-                .bind(message.recipient.as_str())
-                .bind(message.message_key.to_hex())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if ephemeral.is_some() {
-                    return Ok(Delivery::KeyUsed);
-                }
+            deliver_in!(sql, tx, message);
+            tx.commit().await?;
+            Ok(Delivery::Stored)
+        })
+    }
+
+    /// Stores many messages in one transaction, each through every step of
+    /// [`ServerStore::deliver`]: an import of a whole mailbox (the benchmark's seeding
+    /// tool) pays one commit, not one per message. Stores none unless it stores all:
+    /// the first outcome other than `Stored` is returned.
+    pub async fn deliver_all(&self, messages: &[NewMessage<'_>]) -> Result<Delivery, StoreError> {
+        with_pool!(self, pool, sql, {
+            let mut tx = sql::begin(pool).await?;
+            for message in messages {
+                deliver_in!(sql, tx, message);
             }
-            if let Some(nonce) = message.pow_nonce {
-                let used = sql::query("UPDATE pow_nonces SET used = TRUE WHERE nonce = ? AND used = FALSE")
-                    .bind(nonce.to_hex())
-                    .execute(&mut *tx)
-                    .await?;
-                if used.rows_affected() != 1 {
-                    return Ok(Delivery::NonceUsed);
-                }
-            }
-            // The quota is checked again inside the transaction, which holds the write lock:
-            // two messages racing for the last free bytes cannot both be stored.
-            if let Some(limit) = message.quota_bytes {
-                let used: i64 = sql::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM messages WHERE recipient = ?",
-                )
-                .bind(message.recipient.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-                if used.max(0) as u64 + message.envelope.len() as u64 > limit {
-                    return Ok(Delivery::Full);
-                }
-            }
-            spend_grant!(sql, tx, message);
-            sql::query(
-                "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope) \
-                 VALUES (?, ?, ?, NULL, ?, ?, FALSE, ?, ?)",
-            )
-            .bind(message.message_id.to_hex())
-            .bind(message.recipient.as_str())
-            .bind(message.message_type.as_str())
-            .bind(message.sender.as_str())
-            .bind(message.received_at)
-            .bind(message.envelope.len() as i64)
-            .bind(message.envelope)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
             Ok(Delivery::Stored)
         })
