@@ -18,7 +18,7 @@ use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{table, FolderName, ListKind, Method, Route, RouteSpec, UserInfoKind};
 
 /// How many variants `Route` has; `variant` below must name each.
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 33;
 
 /// The variant's position. The match has no wildcard, so a new variant does not
 /// compile until it is listed here and in `every_route`.
@@ -56,6 +56,7 @@ fn variant(route: &Route) -> usize {
         Route::AddListEntry { .. } => 29,
         Route::RemoveListEntry { .. } => 30,
         Route::GetQuota => 31,
+        Route::ListChanges { .. } => 32,
     }
 }
 
@@ -82,7 +83,9 @@ fn every_route() -> Vec<Route> {
         Route::UpdateFolder { folder_name: work.clone() },
         Route::DeleteFolder { message_type: MessageType::Email, folder_name: work.clone() },
         Route::ListMessages { message_type: MessageType::Email, folder_name: None },
-        Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work) },
+        Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work.clone()) },
+        Route::ListChanges { message_type: MessageType::Email, folder_name: None, since: 0 },
+        Route::ListChanges { message_type: MessageType::Email, folder_name: Some(work), since: 9 },
         Route::GetMessage { message_id: id, update_read: false },
         Route::DeleteMessage { message_id: id },
         Route::MoveMessage { message_id: id },

@@ -11,12 +11,12 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Deleted, EphemeralKeys, ExtensionsUpdate,
-    Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry,
-    ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent,
-    MoveMessageRequest, Moved, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, SendMessageRequest,
-    ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated, UserHistory,
-    UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, ChangeList, Deleted, EphemeralKeys,
+    ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount,
+    ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList,
+    MessageSent, MoveMessageRequest, Moved, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed,
+    SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated,
+    UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
 };
 use crate::smimp::address::Address;
 use crate::smimp::crypto::Hash;
@@ -82,11 +82,13 @@ pub enum Api {
     Whitelist,
     Blacklist,
     Quota,
+    /// Extension: the per-mailbox change sequence (docs/protocol.md §8.29).
+    XChanges,
 }
 
 impl Api {
     /// Every API, in the spec's order.
-    pub const ALL: [Api; 22] = [
+    pub const ALL: [Api; 23] = [
         Api::Version,
         Api::ServerInformation,
         Api::GetUser,
@@ -109,6 +111,7 @@ impl Api {
         Api::Whitelist,
         Api::Blacklist,
         Api::Quota,
+        Api::XChanges,
     ];
 
     /// The name as it appears in paths and in `server_information`.
@@ -136,6 +139,7 @@ impl Api {
             Api::Whitelist => "whitelist",
             Api::Blacklist => "blacklist",
             Api::Quota => "quota",
+            Api::XChanges => "x-changes",
         }
     }
 
@@ -157,6 +161,7 @@ impl Api {
                 | Api::Whitelist
                 | Api::Blacklist
                 | Api::Quota
+                | Api::XChanges
         )
     }
 }
@@ -356,6 +361,10 @@ pub mod table {
         ADD_BLACKLIST: Post "{v}/blacklist", Session, Blacklist, ListEntry => Added;
         REMOVE_BLACKLIST: Delete "{v}/blacklist/{hash}", Session, Blacklist, () => Removed;
         GET_QUOTA: Get "{v}/quota", Session, Quota, () => Quota;
+        // Extensions of this profile
+        LIST_ROOT_CHANGES: Get "{v}/x-changes/{message_type}/{since}", Session, XChanges, () => ChangeList, extension;
+        LIST_CHANGES: Get "{v}/x-changes/{message_type}/{folder_name}/{since}", Session, XChanges,
+            () => ChangeList, extension;
     }
 }
 
@@ -431,6 +440,8 @@ pub enum Route {
     RemoveListEntry { list: ListKind, hash: Hash },
     /// `GET {v}/quota` → [`Quota`].
     GetQuota,
+    /// Extension: `GET {v}/x-changes/{message_type}[/{folder_name}]/{since}` → [`ChangeList`].
+    ListChanges { message_type: MessageType, folder_name: Option<FolderName>, since: u64 },
 }
 
 /// A list of path parameter values, each shown as its path segment.
@@ -490,6 +501,12 @@ impl Route {
                 (list(kind, &t::REMOVE_WHITELIST, &t::REMOVE_BLACKLIST), values![hash])
             }
             Route::GetQuota => (&t::GET_QUOTA, values![]),
+            Route::ListChanges { message_type, folder_name: None, since } => {
+                (&t::LIST_ROOT_CHANGES, values![message_type, since])
+            }
+            Route::ListChanges { message_type, folder_name: Some(folder_name), since } => {
+                (&t::LIST_CHANGES, values![message_type, folder_name, since])
+            }
         }
     }
 
@@ -586,7 +603,9 @@ mod tests {
             Route::UpdateFolder { folder_name: work.clone() },
             Route::DeleteFolder { message_type: MessageType::Email, folder_name: work.clone() },
             Route::ListMessages { message_type: MessageType::Email, folder_name: None },
-            Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work) },
+            Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work.clone()) },
+            Route::ListChanges { message_type: MessageType::Email, folder_name: None, since: 7 },
+            Route::ListChanges { message_type: MessageType::Email, folder_name: Some(work), since: 0 },
             Route::GetMessage { message_id: id, update_read: true },
             Route::DeleteMessage { message_id: id },
             Route::MoveMessage { message_id: id },
