@@ -181,6 +181,9 @@ async fn a_client_older_than_the_kept_tombstones_is_told_to_list_afresh() {
     assert_eq!(stale.modseq, after.modseq);
     let current = changes(&client, &org, &session, None, after.modseq).await;
     assert!(!current.expired, "a client that saw the deletion goes on");
+    let afresh = changes(&client, &org, &session, None, 0).await;
+    assert!(!afresh.expired, "from 0 nothing is lost");
+    assert_eq!(ids(&afresh), vec![before.changes[1].message_id]);
     org.stop().await;
 }
 

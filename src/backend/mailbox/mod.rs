@@ -7,7 +7,8 @@
 //! This file holds what every part shares: [`Mailboxes`], each account's session and
 //! sync lock, and [`MailboxError`]. The parts: [`folders`] (mailboxes ↔ folders),
 //! [`sync`] (fetch → verify → render → record), [`cache`] (memory, then the sealed
-//! table), [`flags`] (STORE) and [`changes`] (EXPUNGE, COPY, MOVE, APPEND).
+//! table), [`flags`] (STORE), [`follow`] (the server's change feed: other devices'
+//! flags) and [`changes`] (EXPUNGE, COPY, MOVE, APPEND).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -30,6 +31,7 @@ mod cache;
 mod changes;
 mod flags;
 mod folders;
+mod follow;
 mod sync;
 
 pub use flags::FlagChange;

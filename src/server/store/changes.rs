@@ -81,7 +81,8 @@ impl ServerStore {
                 .fetch_one(pool)
                 .await?;
             let (current, floor) = (account.int("modseq")?, account.int("vanished_floor")?);
-            if since < floor {
+            // From 0 a client asks for every message, and loses nothing to a forgotten tombstone.
+            if since > 0 && since < floor {
                 let modseq = current.max(0) as u64;
                 return Ok(ChangeList { modseq, changes: vec![], vanished: vec![], more: false, expired: true });
             }
