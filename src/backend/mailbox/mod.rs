@@ -174,6 +174,12 @@ impl Mailboxes {
         Ok(self.store.raise_recent_uid(row.id, uid).await?)
     }
 
+    /// The UIDs `name` lost after modseq `since` (QRESYNC's VANISHED).
+    pub async fn expunged_since(&self, account: &Account, name: &str, since: u64) -> Result<Vec<Uid>, MailboxError> {
+        let row = self.mailbox(account, name).await?;
+        Ok(self.store.expunged_since(row.id, since).await?)
+    }
+
     /// The account's session at its own server, shared with its deliveries and APPENDs.
     async fn client(&self, account: &Account) -> Result<Arc<SessionClient>, MailboxError> {
         Ok(account.sender.sessions.own(&self.discovery).await?)
