@@ -1395,5 +1395,10 @@ async fn qresync_resyncs_in_one_select_and_reports_vanished() {
     assert_eq!(q.cmd("x1", "STORE 1 +FLAGS.SILENT (\\Deleted)").await, ["x1 OK STORE completed"]);
     assert_eq!(q.cmd("x2", "EXPUNGE").await, ["* VANISHED 1", "x2 OK EXPUNGE completed"]);
     assert_eq!(gateway.store.uids("INBOX"), [3]);
+    // ENABLE while a mailbox is selected applies to it at once.
+    let mut late = gateway.select("INBOX").await;
+    assert_eq!(late.cmd("y1", "ENABLE QRESYNC").await, ["* ENABLED CONDSTORE QRESYNC", "y1 OK ENABLE completed"]);
+    assert_eq!(late.cmd("y2", "STORE 1:* +FLAGS.SILENT (\\Deleted)").await.last().unwrap(), "y2 OK STORE completed");
+    assert_eq!(late.cmd("y3", "EXPUNGE").await, ["* VANISHED 3", "y3 OK EXPUNGE completed"]);
     gateway.stop().await;
 }

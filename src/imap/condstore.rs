@@ -47,11 +47,12 @@ impl Enabled {
         newly
     }
 
-    /// What a view carries over into the session (a command in the selected state may
-    /// have turned CONDSTORE on).
-    pub fn absorb(&mut self, view: &View) {
+    /// Brings the session and the selected view to the same state: a command in the
+    /// selected state may have turned CONDSTORE on in the view, an ENABLE in the session.
+    pub fn share(&mut self, view: &mut View) {
         self.condstore |= view.condstore;
         self.qresync |= view.qresync;
+        (view.condstore, view.qresync) = (self.condstore, self.qresync);
     }
 }
 

@@ -106,7 +106,7 @@ impl<A> State<A> {
         }
     }
 
-    /// The selected mailbox's view, once selected.
+    #[cfg(test)]
     pub fn view(&self) -> Option<&View> {
         match self {
             State::Selected { view, .. } => Some(view),

@@ -165,9 +165,9 @@ where
         }
     };
     let select = matches!(transition, Transition::Select(_));
-    // A command in the selected state may have turned CONDSTORE on for the session.
-    if let Some(view) = session.state.view() {
-        session.enabled.absorb(view);
+    // A command may have turned CONDSTORE or QRESYNC on, in the view or the session.
+    if let Some((_, _, view)) = session.state.selected_mut() {
+        session.enabled.share(view);
     }
     if let Err(err) = session.state.apply(transition) {
         tracing::error!(error = %err, "invalid state transition");
