@@ -1374,6 +1374,7 @@ async fn qresync_resyncs_in_one_select_and_reports_vanished() {
     // Known UIDs limit what is reported; another UIDVALIDITY means a full resync.
     let limited = q.cmd("s2", "SELECT INBOX (QRESYNC (100 5 3:4))").await;
     assert!(!limited.iter().any(|l| l.starts_with("* VANISHED")), "{limited:?}");
+    assert_eq!(limited[0], "* OK [CLOSED] the previous mailbox is closed");
     let stale = q.cmd("s3", "SELECT INBOX (QRESYNC (99 5))").await;
     assert!(!stale.iter().any(|l| l.contains("VANISHED") || l.contains("MODSEQ (")), "{stale:?}");
     assert_eq!(

@@ -153,6 +153,10 @@ where
         _ => (false, true),
     };
     let is_select = matches!(body, CommandBody::Select { .. } | CommandBody::Examine { .. });
+    if is_select && session.enabled.qresync && matches!(session.state, State::Selected { .. }) {
+        // RFC 7162 §3.2.11: with QRESYNC the client is told where one mailbox's responses end.
+        link.out.extend_from_slice(b"* OK [CLOSED] the previous mailbox is closed\r\n");
+    }
     let (transition, response, flow) = match handle(session, link, needs, body).await {
         Ok(outcome) => (outcome.transition, Some(format!("{tag} OK {}\r\n", outcome.text)), outcome.flow),
         Err(ImapError::Io(err)) => return Err(err),
