@@ -30,6 +30,7 @@ struct Stored {
     flags: Vec<Flag>,
     date: i64,
     bytes: Arc<[u8]>,
+    modseq: u64,
 }
 
 #[derive(Debug)]
@@ -39,18 +40,44 @@ struct Folder {
     messages: Vec<Stored>,
     subscribed: bool,
     special_use: Option<SpecialUse>,
+    /// CONDSTORE: every arrival, flag change and expunge takes the next one.
+    highest_modseq: u64,
+    /// Expunged UIDs with the modseq of their expunge (QRESYNC).
+    expunged: Vec<(u32, u64)>,
 }
 
 impl Folder {
     fn new(uid_validity: u32, special_use: Option<SpecialUse>) -> Folder {
-        Folder { uid_validity, uid_next: 1, messages: Vec::new(), subscribed: true, special_use }
+        Folder {
+            uid_validity,
+            uid_next: 1,
+            messages: Vec::new(),
+            subscribed: true,
+            special_use,
+            highest_modseq: 1,
+            expunged: Vec::new(),
+        }
+    }
+
+    fn next_modseq(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
     }
 
     fn add(&mut self, flags: Vec<Flag>, date: i64, bytes: &[u8]) -> u32 {
         let uid = self.uid_next;
         self.uid_next += 1;
-        self.messages.push(Stored { uid, flags, date, bytes: Arc::from(bytes) });
+        let modseq = self.next_modseq();
+        self.messages.push(Stored { uid, flags, date, bytes: Arc::from(bytes), modseq });
         uid
+    }
+
+    fn remove(&mut self, uids: &[u32]) {
+        for &uid in uids {
+            let modseq = self.next_modseq();
+            self.expunged.push((uid, modseq));
+        }
+        self.messages.retain(|m| !uids.contains(&m.uid));
     }
 }
 
@@ -146,6 +173,7 @@ impl MailStore for MemStore {
         self.with(mailbox, |f| Snapshot {
             uid_validity: f.uid_validity,
             uid_next: f.uid_next,
+            highest_modseq: f.highest_modseq,
             messages: f
                 .messages
                 .iter()
@@ -154,6 +182,7 @@ impl MailStore for MemStore {
                     flags: m.flags.clone(),
                     internal_date: m.date,
                     size: m.bytes.len() as u32,
+                    modseq: m.modseq,
                 })
                 .collect(),
         })
@@ -174,6 +203,7 @@ impl MailStore for MemStore {
     ) -> Result<Vec<(u32, Vec<Flag>)>, No> {
         let changed = self.with(mailbox, |f| {
             let mut changed = Vec::new();
+            let mut next = f.highest_modseq;
             for m in f.messages.iter_mut().filter(|m| uids.contains(&m.uid)) {
                 let before = m.flags.clone();
                 match op {
@@ -188,9 +218,12 @@ impl MailStore for MemStore {
                     FlagOp::Replace => m.flags = flags.to_vec(),
                 }
                 if m.flags != before {
+                    next += 1;
+                    m.modseq = next;
                     changed.push((m.uid, m.flags.clone()));
                 }
             }
+            f.highest_modseq = next;
             changed
         })?;
         self.changes.notify_waiters();
@@ -205,7 +238,7 @@ impl MailStore for MemStore {
                 .filter(|m| m.flags.contains(&Flag::Deleted) && uids.is_none_or(|u| u.contains(&m.uid)))
                 .map(|m| m.uid)
                 .collect();
-            f.messages.retain(|m| !gone.contains(&m.uid));
+            f.remove(&gone);
             gone
         })?;
         self.changes.notify_waiters();
@@ -220,7 +253,7 @@ impl MailStore for MemStore {
         let source = folders.get_mut(from).ok_or_else(|| No::new("no such mailbox"))?;
         let moving: Vec<Stored> = source.messages.iter().filter(|m| uids.contains(&m.uid)).cloned().collect();
         if remove {
-            source.messages.retain(|m| !uids.contains(&m.uid));
+            source.remove(uids);
         }
         let target = folders.get_mut(to).ok_or_else(|| No::new("no such mailbox"))?;
         let pairs = moving.iter().map(|m| (m.uid, target.add(m.flags.clone(), m.date, &m.bytes))).collect();
@@ -246,6 +279,14 @@ impl MailStore for MemStore {
         };
         self.changes.notify_waiters();
         Ok(result)
+    }
+
+    async fn vanished(&self, _account: &String, mailbox: &str, since: u64) -> Result<Vec<u32>, No> {
+        self.with(mailbox, |f| {
+            let mut uids: Vec<u32> = f.expunged.iter().filter(|(_, m)| *m > since).map(|(uid, _)| *uid).collect();
+            uids.sort_unstable();
+            uids
+        })
     }
 
     fn changes(&self, _account: &String) -> Arc<Notify> {
@@ -384,7 +425,8 @@ async fn login_and_authenticate_plain_succeed_and_fail() {
     let caps = c.cmd("a", "CAPABILITY").await;
     assert_eq!(
         caps[0],
-        "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE ID ENABLE UNSELECT CHILDREN AUTH=PLAIN"
+        "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE ID ENABLE UNSELECT CHILDREN CONDSTORE \
+         QRESYNC AUTH=PLAIN"
     );
     assert_eq!(c.cmd("b", "LOGIN alice wrong").await, ["b NO [AUTHENTICATIONFAILED] authentication failed"]);
     assert_eq!(c.cmd("c", "LOGIN alice secret").await.last().unwrap().split(' ').nth(1), Some("OK"));
@@ -437,7 +479,7 @@ async fn starttls_upgrades_the_plain_port() {
     let tls = connector.connect(name, tcp).await.unwrap();
     let mut c = Client { io: BufReader::new(Box::new(tls)) };
     let caps = c.cmd("b", "CAPABILITY").await;
-    assert!(!caps[0].contains("STARTTLS") && caps[0].ends_with("CHILDREN AUTH=PLAIN"), "{caps:?}");
+    assert!(!caps[0].contains("STARTTLS") && caps[0].ends_with("CHILDREN CONDSTORE QRESYNC AUTH=PLAIN"), "{caps:?}");
     assert_eq!(
         c.cmd("c", "STARTTLS").await[0],
         "c BAD STARTTLS is not valid in this state: TLS is not offered here or already on"
@@ -492,7 +534,10 @@ async fn login_before_starttls_is_refused_where_tls_is_required() {
     let tls = connector.connect(name, c.io.into_inner()).await.unwrap();
     let mut c = Client { io: BufReader::new(Box::new(tls)) };
     let caps = c.cmd("g", "CAPABILITY").await;
-    assert!(caps[0].ends_with("CHILDREN AUTH=PLAIN") && !caps[0].contains("LOGINDISABLED"), "{caps:?}");
+    assert!(
+        caps[0].ends_with("CHILDREN CONDSTORE QRESYNC AUTH=PLAIN") && !caps[0].contains("LOGINDISABLED"),
+        "{caps:?}"
+    );
     assert!(c.cmd("h", "LOGIN alice secret").await[0].starts_with("h OK [CAPABILITY"));
     // The implicit-TLS port takes the login from the start.
     let mut c = gateway.connect().await;
@@ -564,7 +609,8 @@ async fn list_lsub_status_and_mailbox_management() {
     assert_eq!(c.cmd("o", "DELETE Drafts").await, ["o OK DELETE completed"]);
     assert_eq!(c.cmd("p", "NAMESPACE").await, ["* NAMESPACE ((\"\" \"/\")) NIL NIL", "p OK NAMESPACE completed"]);
     assert_eq!(c.cmd("q", "ID (\"name\" \"test\")").await[1], "q OK ID completed");
-    assert_eq!(c.cmd("r", "ENABLE CONDSTORE").await, ["* ENABLED", "r OK ENABLE completed"]);
+    assert_eq!(c.cmd("r", "ENABLE CONDSTORE").await, ["* ENABLED CONDSTORE", "r OK ENABLE completed"]);
+    assert_eq!(c.cmd("s", "ENABLE CONDSTORE UTF8=ACCEPT").await, ["* ENABLED", "s OK ENABLE completed"]);
     gateway.stop().await;
 }
 
@@ -584,6 +630,7 @@ async fn select_examine_and_fetch_every_item() {
             "* OK [UNSEEN 2] first unseen",
             "* OK [UIDVALIDITY 100] UIDs valid",
             "* OK [UIDNEXT 3] predicted next UID",
+            "* OK [HIGHESTMODSEQ 3] modseqs kept",
             "a OK [READ-ONLY] EXAMINE completed",
         ]
     );
@@ -1229,5 +1276,130 @@ async fn nil_as_a_search_string_or_list_pattern_is_text() {
     assert_eq!(c.cmd("a", "SEARCH SUBJECT NIL").await, ["* SEARCH 1", "a OK SEARCH completed"]);
     assert_eq!(c.cmd("b", "SEARCH BODY nil").await, ["* SEARCH 1", "b OK SEARCH completed"]);
     assert_eq!(c.cmd("c", "LIST \"\" NIL").await, ["c OK LIST completed"]);
+    gateway.stop().await;
+}
+
+/// CONDSTORE (RFC 7162 §3.1): ENABLE, SELECT (CONDSTORE) with HIGHESTMODSEQ, FETCH …
+/// (CHANGEDSINCE n) and the MODSEQ item, UID STORE … (UNCHANGEDSINCE n) with MODIFIED,
+/// SEARCH MODSEQ, STATUS (HIGHESTMODSEQ), and another session's change with its MODSEQ.
+#[tokio::test]
+async fn condstore_fetches_stores_and_searches_by_modseq() {
+    let gateway = start().await;
+    // INBOX starts at modseq 1: the three arrivals take 2, 3 and 4.
+    gateway.store.add("INBOX", vec![Flag::Seen], &simple("m1", "x"));
+    gateway.store.add("INBOX", vec![], &simple("m2", "x"));
+    gateway.store.add("INBOX", vec![], &simple("m3", "x"));
+    let mut c = gateway.login().await;
+    assert_eq!(c.cmd("e1", "ENABLE CONDSTORE").await, ["* ENABLED CONDSTORE", "e1 OK ENABLE completed"]);
+    let selected = c.cmd("s1", "SELECT INBOX (CONDSTORE)").await;
+    assert_eq!(
+        selected[selected.len() - 2..],
+        ["* OK [HIGHESTMODSEQ 4] modseqs kept", "s1 OK [READ-WRITE] SELECT completed"]
+    );
+    assert_eq!(
+        c.cmd("f1", "FETCH 1:* (FLAGS) (CHANGEDSINCE 2)").await,
+        ["* 2 FETCH (FLAGS (\\Recent) MODSEQ (3))", "* 3 FETCH (FLAGS (\\Recent) MODSEQ (4))", "f1 OK FETCH completed"]
+    );
+    assert_eq!(
+        c.cmd("f2", "UID FETCH 1:* (MODSEQ)").await,
+        [
+            "* 1 FETCH (UID 1 MODSEQ (2))",
+            "* 2 FETCH (UID 2 MODSEQ (3))",
+            "* 3 FETCH (UID 3 MODSEQ (4))",
+            "f2 OK UID FETCH completed"
+        ]
+    );
+    // UID 3 changed after modseq 3: it is left alone and named in MODIFIED.
+    assert_eq!(
+        c.cmd("s2", "UID STORE 1:3 (UNCHANGEDSINCE 3) +FLAGS (\\Flagged)").await,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged \\Recent) MODSEQ (5))",
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (6))",
+            "s2 OK [MODIFIED 3] UID STORE completed; some messages changed since and were left alone"
+        ]
+    );
+    assert_eq!(gateway.store.flags("INBOX", 3), []);
+    assert_eq!(
+        c.cmd("s3", "STORE 3 (UNCHANGEDSINCE 0) FLAGS.SILENT (\\Deleted)").await,
+        ["s3 OK [MODIFIED 3] STORE completed; some messages changed since and were left alone"]
+    );
+    assert_eq!(c.cmd("q1", "SEARCH MODSEQ 5").await, ["* SEARCH 1 2 (MODSEQ 6)", "q1 OK SEARCH completed"]);
+    assert_eq!(c.cmd("q2", "SEARCH MODSEQ 7").await, ["* SEARCH", "q2 OK SEARCH completed"]);
+    assert_eq!(
+        c.cmd("t1", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)").await,
+        ["* STATUS \"INBOX\" (HIGHESTMODSEQ 6 MESSAGES 3)", "t1 OK STATUS completed"]
+    );
+    // Another session's change arrives with its modseq.
+    let mut other = gateway.select("INBOX").await;
+    assert_eq!(other.cmd("o1", "STORE 3 +FLAGS.SILENT (\\Answered)").await, ["o1 OK STORE completed"]);
+    let noop = c.cmd("n1", "NOOP").await;
+    assert_eq!(
+        noop[noop.len() - 2..],
+        ["* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent) MODSEQ (7))", "n1 OK NOOP completed"]
+    );
+    gateway.stop().await;
+}
+
+/// QRESYNC (RFC 7162 §3.2): SELECT … (QRESYNC (…)) needs ENABLE first, then tells of the
+/// expunges (VANISHED (EARLIER)) and flag changes since the client's modseq; UID FETCH
+/// … (CHANGEDSINCE n VANISHED); and once on, expunges are VANISHED, not EXPUNGE.
+#[tokio::test]
+async fn qresync_resyncs_in_one_select_and_reports_vanished() {
+    let gateway = start().await;
+    for i in 1..=4 {
+        gateway.store.add("INBOX", vec![], &simple(&format!("m{i}"), "x")); // modseqs 2..5
+    }
+    let mut a = gateway.select("INBOX").await;
+    assert_eq!(a.cmd("a1", "STORE 2 +FLAGS.SILENT (\\Deleted)").await, ["a1 OK STORE completed"]); // 6
+    assert_eq!(a.cmd("a2", "EXPUNGE").await, ["* 2 EXPUNGE", "a2 OK EXPUNGE completed"]); // 7
+    assert_eq!(a.cmd("a3", "STORE 2 +FLAGS.SILENT (\\Seen)").await, ["a3 OK STORE completed"]); // uid 3: 8
+
+    let mut q = gateway.login().await;
+    assert_eq!(
+        q.cmd("s0", "SELECT INBOX (QRESYNC (100 5))").await,
+        ["s0 BAD [CLIENTBUG] enable QRESYNC first (ENABLE QRESYNC), then SELECT with it"]
+    );
+    assert_eq!(q.cmd("e1", "ENABLE QRESYNC").await, ["* ENABLED CONDSTORE QRESYNC", "e1 OK ENABLE completed"]);
+    // A client that knew UIDs 1:4 at modseq 5: UID 2 went, UID 3 changed.
+    let selected = q.cmd("s1", "SELECT INBOX (QRESYNC (100 5 1:4))").await;
+    assert_eq!(
+        selected[selected.len() - 4..],
+        [
+            "* OK [HIGHESTMODSEQ 8] modseqs kept",
+            "* VANISHED (EARLIER) 2",
+            "* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ (8))",
+            "s1 OK [READ-WRITE] SELECT completed"
+        ]
+    );
+    // Known UIDs limit what is reported; another UIDVALIDITY means a full resync.
+    let limited = q.cmd("s2", "SELECT INBOX (QRESYNC (100 5 3:4))").await;
+    assert!(!limited.iter().any(|l| l.starts_with("* VANISHED")), "{limited:?}");
+    assert_eq!(limited[0], "* OK [CLOSED] the previous mailbox is closed");
+    let stale = q.cmd("s3", "SELECT INBOX (QRESYNC (99 5))").await;
+    assert!(!stale.iter().any(|l| l.contains("VANISHED") || l.contains("MODSEQ (")), "{stale:?}");
+    assert_eq!(
+        q.cmd("f1", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)").await,
+        ["* VANISHED (EARLIER) 2", "* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ (8))", "f1 OK UID FETCH completed"]
+    );
+    assert_eq!(
+        q.cmd("f2", "UID FETCH 1:* (FLAGS) (VANISHED)").await,
+        ["f2 BAD [CLIENTBUG] VANISHED needs CHANGEDSINCE"]
+    );
+    assert_eq!(
+        q.cmd("f3", "FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)").await,
+        ["f3 BAD [CLIENTBUG] VANISHED is for UID FETCH only"]
+    );
+    // Expunges elsewhere and here are VANISHED now.
+    assert_eq!(a.cmd("a4", "STORE 3 +FLAGS.SILENT (\\Deleted)").await, ["a4 OK STORE completed"]);
+    assert_eq!(a.cmd("a5", "EXPUNGE").await, ["* 3 EXPUNGE", "a5 OK EXPUNGE completed"]);
+    assert_eq!(q.cmd("n1", "NOOP").await, ["* VANISHED 4", "* 2 EXISTS", "n1 OK NOOP completed"]);
+    assert_eq!(q.cmd("x1", "STORE 1 +FLAGS.SILENT (\\Deleted)").await, ["x1 OK STORE completed"]);
+    assert_eq!(q.cmd("x2", "EXPUNGE").await, ["* VANISHED 1", "x2 OK EXPUNGE completed"]);
+    assert_eq!(gateway.store.uids("INBOX"), [3]);
+    // ENABLE while a mailbox is selected applies to it at once.
+    let mut late = gateway.select("INBOX").await;
+    assert_eq!(late.cmd("y1", "ENABLE QRESYNC").await, ["* ENABLED CONDSTORE QRESYNC", "y1 OK ENABLE completed"]);
+    assert_eq!(late.cmd("y2", "STORE 1:* +FLAGS.SILENT (\\Deleted)").await.last().unwrap(), "y2 OK STORE completed");
+    assert_eq!(late.cmd("y3", "EXPUNGE").await, ["* VANISHED 3", "y3 OK EXPUNGE completed"]);
     gateway.stop().await;
 }

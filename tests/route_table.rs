@@ -18,7 +18,7 @@ use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{table, FolderName, ListKind, Method, Position, Route, RouteSpec, UserInfoKind};
 
 /// How many variants `Route` has; `variant` below must name each.
-const VARIANTS: usize = 33;
+const VARIANTS: usize = 34;
 
 /// The variant's position. The match has no wildcard, so a new variant does not
 /// compile until it is listed here and in `every_route`.
@@ -57,6 +57,7 @@ fn variant(route: &Route) -> usize {
         Route::RemoveListEntry { .. } => 30,
         Route::GetQuota => 31,
         Route::ListEnvelopes { .. } => 32,
+        Route::ListChanges { .. } => 33,
     }
 }
 
@@ -85,7 +86,9 @@ fn every_route() -> Vec<Route> {
         Route::ListMessages { message_type: MessageType::Email, folder_name: None },
         Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work.clone()) },
         Route::ListEnvelopes { message_type: MessageType::Email, folder_name: None, after: Position(0) },
-        Route::ListEnvelopes { message_type: MessageType::Email, folder_name: Some(work), after: Position(3) },
+        Route::ListEnvelopes { message_type: MessageType::Email, folder_name: Some(work.clone()), after: Position(3) },
+        Route::ListChanges { message_type: MessageType::Email, folder_name: None, since: 0 },
+        Route::ListChanges { message_type: MessageType::Email, folder_name: Some(work), since: 9 },
         Route::GetMessage { message_id: id, update_read: false },
         Route::DeleteMessage { message_id: id },
         Route::MoveMessage { message_id: id },

@@ -136,6 +136,7 @@ impl MailStore for Mailboxes {
         Ok(Snapshot {
             uid_validity: row.uid_validity,
             uid_next: row.uid_next.get(),
+            highest_modseq: row.highest_modseq,
             messages: messages
                 .into_iter()
                 .map(|m| MessageMeta {
@@ -143,6 +144,7 @@ impl MailStore for Mailboxes {
                     flags: flags_of(&m.flags),
                     internal_date: m.internal_date,
                     size: m.size,
+                    modseq: m.modseq,
                 })
                 .collect(),
         })
@@ -206,6 +208,11 @@ impl MailStore for Mailboxes {
 
     fn changes(&self, account: &Arc<Account>) -> Arc<tokio::sync::Notify> {
         Mailboxes::changes(self, account)
+    }
+
+    async fn vanished(&self, account: &Arc<Account>, mailbox: &str, since: u64) -> Result<Vec<u32>, No> {
+        let uids = Mailboxes::expunged_since(self, account, mailbox, since).await.map_err(no)?;
+        Ok(uids.into_iter().map(Uid::get).collect())
     }
 
     fn recent(&self, account: &Arc<Account>) -> Arc<RecentClaims> {

@@ -374,7 +374,12 @@ fn key_warning(refusal: &KeyRefusal, envelope: &StoredEnvelope) -> String {
 
 /// The account's own sealed extras of a message; empty when absent or unreadable.
 fn extras(envelope: &StoredEnvelope, keystore: &Keystore) -> MessageExtras {
-    let Some(sealed) = &envelope.server.extensions_data else { return MessageExtras::default() };
+    envelope.server.extensions_data.as_ref().map(|sealed| open_extras(sealed, keystore)).unwrap_or_default()
+}
+
+/// The account's extras from a message's sealed `extensions_data`; none when it does
+/// not open with the storage key or is not the gateway's document.
+pub fn open_extras(sealed: &crate::smimp::envelope::SealedData, keystore: &Keystore) -> MessageExtras {
     keystore
         .storage_key()
         .open(&sealed.nonce, &sealed.ciphertext)

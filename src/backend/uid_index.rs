@@ -77,7 +77,14 @@ mod tests {
     }
 
     fn row(uid: u32, byte: u8) -> MessageRow {
-        MessageRow { uid: Uid::new(uid), message_id: id(byte), flags: Flags::default(), internal_date: 0, size: 0 }
+        MessageRow {
+            uid: Uid::new(uid),
+            message_id: id(byte),
+            flags: Flags::default(),
+            internal_date: 0,
+            size: 0,
+            modseq: 1,
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::smimp::encoding::Id32;
 use crate::smimp::envelope::{SealedData, StoredEnvelope};
 use crate::smimp::message::MessageType;
 use crate::smimp::wire::{
-    Deleted, EnvelopePage, Folder, FolderList, FolderName, MessageList, MessageSummary, MoveMessageRequest, Moved,
-    Position, ReadStatus, Route, Updated, UserHistory, UserInfoKind,
+    ChangeList, Deleted, EnvelopePage, Folder, FolderList, FolderName, MessageList, MessageSummary, MoveMessageRequest,
+    Moved, Position, ReadStatus, Route, Updated, UserHistory, UserInfoKind,
 };
 
 impl ServerClient {
@@ -95,5 +95,16 @@ impl SessionClient {
     pub async fn set_extensions(&self, message_id: Id32, sealed: SealedData) -> Result<(), ClientError> {
         let _: Updated = self.call(&Route::SetMessageExtensions { message_id }, Some(&Some(sealed))).await?;
         Ok(())
+    }
+
+    /// Extension `x-changes` (docs/protocol.md §8.29): one page of what changed in a
+    /// folder after modseq `since`. Only for a server that lists `x-changes`.
+    pub async fn list_changes(
+        &self,
+        message_type: MessageType,
+        folder_name: Option<FolderName>,
+        since: u64,
+    ) -> Result<ChangeList, ClientError> {
+        self.call(&Route::ListChanges { message_type, folder_name, since }, None::<&()>).await
     }
 }

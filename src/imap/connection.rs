@@ -11,6 +11,7 @@
 //! RFC 2595 / RFC 3501 §6.2.1 (STARTTLS; buffered plaintext is dropped). Depends only
 //! on std, tokio, tokio-rustls, imap-codec, tracing and the sibling modules.
 
+use crate::imap::condstore::Enabled;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,6 +195,8 @@ pub(crate) struct Session<S: MailStore> {
     pub state: State<S::Account>,
     pub auth_failures: u32,
     pub errors: u32,
+    /// CONDSTORE and QRESYNC, once the client turned them on (RFC 7162).
+    pub enabled: Enabled,
 }
 
 impl<S: MailStore> Session<S> {
@@ -243,6 +246,7 @@ where
         state: State::NotAuthenticated,
         auth_failures: 0,
         errors: 0,
+        enabled: Enabled::default(),
         shared,
     };
     tracing::debug!(tls, "connected");

@@ -21,6 +21,8 @@ pub enum Item {
     /// BODYSTRUCTURE (true) or BODY (false).
     Structure(bool),
     Uid,
+    /// MODSEQ (RFC 7162 §3.1.4.1).
+    ModSeq,
     Section {
         spec: SectionSpec,
         partial: Option<(u32, u32)>,
@@ -75,6 +77,7 @@ pub fn items(request: &MacroOrMessageDataItemNames<'_>, uid: bool) -> Vec<Item> 
             MessageDataItemName::InternalDate => Item::InternalDate,
             MessageDataItemName::Rfc822Size => Item::Size,
             MessageDataItemName::Uid => Item::Uid,
+            MessageDataItemName::ModSeq => Item::ModSeq,
             MessageDataItemName::Rfc822 => {
                 Item::Section { spec: SectionSpec::Part(vec![]), partial: None, peek: false, name: SectionName::Rfc822 }
             }
@@ -220,6 +223,7 @@ pub fn render(out: &mut Vec<u8>, seq: u32, known: &Known, message: Option<&[u8]>
             }
             Item::Size => out.extend_from_slice(format!("RFC822.SIZE {}", known.size).as_bytes()),
             Item::Uid => out.extend_from_slice(format!("UID {}", known.uid).as_bytes()),
+            Item::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", known.modseq).as_bytes()),
             Item::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");
                 match &parsed {
@@ -275,7 +279,8 @@ mod tests {
         let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
         let CommandBody::Fetch { macro_or_item_names, .. } = command.body else { panic!("not a fetch") };
         let items = items(&macro_or_item_names, uid);
-        let known = Known { uid: 7, flags: vec![Flag::Seen], internal_date: 1_704_189_600, size: 99, recent: false };
+        let known =
+            Known { uid: 7, flags: vec![Flag::Seen], internal_date: 1_704_189_600, size: 99, recent: false, modseq: 5 };
         let mut out = Vec::new();
         render(&mut out, 1, &known, needs_content(&items).then_some(message), &items);
         String::from_utf8(out).unwrap()

@@ -162,7 +162,12 @@ mod tests {
     use imap_codec::{decode::Decoder, CommandCodec};
 
     fn view() -> View {
-        View::new("INBOX".into(), false, Snapshot { uid_validity: 1, uid_next: 1, messages: vec![] }, 0)
+        View::new(
+            "INBOX".into(),
+            false,
+            Snapshot { uid_validity: 1, uid_next: 1, highest_modseq: 1, messages: vec![] },
+            0,
+        )
     }
 
     fn needs_of(line: &str) -> Needs {

@@ -132,10 +132,10 @@ fn view() -> &'static View {
                     _ => vec![],
                 };
                 let internal_date = 1_700_000_000 + i64::from(uid) * 86_400;
-                MessageMeta { uid, flags, internal_date, size: uid * 7 }
+                MessageMeta { uid, flags, internal_date, size: uid * 7, modseq: u64::from(uid % 40) + 1 }
             })
             .collect();
-        let snapshot = Snapshot { uid_validity: 7, uid_next: 1600, messages };
+        let snapshot = Snapshot { uid_validity: 7, uid_next: 1600, highest_modseq: 41, messages };
         View::new("INBOX".into(), false, snapshot, 1400)
     })
 }

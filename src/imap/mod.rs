@@ -4,7 +4,7 @@
 //!
 //! Standards: RFC 3501 (IMAP4rev1), RFC 7888 (LITERAL+), RFC 2177 (IDLE), RFC 4315
 //! (UIDPLUS), RFC 6851 (MOVE), RFC 6154 (SPECIAL-USE), RFC 2342 (NAMESPACE), RFC 2971
-//! (ID), RFC 5161 (ENABLE), RFC 3691 (UNSELECT), RFC 3348 (CHILDREN), RFC 4959
+//! (ID), RFC 5161 (ENABLE), RFC 7162 (CONDSTORE, QRESYNC), RFC 3691 (UNSELECT), RFC 3348 (CHILDREN), RFC 4959
 //! (SASL-IR), RFC 4616 (PLAIN), RFC 8314 (implicit TLS), RFC 5530 (response codes).
 //!
 //! Layout (sans-I/O pieces under an async session):
@@ -49,6 +49,7 @@ pub use fuzz_entry::fuzz_command;
 pub use view::RecentClaims;
 
 mod command;
+mod condstore;
 mod connection;
 mod fetch;
 mod flow;
@@ -169,6 +170,18 @@ pub trait MailStore: Send + Sync + 'static {
     /// Called once a read-write session has been told of every UID up to `uid` of
     /// `mailbox`, so the backend can keep that across a restart (and give it back to
     /// [`RecentClaims::claim`] before the next claim); by default it is not kept.
+    /// The UIDs of `mailbox` expunged after modseq `since`, ascending (QRESYNC's
+    /// VANISHED, RFC 7162 §3.2.5.1); by default the backend remembers none.
+    fn vanished(
+        &self,
+        account: &Self::Account,
+        mailbox: &str,
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<u32>, No>> + Send {
+        let _ = (account, mailbox, since);
+        std::future::ready(Ok(Vec::new()))
+    }
+
     fn keep_recent(&self, account: &Self::Account, mailbox: &str, uid: u32) -> impl Future<Output = ()> + Send {
         let _ = (account, mailbox, uid);
         std::future::ready(())
@@ -211,6 +224,9 @@ impl SpecialUse {
 pub struct Snapshot {
     pub uid_validity: u32,
     pub uid_next: u32,
+    /// CONDSTORE's HIGHESTMODSEQ (RFC 7162 §3.1.2.1): at least every message's modseq,
+    /// and raised by every expunge.
+    pub highest_modseq: u64,
     /// In ascending UID order.
     pub messages: Vec<MessageMeta>,
 }
@@ -223,6 +239,8 @@ pub struct MessageMeta {
     pub internal_date: i64,
     /// RFC822.SIZE: the length of what [`MailStore::message`] returns.
     pub size: u32,
+    /// The modseq of the message's last change (RFC 7162 §3.1.1), 1 or more.
+    pub modseq: u64,
 }
 
 /// A message flag; `\Recent` is the front-end's own business and never stored.

@@ -13,13 +13,13 @@ use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::list::PatternTooLong;
 use super::view::{SetError, Update, View};
-use super::wire::{flag_list, mailbox_to_wire, sanitize, string};
+use super::wire::{flag_list, mailbox_to_wire, sanitize, string, uid_set};
 use super::{Flag, No, Snapshot};
 pub(crate) use crate::listen::Flow;
 
 /// What is offered in every state; STARTTLS and AUTH= are added before login.
 pub(crate) const AUTHENTICATED_CAPABILITIES: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE ID ENABLE UNSELECT CHILDREN";
+    "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE ID ENABLE UNSELECT CHILDREN CONDSTORE QRESYNC";
 
 /// Everything that ends a command other than success.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,8 @@ pub(crate) fn capabilities(logged_in: bool, starttls_offered: bool, auth_allowed
 
 /// The untagged lines of a successful SELECT or EXAMINE (RFC 3501 §6.3.1): FLAGS,
 /// PERMANENTFLAGS, EXISTS, RECENT, UNSEEN when a message is unseen, UIDVALIDITY and
-/// UIDNEXT. Keywords in use are listed as flags; EXAMINE permits none.
+/// UIDNEXT, and HIGHESTMODSEQ (RFC 7162 §3.1.2.1: with every SELECT, since modseqs are
+/// kept). Keywords in use are listed as flags; EXAMINE permits none.
 pub(crate) fn select(out: &mut Vec<u8>, view: &View) {
     mailbox_flags(out, &view.keywords, view.read_only);
     out.extend_from_slice(format!("* {} EXISTS\r\n* {} RECENT\r\n", view.exists(), view.recent()).as_bytes());
@@ -143,6 +144,7 @@ pub(crate) fn select(out: &mut Vec<u8>, view: &View) {
     }
     out.extend_from_slice(format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", view.uid_validity).as_bytes());
     out.extend_from_slice(format!("* OK [UIDNEXT {}] predicted next UID\r\n", view.uid_next).as_bytes());
+    out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {}] modseqs kept\r\n", view.highest_modseq).as_bytes());
 }
 
 /// `* FLAGS` with the system flags and `keywords`, then PERMANENTFLAGS: the same and
@@ -172,6 +174,7 @@ pub(crate) fn status(out: &mut Vec<u8>, name: &str, items: &[StatusDataItemName]
             StatusDataItemName::Recent => format!("RECENT {recent}"),
             StatusDataItemName::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
             StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
+            StatusDataItemName::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
             StatusDataItemName::Unseen => {
                 format!("UNSEEN {}", snapshot.messages.iter().filter(|m| !m.flags.contains(&Flag::Seen)).count())
             }
@@ -185,6 +188,24 @@ pub(crate) fn status(out: &mut Vec<u8>, name: &str, items: &[StatusDataItemName]
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
 }
 
+/// `* VANISHED (EARLIER) uids` (RFC 7162 §3.2.10): messages expunged before this
+/// command, for a client resynchronising; nothing when there are none.
+pub(crate) fn vanished_earlier(out: &mut Vec<u8>, uids: &[u32]) {
+    if !uids.is_empty() {
+        out.extend_from_slice(format!("* VANISHED (EARLIER) {}\r\n", uid_set(uids)).as_bytes());
+    }
+}
+
+/// `* SEARCH … (MODSEQ m)` when the criteria named MODSEQ (RFC 7162 §3.1.5): the
+/// highest modseq of the messages found.
+pub(crate) fn search_modseq(out: &mut Vec<u8>, found: &[u32], modseq: Option<u64>) {
+    search(out, found);
+    if let (Some(modseq), false) = (modseq, found.is_empty()) {
+        out.truncate(out.len() - 2);
+        out.extend_from_slice(format!(" (MODSEQ {modseq})\r\n").as_bytes());
+    }
+}
+
 /// `* SEARCH` with the sequence numbers or UIDs found.
 pub(crate) fn search(out: &mut Vec<u8>, found: &[u32]) {
     let mut line = String::from("* SEARCH");
@@ -195,14 +216,25 @@ pub(crate) fn search(out: &mut Vec<u8>, found: &[u32]) {
     out.extend_from_slice(line.as_bytes());
 }
 
-/// A message's flags as STORE reports them: `* seq FETCH ([UID uid ]FLAGS (...))`.
-pub(crate) fn fetch_flags(out: &mut Vec<u8>, seq: usize, uid: Option<u32>, flags: &[Flag], recent: bool) {
+/// A message's flags as STORE reports them: `* seq FETCH ([UID uid ]FLAGS (...)[ MODSEQ (m)])`,
+/// the modseq once CONDSTORE is on (RFC 7162 §3.1.3).
+pub(crate) fn fetch_flags(
+    out: &mut Vec<u8>,
+    seq: usize,
+    uid: Option<u32>,
+    flags: &[Flag],
+    recent: bool,
+    modseq: Option<u64>,
+) {
     out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
     if let Some(uid) = uid {
         out.extend_from_slice(format!("UID {uid} ").as_bytes());
     }
     out.extend_from_slice(b"FLAGS ");
     flag_list(out, flags, recent);
+    if let Some(modseq) = modseq {
+        out.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
+    }
     out.extend_from_slice(b")\r\n");
 }
 
@@ -211,12 +243,16 @@ pub(crate) fn updates(out: &mut Vec<u8>, updates: &[Update]) {
     for update in updates {
         match update {
             Update::Expunge(seq) => out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes()),
+            Update::Vanished(uids) => out.extend_from_slice(format!("* VANISHED {}\r\n", uid_set(uids)).as_bytes()),
             Update::Exists(n) => out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
             Update::Recent(n) => out.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
             Update::Keywords { keywords, read_only } => mailbox_flags(out, keywords, *read_only),
-            Update::Flags { seq, uid, flags, recent } => {
+            Update::Flags { seq, uid, flags, recent, modseq } => {
                 out.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
                 flag_list(out, flags, *recent);
+                if let Some(modseq) = modseq {
+                    out.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
+                }
                 out.extend_from_slice(b")\r\n");
             }
         }
@@ -235,9 +271,10 @@ mod tests {
     }
 
     fn snapshot() -> Snapshot {
-        let meta = |uid, flags| MessageMeta { uid, flags, internal_date: 0, size: 10 };
+        let meta = |uid, flags| MessageMeta { uid, flags, internal_date: 0, size: 10, modseq: 3 };
         Snapshot {
             uid_validity: 7,
+            highest_modseq: 12,
             uid_next: 4,
             messages: vec![
                 meta(1, vec![Flag::Seen, Flag::Keyword("$Label1".into())]),
@@ -268,8 +305,11 @@ mod tests {
     #[test]
     fn capabilities_before_and_after_login() {
         let caps = capabilities(false, true, false);
-        assert!(caps.starts_with("IMAP4rev1 LITERAL+") && caps.ends_with(" CHILDREN STARTTLS LOGINDISABLED"));
-        assert!(capabilities(false, false, true).ends_with(" CHILDREN AUTH=PLAIN"));
+        assert!(
+            caps.starts_with("IMAP4rev1 LITERAL+")
+                && caps.ends_with(" CHILDREN CONDSTORE QRESYNC STARTTLS LOGINDISABLED")
+        );
+        assert!(capabilities(false, false, true).ends_with(" QRESYNC AUTH=PLAIN"));
         assert_eq!(capabilities(true, true, true), AUTHENTICATED_CAPABILITIES);
     }
 
@@ -283,7 +323,8 @@ mod tests {
              * 3 EXISTS\r\n* 1 RECENT\r\n\
              * OK [UNSEEN 2] first unseen\r\n\
              * OK [UIDVALIDITY 7] UIDs valid\r\n\
-             * OK [UIDNEXT 4] predicted next UID\r\n"
+             * OK [UIDNEXT 4] predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 12] modseqs kept\r\n"
         );
         let mut seen = snapshot();
         seen.messages.truncate(1);
@@ -294,17 +335,18 @@ mod tests {
              * OK [PERMANENTFLAGS ()] read-only\r\n\
              * 1 EXISTS\r\n* 0 RECENT\r\n\
              * OK [UIDVALIDITY 7] UIDs valid\r\n\
-             * OK [UIDNEXT 4] predicted next UID\r\n"
+             * OK [UIDNEXT 4] predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 12] modseqs kept\r\n"
         );
     }
 
     #[test]
     fn status_lists_the_items_asked_for() {
         use StatusDataItemName as I;
-        let items = [I::UidNext, I::Messages, I::Unseen, I::Recent, I::UidValidity];
+        let items = [I::UidNext, I::Messages, I::Unseen, I::Recent, I::UidValidity, I::HighestModSeq];
         assert_eq!(
             text(|out| status(out, "Entwürfe", &items, &snapshot(), 2)),
-            "* STATUS \"Entw&APw-rfe\" (UIDNEXT 4 MESSAGES 3 UNSEEN 1 RECENT 2 UIDVALIDITY 7)\r\n"
+            "* STATUS \"Entw&APw-rfe\" (UIDNEXT 4 MESSAGES 3 UNSEEN 1 RECENT 2 UIDVALIDITY 7 HIGHESTMODSEQ 12)\r\n"
         );
         assert_eq!(text(|out| status(out, "My Box", &[], &snapshot(), 0)), "* STATUS \"My Box\" ()\r\n");
     }
@@ -313,17 +355,23 @@ mod tests {
     fn search_store_and_update_lines() {
         assert_eq!(text(|out| search(out, &[])), "* SEARCH\r\n");
         assert_eq!(text(|out| search(out, &[2, 5])), "* SEARCH 2 5\r\n");
-        assert_eq!(text(|out| fetch_flags(out, 3, None, &[Flag::Seen], false)), "* 3 FETCH (FLAGS (\\Seen))\r\n");
-        assert_eq!(text(|out| fetch_flags(out, 1, Some(9), &[], true)), "* 1 FETCH (UID 9 FLAGS (\\Recent))\r\n");
+        assert_eq!(text(|out| fetch_flags(out, 3, None, &[Flag::Seen], false, None)), "* 3 FETCH (FLAGS (\\Seen))\r\n");
+        assert_eq!(
+            text(|out| fetch_flags(out, 1, Some(9), &[], true, Some(40))),
+            "* 1 FETCH (UID 9 FLAGS (\\Recent) MODSEQ (40))\r\n"
+        );
         let all = [
             Update::Expunge(2),
             Update::Exists(4),
             Update::Recent(1),
-            Update::Flags { seq: 1, uid: 5, flags: vec![Flag::Flagged], recent: false },
+            Update::Flags { seq: 1, uid: 5, flags: vec![Flag::Flagged], recent: false, modseq: None },
+            Update::Vanished(vec![3, 4, 5, 9]),
+            Update::Flags { seq: 1, uid: 5, flags: vec![], recent: false, modseq: Some(77) },
         ];
         assert_eq!(
             text(|out| updates(out, &all)),
-            "* 2 EXPUNGE\r\n* 4 EXISTS\r\n* 1 RECENT\r\n* 1 FETCH (UID 5 FLAGS (\\Flagged))\r\n"
+            "* 2 EXPUNGE\r\n* 4 EXISTS\r\n* 1 RECENT\r\n* 1 FETCH (UID 5 FLAGS (\\Flagged))\r\n\
+             * VANISHED 3:5,9\r\n* 1 FETCH (UID 5 FLAGS () MODSEQ (77))\r\n"
         );
     }
 }

@@ -39,6 +39,18 @@ pub fn needs_content(key: &SearchKey<'_>) -> bool {
     }
 }
 
+/// Whether `key` names MODSEQ, so the answer carries the highest modseq found (RFC 7162 §3.1.5).
+pub fn names_modseq(key: &SearchKey<'_>) -> bool {
+    use SearchKey as K;
+    match key {
+        K::And(keys) => keys.as_ref().iter().any(names_modseq),
+        K::Not(key) => names_modseq(key),
+        K::Or(a, b) => names_modseq(a) || names_modseq(b),
+        K::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
 /// The most keys one SEARCH may hold; each is evaluated against every message.
 pub const MAX_SEARCH_KEYS: usize = 1_000;
 /// The SEARCH criteria as one key (several are ANDed, RFC 3501 §6.4.4), refused with a
@@ -229,6 +241,8 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         K::Old => !c.known.recent,
         K::Recent => c.known.recent,
         K::Larger(n) => c.known.size > *n,
+        // One modseq per message: the entry names (RFC 7162 §3.1.5) change nothing.
+        K::ModSequence { modseq, .. } => c.known.modseq >= *modseq,
         K::Smaller(n) => c.known.size < *n,
         K::Before(d) => internal_day < day_of(d),
         K::On(d) => internal_day == day_of(d),
@@ -302,9 +316,13 @@ Schöne Grüße, the quarterly REPORT is attached.\r\n"
             internal_date: 1_704_189_600,
             size: 500,
             recent: true,
+            modseq: 17,
         };
         let cases: &[(&str, bool)] = &[
             ("ALL", true),
+            ("MODSEQ 17", true),
+            ("MODSEQ 18", false),
+            ("MODSEQ \"/flags/\\\\seen\" all 3", true),
             ("SEEN", true),
             ("UNSEEN", false),
             ("FLAGGED", false),
@@ -368,7 +386,7 @@ Schöne Grüße, the quarterly REPORT is attached.\r\n"
 
     #[test]
     fn deleted_messages_are_excluded() {
-        let known = Known { uid: 3, flags: vec![Flag::Deleted], internal_date: 0, size: 1, recent: true };
+        let known = Known { uid: 3, flags: vec![Flag::Deleted], internal_date: 0, size: 1, recent: true, modseq: 4 };
         assert!(!check("UNSEEN NOT DELETED", &known, 3), "{:?}", criteria("UNSEEN NOT DELETED"));
     }
 

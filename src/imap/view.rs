@@ -2,7 +2,8 @@
 //! the UIDs the client knows, in order, so that sequence numbers are stable between
 //! the updates the session chooses to send; sequence and UID sets resolved against
 //! it; and the diff of a fresh snapshot against it as EXPUNGE (renumbered), EXISTS,
-//! RECENT and FETCH FLAGS updates.
+//! RECENT and FETCH FLAGS updates — with MODSEQ once CONDSTORE is on, and expunges as
+//! one VANISHED once QRESYNC is (RFC 7162 §3.1.4, §3.2.10).
 //!
 //! `\Recent` (RFC 3501 §2.3.2) is computed in-process: the first read-write session to
 //! be told of a UID gets it ([`RecentClaims`], one per account, kept by the backend so
@@ -25,6 +26,8 @@ pub struct Known {
     pub size: u32,
     /// `\Recent` for this session.
     pub recent: bool,
+    /// The modseq of its last change (RFC 7162).
+    pub modseq: u64,
 }
 
 /// The selected mailbox as this session shows it.
@@ -39,6 +42,12 @@ pub struct View {
     /// The keywords the client has been told of (FLAGS, PERMANENTFLAGS), in the order
     /// they were first seen; a FETCH may show no other.
     pub keywords: Vec<String>,
+    /// HIGHESTMODSEQ as last told (RFC 7162 §3.1.2.1).
+    pub highest_modseq: u64,
+    /// CONDSTORE is on for this session: flag updates carry MODSEQ.
+    pub condstore: bool,
+    /// QRESYNC is on for this session: expunges are announced as VANISHED.
+    pub qresync: bool,
 }
 
 /// An unsolicited response that brings the client up to date.
@@ -46,6 +55,8 @@ pub struct View {
 pub enum Update {
     /// `* n EXPUNGE`: the message with sequence number n is gone and later ones move down.
     Expunge(u32),
+    /// `* VANISHED uids` (QRESYNC): these messages are gone.
+    Vanished(Vec<u32>),
     Exists(u32),
     Recent(u32),
     /// `* FLAGS (...)` and, when writable, `* OK [PERMANENTFLAGS (...)]`: the
@@ -60,6 +71,8 @@ pub enum Update {
         uid: u32,
         flags: Vec<Flag>,
         recent: bool,
+        /// With CONDSTORE on: the message's modseq, shown as `MODSEQ (m)`.
+        modseq: Option<u64>,
     },
 }
 
@@ -114,7 +127,8 @@ impl RecentClaims {
 }
 
 fn known(meta: MessageMeta, recent: bool) -> Known {
-    Known { uid: meta.uid, flags: meta.flags, internal_date: meta.internal_date, size: meta.size, recent }
+    let MessageMeta { uid, flags, internal_date, size, modseq } = meta;
+    Known { uid, flags, internal_date, size, recent, modseq }
 }
 
 fn count(n: usize) -> u32 {
@@ -130,8 +144,41 @@ impl View {
         for message in &messages {
             learn_keywords(&mut keywords, &message.flags);
         }
-        let (uid_validity, uid_next) = (snapshot.uid_validity, snapshot.uid_next);
-        View { mailbox, read_only, uid_validity, uid_next, messages, keywords }
+        let (uid_validity, uid_next, highest_modseq) =
+            (snapshot.uid_validity, snapshot.uid_next, snapshot.highest_modseq);
+        View {
+            mailbox,
+            read_only,
+            uid_validity,
+            uid_next,
+            messages,
+            keywords,
+            highest_modseq,
+            condstore: false,
+            qresync: false,
+        }
+    }
+
+    /// Records the modseq a message's change (this session's STORE) took.
+    pub fn set_modseq(&mut self, uid: u32, modseq: u64) {
+        if let Some(index) = self.index_of(uid) {
+            self.messages[index].modseq = modseq;
+        }
+        self.highest_modseq = self.highest_modseq.max(modseq);
+    }
+
+    /// The updates for messages leaving the view: EXPUNGEs from the highest sequence
+    /// number down, or with QRESYNC one VANISHED (empty when none left).
+    fn gone(&self, expunged: Vec<(u32, u32)>) -> Vec<Update> {
+        if expunged.is_empty() {
+            return Vec::new();
+        }
+        if self.qresync {
+            let mut uids: Vec<u32> = expunged.into_iter().map(|(_, uid)| uid).collect();
+            uids.sort_unstable();
+            return vec![Update::Vanished(uids)];
+        }
+        expunged.into_iter().map(|(seq, _)| Update::Expunge(seq)).collect()
     }
 
     /// Records `flags` as the flags of the message with `uid` (a STORE, or FETCH setting
@@ -213,26 +260,30 @@ impl View {
             if !allow_expunge {
                 return updates;
             }
-            for seq in (1..=self.exists()).rev() {
-                updates.push(Update::Expunge(seq));
-            }
+            let all = self.messages.iter().enumerate().rev().map(|(i, m)| (count(i + 1), m.uid)).collect();
+            updates.extend(self.gone(all));
             self.messages.clear();
             self.uid_validity = snapshot.uid_validity;
         }
+        self.highest_modseq = self.highest_modseq.max(snapshot.highest_modseq);
         let mut fresh: HashMap<u32, MessageMeta> = snapshot.messages.into_iter().map(|m| (m.uid, m)).collect();
         // Expunges, from the highest sequence number down so each number is current.
         if allow_expunge {
+            let mut expunged = Vec::new();
             for index in (0..self.messages.len()).rev() {
                 if !fresh.contains_key(&self.messages[index].uid) {
-                    self.messages.remove(index);
-                    updates.push(Update::Expunge(count(index + 1)));
+                    let message = self.messages.remove(index);
+                    expunged.push((count(index + 1), message.uid));
                 }
             }
+            updates.extend(self.gone(expunged));
         }
         // Flag changes made elsewhere.
         let mut learned = false;
+        let condstore = self.condstore;
         for (index, message) in self.messages.iter_mut().enumerate() {
             if let Some(meta) = fresh.get(&message.uid) {
+                message.modseq = meta.modseq;
                 if !same_flags(&meta.flags, &message.flags) {
                     message.flags = meta.flags.clone();
                     learned |= learn_keywords(&mut self.keywords, &message.flags);
@@ -241,6 +292,7 @@ impl View {
                         uid: message.uid,
                         flags: message.flags.clone(),
                         recent: message.recent,
+                        modseq: condstore.then_some(meta.modseq),
                     });
                 }
             }
@@ -262,7 +314,7 @@ impl View {
             self.messages.push(known(meta, recent));
         }
         self.uid_next = self.uid_next.max(snapshot.uid_next);
-        if added || updates.iter().any(|u| matches!(u, Update::Expunge(_))) {
+        if added || updates.iter().any(|u| matches!(u, Update::Expunge(_) | Update::Vanished(_))) {
             updates.push(Update::Exists(self.exists()));
         }
         if added {
@@ -274,14 +326,14 @@ impl View {
     /// Removes the given UIDs (this session's own EXPUNGE or MOVE) and returns the
     /// EXPUNGE updates, highest sequence number first.
     pub fn remove(&mut self, uids: &[u32]) -> Vec<Update> {
-        let mut updates = Vec::new();
+        let mut expunged = Vec::new();
         for index in (0..self.messages.len()).rev() {
             if uids.contains(&self.messages[index].uid) {
-                self.messages.remove(index);
-                updates.push(Update::Expunge(count(index + 1)));
+                let message = self.messages.remove(index);
+                expunged.push((count(index + 1), message.uid));
             }
         }
-        updates
+        self.gone(expunged)
     }
 }
 
@@ -353,12 +405,13 @@ mod tests {
     use imap_codec::imap_types::sequence::SequenceSet;
 
     fn meta(uid: u32, flags: Vec<Flag>) -> MessageMeta {
-        MessageMeta { uid, flags, internal_date: 0, size: 10 }
+        MessageMeta { uid, flags, internal_date: 0, size: 10, modseq: u64::from(uid) }
     }
 
     fn snapshot(uids: &[u32]) -> Snapshot {
         Snapshot {
             uid_validity: 7,
+            highest_modseq: 100,
             uid_next: uids.last().copied().unwrap_or(0) + 1,
             messages: uids.iter().map(|&u| meta(u, vec![])).collect(),
         }
@@ -460,7 +513,7 @@ mod tests {
         let updates = view.update(fresh.clone(), false, 2);
         assert_eq!(
             updates,
-            vec![Update::Flags { seq: 2, uid: 2, flags: vec![Flag::Seen, Flag::Flagged], recent: true }]
+            vec![Update::Flags { seq: 2, uid: 2, flags: vec![Flag::Seen, Flag::Flagged], recent: true, modseq: None }]
         );
         fresh.messages[1].flags = vec![Flag::Flagged, Flag::Seen];
         assert_eq!(view.update(fresh, true, 2), vec![], "order of flags does not matter");
@@ -478,5 +531,30 @@ mod tests {
         assert_eq!(claims.claim("INBOX", 1, 7), 5);
         assert_eq!(claims.unclaimed("Sent", 1, [1].into_iter()), 1, "each mailbox apart");
         assert_eq!(claims.claim("INBOX", 2, 3), 0, "a new UIDVALIDITY starts over");
+    }
+
+    #[test]
+    fn with_qresync_expunges_are_one_vanished_and_with_condstore_flags_carry_modseq() {
+        let mut view = View::new("INBOX".into(), false, snapshot(&[1, 2, 3, 4]), 0);
+        view.condstore = true;
+        view.qresync = true;
+        assert_eq!(view.remove(&[4, 2]), vec![Update::Vanished(vec![2, 4])]);
+        assert_eq!(view.remove(&[9]), vec![], "nothing gone, nothing said");
+        let mut fresh = snapshot(&[3]);
+        fresh.highest_modseq = 120;
+        fresh.messages[0].flags = vec![Flag::Seen];
+        fresh.messages[0].modseq = 117;
+        let updates = view.update(fresh, true, 10);
+        assert_eq!(
+            updates,
+            vec![
+                Update::Vanished(vec![1]),
+                Update::Flags { seq: 1, uid: 3, flags: vec![Flag::Seen], recent: true, modseq: Some(117) },
+                Update::Exists(1)
+            ]
+        );
+        assert_eq!((view.highest_modseq, view.messages[0].modseq), (120, 117));
+        view.set_modseq(3, 121);
+        assert_eq!((view.highest_modseq, view.messages[0].modseq), (121, 121));
     }
 }

@@ -12,6 +12,7 @@ use crate::smimp::profile::Pin;
 mod deliveries;
 mod flags;
 mod mailboxes;
+mod modseq;
 mod progress;
 mod rows;
 mod synced;

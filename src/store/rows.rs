@@ -74,6 +74,8 @@ pub struct MailboxRow {
     pub recent_uid: u32,
     /// How far the sync has read the server folder by the page.
     pub server_position: Position,
+    /// CONDSTORE's HIGHESTMODSEQ (RFC 7162 §3.1.2.1), kept by triggers (migrations/gateway/0008).
+    pub highest_modseq: u64,
 }
 
 /// One message shown in a mailbox.
@@ -85,6 +87,8 @@ pub struct MessageRow {
     pub flags: Flags,
     pub internal_date: i64,
     pub size: u32,
+    /// The modseq of its last change (RFC 7162 §3.1.1).
+    pub modseq: u64,
 }
 
 /// A message to add to a mailbox.
@@ -182,7 +186,7 @@ fn size_column(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
 }
 
 pub(super) const MAILBOX_COLUMNS: &str =
-    "id, name, folder, uid_validity, uid_next, subscribed, recent_uid, server_position";
+    "id, name, folder, uid_validity, uid_next, subscribed, recent_uid, server_position, highest_modseq";
 
 pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
     Ok(MailboxRow {
@@ -194,10 +198,11 @@ pub(super) fn mailbox_row(row: &SqliteRow) -> Result<MailboxRow, StoreError> {
         subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         recent_uid: u32_column(row, "recent_uid")?,
         server_position: Position(u64::try_from(row.try_get::<i64, _>("server_position")?).unwrap_or(0)),
+        highest_modseq: modseq_column(row, "highest_modseq")?,
     })
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "uid, message_id, flags, internal_date, size";
+pub(super) const MESSAGE_COLUMNS: &str = "uid, message_id, flags, internal_date, size, modseq";
 
 pub(super) fn message_row(row: &SqliteRow) -> Result<MessageRow, StoreError> {
     Ok(MessageRow {
@@ -206,5 +211,11 @@ pub(super) fn message_row(row: &SqliteRow) -> Result<MessageRow, StoreError> {
         flags: Flags::from_column(&row.try_get::<String, _>("flags")?),
         internal_date: row.try_get("internal_date")?,
         size: size_column(row, "size")?,
+        modseq: modseq_column(row, "modseq")?,
     })
+}
+
+/// A modseq: positive, at most 2^63 - 1 (RFC 7162 §7, mod-sequence-value).
+pub(super) fn modseq_column(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(row.try_get::<i64, _>(column)?).map_err(|_| StoreError::Corrupt(format!("{column} out of range")))
 }

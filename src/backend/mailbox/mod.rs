@@ -7,7 +7,8 @@
 //! This file holds what every part shares: [`Mailboxes`], each account's session and
 //! sync lock, and [`MailboxError`]. The parts: [`folders`] (mailboxes ↔ folders),
 //! [`sync`] (fetch → verify → render → record), [`cache`] (memory, then the sealed
-//! table), [`flags`] (STORE) and [`changes`] (EXPUNGE, COPY, MOVE, APPEND).
+//! table), [`flags`] (STORE), [`follow`] (the server's change feed: other devices'
+//! flags) and [`changes`] (EXPUNGE, COPY, MOVE, APPEND).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -30,6 +31,7 @@ mod cache;
 mod changes;
 mod flags;
 mod folders;
+mod follow;
 mod sync;
 
 pub use flags::FlagChange;
@@ -170,6 +172,12 @@ impl Mailboxes {
     pub async fn keep_recent(&self, account: &Account, name: &str, uid: u32) -> Result<(), MailboxError> {
         let row = self.mailbox(account, name).await?;
         Ok(self.store.raise_recent_uid(row.id, uid).await?)
+    }
+
+    /// The UIDs `name` lost after modseq `since` (QRESYNC's VANISHED).
+    pub async fn expunged_since(&self, account: &Account, name: &str, since: u64) -> Result<Vec<Uid>, MailboxError> {
+        let row = self.mailbox(account, name).await?;
+        Ok(self.store.expunged_since(row.id, since).await?)
     }
 
     /// The account's session at its own server, shared with its deliveries and APPENDs.

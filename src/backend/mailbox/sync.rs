@@ -88,7 +88,7 @@ impl Mailboxes {
         let client = self.client(account).await?;
         let listed = client.list_messages(MessageType::Email, row.folder.clone()).await?;
         let known = self.store.mailbox_messages(row.id).await?;
-        let mut changed = self.follow_server(account, row, &known, &listed).await?;
+        let mut changed = self.follow(account, &client, row, &known, &listed).await?;
         let known_ids: HashSet<&Id32> = known.iter().map(|m| &m.message_id).collect();
         let hidden = self.store.hidden_messages(&account.sender.address).await?;
         let mut new: Vec<&MessageSummary> =
@@ -111,7 +111,7 @@ impl Mailboxes {
 
     /// Known messages the server no longer lists leave the view; the server's read
     /// status becomes \Seen. Whether anything changed.
-    async fn follow_server(
+    pub(super) async fn follow_server(
         &self,
         account: &Account,
         row: &MailboxRow,

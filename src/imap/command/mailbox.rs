@@ -4,12 +4,13 @@
 //! (it always exists, cannot be deleted or renamed onto) are kept here, before the
 //! backend is asked.
 
-use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::command::{CommandBody, SelectParameter};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag as WireFlag;
 use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::{convert_flags, list_pattern, list_reference, mailbox_name, Authenticated, Outcome};
+use crate::imap::condstore;
 use crate::imap::flow::Transition;
 use crate::imap::response::{self, ImapError};
 use crate::imap::view::View;
@@ -21,8 +22,8 @@ type Done<S> = Result<Outcome<<S as MailStore>::Account>, ImapError>;
 pub(super) async fn handle<S: MailStore>(cx: Authenticated<'_, S>, body: CommandBody<'static>) -> Done<S> {
     type C<'a> = CommandBody<'a>;
     match body {
-        C::Select { mailbox, .. } => select(cx, mailbox_name(&mailbox), false).await,
-        C::Examine { mailbox, .. } => select(cx, mailbox_name(&mailbox), true).await,
+        C::Select { mailbox, parameters } => select(cx, mailbox_name(&mailbox), false, &parameters).await,
+        C::Examine { mailbox, parameters } => select(cx, mailbox_name(&mailbox), true, &parameters).await,
         C::Create { mailbox } => create(cx, mailbox_name(&mailbox)).await,
         C::Delete { mailbox } => delete(cx, mailbox_name(&mailbox)).await,
         C::Rename { from, to } => rename(cx, mailbox_name(&from), mailbox_name(&to)).await,
@@ -43,9 +44,11 @@ pub(super) async fn handle<S: MailStore>(cx: Authenticated<'_, S>, body: Command
             let date = date.map(|d| d.as_ref().timestamp());
             append(cx, mailbox_name(&mailbox), &flags, date, data).await
         }
-        C::Enable { .. } => {
-            // No ENABLE-able extension is offered: enable nothing (RFC 5161 §3.1).
-            cx.out.extend_from_slice(b"* ENABLED\r\n");
+        C::Enable { capabilities } => {
+            // CONDSTORE and QRESYNC are the ENABLE-able extensions offered (RFC 5161 §3.1).
+            let newly = cx.enabled.enable(capabilities.as_ref());
+            let names: String = newly.iter().map(|n| format!(" {n}")).collect();
+            cx.out.extend_from_slice(format!("* ENABLED{names}\r\n").as_bytes());
             Ok(Outcome::ok("ENABLE completed"))
         }
         C::Namespace => {
@@ -57,8 +60,15 @@ pub(super) async fn handle<S: MailStore>(cx: Authenticated<'_, S>, body: Command
 }
 
 /// SELECT, or EXAMINE when `read_only`: the mailbox's state, and the view that the
-/// transition makes the selected one.
-async fn select<S: MailStore>(cx: Authenticated<'_, S>, name: String, read_only: bool) -> Done<S> {
+/// transition makes the selected one. With `(QRESYNC (…))` and the client's
+/// UIDVALIDITY still valid, what changed since its modseq follows (RFC 7162 §3.2.5).
+async fn select<S: MailStore>(
+    cx: Authenticated<'_, S>,
+    name: String,
+    read_only: bool,
+    parameters: &[SelectParameter],
+) -> Done<S> {
+    let resync = condstore::select_parameters(parameters, cx.enabled)?;
     let snapshot = cx.shared.store.snapshot(cx.account, &name, true).await?;
     let highest = snapshot.messages.last().map_or(0, |m| m.uid);
     // EXAMINE must not take \Recent from other sessions (RFC 3501 §6.3.2).
@@ -67,8 +77,16 @@ async fn select<S: MailStore>(cx: Authenticated<'_, S>, name: String, read_only:
     if !read_only && highest > recent_above {
         cx.shared.store.keep_recent(cx.account, &name, highest).await;
     }
-    let view = View::new(name, read_only, snapshot, recent_above);
+    let mut view = View::new(name, read_only, snapshot, recent_above);
+    (view.condstore, view.qresync) = (cx.enabled.condstore, cx.enabled.qresync);
     response::select(cx.out, &view);
+    if let Some(resync) = resync.filter(|r| r.uid_validity == view.uid_validity) {
+        let expunged = cx.shared.store.vanished(cx.account, &view.mailbox, resync.modseq).await?;
+        response::vanished_earlier(cx.out, &condstore::in_known(expunged, resync.known_uids.as_ref()));
+        for (index, m) in view.messages.iter().enumerate().filter(|(_, m)| m.modseq > resync.modseq) {
+            response::fetch_flags(cx.out, index + 1, Some(m.uid), &m.flags, m.recent, Some(m.modseq));
+        }
+    }
     let text = if read_only { "[READ-ONLY] EXAMINE completed" } else { "[READ-WRITE] SELECT completed" };
     Ok(Outcome::ok(text).with(Transition::Select(view)))
 }
@@ -117,6 +135,8 @@ async fn list<S: MailStore>(cx: Authenticated<'_, S>, reference: String, pattern
 
 /// STATUS, after a sync; RECENT counts what no session has seen, claiming nothing.
 async fn status<S: MailStore>(cx: Authenticated<'_, S>, name: String, items: &[StatusDataItemName]) -> Done<S> {
+    // Asking for HIGHESTMODSEQ turns CONDSTORE on (RFC 7162 §3.1).
+    cx.enabled.condstore |= items.contains(&StatusDataItemName::HighestModSeq);
     let snapshot = cx.shared.store.snapshot(cx.account, &name, true).await?;
     let claims = cx.shared.store.recent(cx.account);
     let recent = claims.unclaimed(&name, snapshot.uid_validity, snapshot.messages.iter().map(|m| m.uid));

@@ -15,6 +15,7 @@ use imap_codec::imap_types::flag::Flag as WireFlag;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::imap::condstore::Enabled;
 use crate::imap::connection::{Link, Session, Shared};
 use crate::imap::flow::{needs, Needs, State, Transition};
 use crate::imap::response::{self, Flow, ImapError};
@@ -56,13 +57,20 @@ impl<A> Outcome<A> {
 pub(crate) struct Authenticated<'c, S: MailStore> {
     shared: &'c Shared<S>,
     account: &'c S::Account,
+    /// CONDSTORE and QRESYNC as the session has them (ENABLE, SELECT's parameters).
+    enabled: &'c mut Enabled,
     out: &'c mut Vec<u8>,
 }
 
 impl<'c, S: MailStore> Authenticated<'c, S> {
-    fn of(shared: &'c Shared<S>, state: &'c State<S::Account>, out: &'c mut Vec<u8>) -> Option<Self> {
+    fn of(
+        shared: &'c Shared<S>,
+        state: &'c State<S::Account>,
+        enabled: &'c mut Enabled,
+        out: &'c mut Vec<u8>,
+    ) -> Option<Self> {
         let (account, _) = state.account()?;
-        Some(Authenticated { shared, account, out })
+        Some(Authenticated { shared, account, enabled, out })
     }
 }
 
@@ -145,6 +153,10 @@ where
         _ => (false, true),
     };
     let is_select = matches!(body, CommandBody::Select { .. } | CommandBody::Examine { .. });
+    if is_select && session.enabled.qresync && matches!(session.state, State::Selected { .. }) {
+        // RFC 7162 §3.2.11: with QRESYNC the client is told where one mailbox's responses end.
+        link.out.extend_from_slice(b"* OK [CLOSED] the previous mailbox is closed\r\n");
+    }
     let (transition, response, flow) = match handle(session, link, needs, body).await {
         Ok(outcome) => (outcome.transition, Some(format!("{tag} OK {}\r\n", outcome.text)), outcome.flow),
         Err(ImapError::Io(err)) => return Err(err),
@@ -157,6 +169,10 @@ where
         }
     };
     let select = matches!(transition, Transition::Select(_));
+    // A command may have turned CONDSTORE or QRESYNC on, in the view or the session.
+    if let Some((_, _, view)) = session.state.selected_mut() {
+        session.enabled.share(view);
+    }
     if let Err(err) = session.state.apply(transition) {
         tracing::error!(error = %err, "invalid state transition");
     }
@@ -198,8 +214,8 @@ where
             idle::idle(&session.shared, &mut session.state, link).await
         }
         Needs::Authenticated => {
-            let cx =
-                Authenticated::of(&session.shared, &session.state, &mut link.out).ok_or_else(gone("log in first"))?;
+            let cx = Authenticated::of(&session.shared, &session.state, &mut session.enabled, &mut link.out)
+                .ok_or_else(gone("log in first"))?;
             mailbox::handle(cx, body).await
         }
         Needs::Selected => {

@@ -2,7 +2,9 @@
 //! and COPYUID, RFC 6851 MOVE, RFC 3691 UNSELECT): reading, searching, flagging,
 //! copying and removing messages of the selected mailbox. The handlers work on the
 //! session's view of it, so sequence numbers are those the client was told; an
-//! EXAMINEd mailbox refuses every change.
+//! EXAMINEd mailbox refuses every change. RFC 7162: FETCH … (CHANGEDSINCE n [VANISHED]),
+//! the MODSEQ item, STORE … (UNCHANGEDSINCE n) with MODIFIED and SEARCH MODSEQ, each
+//! turning CONDSTORE on for the session (`condstore.rs` decides, the view keeps it).
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Charset;
@@ -11,7 +13,10 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use tokio::io::AsyncWrite;
 
+use std::collections::HashMap;
+
 use super::{convert_flags, mailbox_name, Outcome, Selected};
+use crate::imap::condstore;
 use crate::imap::connection::flush;
 use crate::imap::flow::Transition;
 use crate::imap::response::{self, ImapError};
@@ -40,19 +45,29 @@ where
         C::ExpungeUid { sequence_set } => expunge(cx, Some(&sequence_set)).await,
         C::Search { charset, criteria, uid } => {
             let key = search_key(charset, criteria.into_inner())?;
+            cx.view.condstore |= searching::names_modseq(&key);
             Ok(search(cx, &key, uid).await)
         }
-        C::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
-            let items = fetching::items(&macro_or_item_names, uid);
-            fetch(cx, io, &sequence_set, &items, uid).await
+        C::Fetch { sequence_set, macro_or_item_names, uid, modifiers } => {
+            let (changed_since, vanished) = condstore::fetch_modifiers(&modifiers, uid, cx.view)?;
+            let mut items = fetching::items(&macro_or_item_names, uid);
+            if changed_since.is_some() && !items.contains(&fetching::Item::ModSeq) {
+                items.push(fetching::Item::ModSeq);
+            }
+            cx.view.condstore |= items.contains(&fetching::Item::ModSeq);
+            let only = Only { changed_since, vanished };
+            fetch(cx, io, &sequence_set, &items, uid, only).await
         }
-        C::Store { sequence_set, kind, response, flags, uid, .. } => {
+        C::Store { sequence_set, kind, response, flags, uid, modifiers } => {
             let op = match kind {
                 StoreType::Add => FlagOp::Add,
                 StoreType::Remove => FlagOp::Remove,
                 StoreType::Replace => FlagOp::Replace,
             };
-            store(cx, &sequence_set, op, &flags, response == StoreResponse::Silent, uid).await
+            let unchanged_since = condstore::unchanged_since(&modifiers);
+            cx.view.condstore |= unchanged_since.is_some();
+            let how = How { op, silent: response == StoreResponse::Silent, uid, unchanged_since };
+            store(cx, &sequence_set, &flags, how).await
         }
         C::Copy { sequence_set, mailbox, uid } => copy(cx, &sequence_set, mailbox_name(&mailbox), uid, false).await,
         C::Move { sequence_set, mailbox, uid } => copy(cx, &sequence_set, mailbox_name(&mailbox), uid, true).await,
@@ -113,6 +128,7 @@ async fn search<S: MailStore>(cx: Selected<'_, S>, key: &SearchKey<'_>, uid: boo
     let view = &*cx.view;
     let need = searching::needs_content(key);
     let mut found = Vec::new();
+    let mut highest = 0;
     let (largest_seq, largest_uid) = (view.exists(), view.highest_uid());
     for (index, known) in view.messages.iter().enumerate() {
         let content = if need {
@@ -127,10 +143,18 @@ async fn search<S: MailStore>(cx: Selected<'_, S>, key: &SearchKey<'_>, uid: boo
         let candidate = searching::Candidate { seq, known, content: content.as_ref(), largest_seq, largest_uid };
         if searching::matches(key, &candidate) {
             found.push(if uid { known.uid } else { seq });
+            highest = highest.max(known.modseq);
         }
     }
-    response::search(cx.out, &found);
+    response::search_modseq(cx.out, &found, searching::names_modseq(key).then_some(highest));
     Outcome::ok(if uid { "UID SEARCH completed" } else { "SEARCH completed" })
+}
+
+/// FETCH's CONDSTORE/QRESYNC modifiers: only messages changed after a modseq, and the
+/// UIDs of the set expunged after it first.
+struct Only {
+    changed_since: Option<u64>,
+    vanished: bool,
 }
 
 /// FETCH: a body fetch without PEEK sets \Seen first, so FLAGS shows it; messages the
@@ -141,13 +165,21 @@ async fn fetch<IO, S>(
     set: &SequenceSet,
     items: &[fetching::Item],
     uid: bool,
+    only: Only,
 ) -> Done<S>
 where
     IO: AsyncWrite + Unpin,
     S: MailStore,
 {
     let done = Outcome::ok(if uid { "UID FETCH completed" } else { "FETCH completed" });
-    let indices = cx.view.resolve(set, uid)?;
+    let mut indices = cx.view.resolve(set, uid)?;
+    if let Some(since) = only.changed_since {
+        indices = condstore::changed_after(cx.view, indices, since);
+        if only.vanished {
+            let expunged = cx.shared.store.vanished(cx.account, &cx.view.mailbox, since).await?;
+            response::vanished_earlier(cx.out, &condstore::in_known(expunged, Some(set)));
+        }
+    }
     if fetching::sets_seen(items) && !cx.view.read_only {
         let unseen: Vec<u32> = indices
             .iter()
@@ -198,29 +230,60 @@ where
     }
 }
 
-async fn store<S: MailStore>(
-    cx: Selected<'_, S>,
-    set: &SequenceSet,
+/// How a STORE changes flags.
+struct How {
     op: FlagOp,
-    flags: &[WireFlag<'_>],
     silent: bool,
     uid: bool,
-) -> Done<S> {
+    /// UNCHANGEDSINCE (RFC 7162 §3.1.3): only messages not changed after this modseq.
+    unchanged_since: Option<u64>,
+}
+
+/// STORE; with UNCHANGEDSINCE, messages changed since are left alone and named in
+/// `[MODIFIED …]`, and every stored message is reported with its new MODSEQ.
+async fn store<S: MailStore>(cx: Selected<'_, S>, set: &SequenceSet, flags: &[WireFlag<'_>], how: How) -> Done<S> {
     let flags = convert_flags(flags)?;
     let view = writable(cx.view)?;
-    let indices = view.resolve(set, uid)?;
+    let mut indices = view.resolve(set, how.uid)?;
+    let mut modified = Vec::new();
+    if let Some(since) = how.unchanged_since {
+        let now = current_modseqs(&cx).await?;
+        (indices, modified) = condstore::split_unchanged(view, indices, since, &|uid| now.get(&uid).copied());
+    }
     let uids: Vec<u32> = indices.iter().map(|&i| view.messages[i].uid).collect();
     if !uids.is_empty() {
-        let changed = cx.shared.store.store_flags(cx.account, &view.mailbox, &uids, op, &flags).await?;
+        let changed = cx.shared.store.store_flags(cx.account, &view.mailbox, &uids, how.op, &flags).await?;
         apply_flags(cx.view, &changed, cx.out);
-    }
-    if !silent {
-        for index in indices {
-            let Some(m) = cx.view.messages.get(index) else { continue };
-            response::fetch_flags(cx.out, index + 1, uid.then_some(m.uid), &m.flags, m.recent);
+        if cx.view.condstore {
+            for (uid, modseq) in current_modseqs(&cx).await? {
+                if uids.contains(&uid) {
+                    cx.view.set_modseq(uid, modseq);
+                }
+            }
         }
     }
-    Ok(Outcome::ok(if uid { "UID STORE completed" } else { "STORE completed" }))
+    if !how.silent || how.unchanged_since.is_some() {
+        for index in indices {
+            let Some(m) = cx.view.messages.get(index) else { continue };
+            let modseq = cx.view.condstore.then_some(m.modseq);
+            response::fetch_flags(cx.out, index + 1, how.uid.then_some(m.uid), &m.flags, m.recent, modseq);
+        }
+    }
+    let done = if how.uid { "UID STORE completed" } else { "STORE completed" };
+    if modified.is_empty() {
+        return Ok(Outcome::ok(done));
+    }
+    let named: Vec<u32> = modified
+        .iter()
+        .map(|&i| if how.uid { cx.view.messages[i].uid } else { u32::try_from(i + 1).unwrap_or(u32::MAX) })
+        .collect();
+    Ok(Outcome::ok(format!("[MODIFIED {}] {done}; some messages changed since and were left alone", uid_set(&named))))
+}
+
+/// The modseq of each message of the selected mailbox as the backend has it now.
+async fn current_modseqs<S: MailStore>(cx: &Selected<'_, S>) -> Result<HashMap<u32, u64>, ImapError> {
+    let snapshot = cx.shared.store.snapshot(cx.account, &cx.view.mailbox, false).await?;
+    Ok(snapshot.messages.iter().map(|m| (m.uid, m.modseq)).collect())
 }
 
 /// COPY, or MOVE when `remove`: COPYUID in the tagged OK, or for MOVE in an untagged

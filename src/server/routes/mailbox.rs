@@ -17,8 +17,8 @@ use crate::smimp::address::Address;
 use crate::smimp::envelope::{SealedData, StoredEnvelope};
 use crate::smimp::message::MessageType;
 use crate::smimp::wire::{
-    Deleted, ErrorCode, Folder, FolderList, FolderName, MessageList, MoveMessageRequest, Moved, Position, ReadStatus,
-    Updated,
+    ChangeList, Deleted, ErrorCode, Folder, FolderList, FolderName, MessageList, MoveMessageRequest, Moved, Position,
+    ReadStatus, Updated,
 };
 
 fn no_folder(kind: &MessageType, name: &FolderName) -> ApiError {
@@ -269,7 +269,7 @@ pub async fn delete_message(
     OwnerSession(s): OwnerSession,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
-    found(state.store.delete_message(&s.address, &message_id(&id)?).await?, no_message)?;
+    found(state.store.delete_message(&s.address, &message_id(&id)?, state.clock.now()).await?, no_message)?;
     Ok(Json(Deleted { deleted: true }))
 }
 
@@ -281,7 +281,7 @@ pub async fn move_message(
     Json(request): Json<MoveMessageRequest>,
 ) -> ApiResult<Json<Moved>> {
     let id = message_id(&id)?;
-    match state.store.move_message(&s.address, &id, request.folder_name.as_ref()).await? {
+    match state.store.move_message(&s.address, &id, request.folder_name.as_ref(), state.clock.now()).await? {
         Write::Done => Ok(Json(Moved { moved: true })),
         Write::NotFound => Err(no_message()),
         Write::Conflict => Err(ApiError::new(
@@ -321,4 +321,33 @@ pub async fn set_extensions(
 ) -> ApiResult<Json<Updated>> {
     found(state.store.set_extensions(&s.address, &message_id(&id)?, data.as_ref()).await?, no_message)?;
     Ok(Json(Updated { updated: true }))
+}
+
+/// Extension `GET x-changes/{message_type}/{since}`: the root folder's changes.
+pub async fn root_changes(
+    State(state): State<Arc<AppState>>,
+    OwnerSession(s): OwnerSession,
+    Path((kind, since)): Path<(String, String)>,
+) -> ApiResult<Json<ChangeList>> {
+    let kind = message_type(&kind)?;
+    Ok(Json(state.store.changes(&s.address, &kind, None, modseq(&since)?).await?))
+}
+
+/// Extension `GET x-changes/{message_type}/{folder_name}/{since}`.
+pub async fn changes(
+    State(state): State<Arc<AppState>>,
+    OwnerSession(s): OwnerSession,
+    Path((kind, name, since)): Path<(String, String, String)>,
+) -> ApiResult<Json<ChangeList>> {
+    let (kind, name, since) = (message_type(&kind)?, folder_name(&name)?, modseq(&since)?);
+    if !state.store.folder_exists(&s.address, &kind, &name).await? {
+        return Err(no_folder(&kind, &name));
+    }
+    Ok(Json(state.store.changes(&s.address, &kind, Some(&name), since).await?))
+}
+
+/// A modseq path segment: a decimal number.
+fn modseq(text: &str) -> ApiResult<u64> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, format!("since must be a modseq (a number), not {text:?}")))
 }

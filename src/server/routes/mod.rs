@@ -86,6 +86,8 @@ fn served() -> Vec<Served> {
         serve(&t::ADD_BLACKLIST, account::add_blacklist),
         serve(&t::REMOVE_BLACKLIST, account::remove_blacklist),
         serve(&t::GET_QUOTA, account::quota),
+        serve(&t::LIST_ROOT_CHANGES, mailbox::root_changes),
+        serve(&t::LIST_CHANGES, mailbox::changes),
     ]
 }
 

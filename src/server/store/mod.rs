@@ -292,9 +292,10 @@ macro_rules! deliver_in {
                 }
             }
             spend_grant!($sql, $tx, $message);
+            let modseq = next_modseq!($sql, $tx, $message.recipient);
             $sql::query(
-                "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope) \
-                 VALUES (?, ?, ?, NULL, ?, ?, FALSE, ?, ?)",
+                "INSERT INTO messages (message_id, recipient, message_type, folder_name, sender, received_at, read, size, envelope, modseq) \
+                 VALUES (?, ?, ?, NULL, ?, ?, FALSE, ?, ?, ?)",
             )
             .bind($message.message_id.to_hex())
             .bind($message.recipient.as_str())
@@ -303,6 +304,7 @@ macro_rules! deliver_in {
             .bind($message.received_at)
             .bind($message.envelope.len() as i64)
             .bind($message.envelope)
+            .bind(modseq)
             .execute(&mut *$tx)
             .await?;
     }};
@@ -341,16 +343,76 @@ macro_rules! insert_key {
     };
 }
 
-/// Sets one column of a message of `$address` (`$query` binds value, id, address).
+/// Sets one column of a message of `$address` (`$query` binds value, modseq, id,
+/// address) and gives it the account's next modseq, in one transaction.
 macro_rules! update_message {
     ($store:expr, $query:expr, $value:expr, $address:expr, $id:expr) => {
         with_pool!($store, pool, sql, {
-            let updated =
-                sql::query($query).bind($value).bind($id.to_hex()).bind($address.as_str()).execute(pool).await?;
-            Ok(if updated.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+            let mut tx = sql::begin(pool).await?;
+            let modseq = next_modseq!(sql, tx, $address);
+            let updated = sql::query($query)
+                .bind($value)
+                .bind(modseq)
+                .bind($id.to_hex())
+                .bind($address.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() != 1 {
+                return Ok(Write::NotFound);
+            }
+            tx.commit().await?;
+            Ok(Write::Done)
         })
     };
 }
+
+/// The account's next modseq (docs/protocol.md §8.29), taken inside write transaction `$tx`.
+macro_rules! next_modseq {
+    ($sql:ident, $tx:expr, $address:expr) => {{
+        let modseq: i64 =
+            $sql::query_scalar("UPDATE accounts SET modseq = modseq + 1 WHERE address = ? RETURNING modseq")
+                .bind($address.as_str())
+                .fetch_one(&mut *$tx)
+                .await?;
+        modseq
+    }};
+}
+
+/// Leaves a tombstone of message `$id` in the folder it left (`$place`: its type and
+/// folder as stored), with the modseq of its going.
+macro_rules! tombstone {
+    ($sql:ident, $tx:expr, $address:expr, $place:expr, $id:expr, $modseq:expr, $now:expr) => {{
+        $sql::query(
+            "INSERT INTO vanished_messages (recipient, message_type, folder_name, message_id, modseq, vanished_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind($address.as_str())
+        .bind(&$place.0)
+        .bind(&$place.1)
+        .bind($id.to_hex())
+        .bind($modseq)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// The type and folder message `$id` of `$address` is stored in; `None` when missing.
+macro_rules! place_of {
+    ($sql:ident, $tx:expr, $address:expr, $id:expr) => {{
+        let row = $sql::query("SELECT message_type, folder_name FROM messages WHERE message_id = ? AND recipient = ?")
+            .bind($id.to_hex())
+            .bind($address.as_str())
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match row {
+            Some(r) => Some((r.try_get::<String, _>("message_type")?, r.try_get::<Option<String>, _>("folder_name")?)),
+            None => None,
+        }
+    }};
+}
+
+mod changes;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -721,8 +783,9 @@ impl ServerStore {
         })
     }
 
-    /// Deletes expired login tokens, the nonces and key grants of ended sessions, and
-    /// sessions that ended more than [`ENDED_SESSION_MEMORY_SECS`] ago.
+    /// Deletes expired login tokens, the nonces and key grants of ended sessions,
+    /// sessions that ended more than [`ENDED_SESSION_MEMORY_SECS`] ago, and tombstones
+    /// older than [`changes::TOMBSTONE_MEMORY_SECS`].
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
         with_pool!(self, pool, sql, {
             let mut tx = sql::begin(pool).await?;
@@ -742,6 +805,20 @@ impl ServerStore {
             ] {
                 sql::query(sql).bind(now).execute(&mut *tx).await?;
             }
+            // Tombstones past their time go; the account's floor rises to the newest of them.
+            sql::query(
+                "UPDATE accounts SET vanished_floor = (SELECT MAX(modseq) FROM vanished_messages v \
+                 WHERE v.recipient = accounts.address AND v.vanished_at <= ?) WHERE EXISTS (SELECT 1 \
+                 FROM vanished_messages v WHERE v.recipient = accounts.address AND v.vanished_at <= ?)",
+            )
+            .bind(now - changes::TOMBSTONE_MEMORY_SECS)
+            .bind(now - changes::TOMBSTONE_MEMORY_SECS)
+            .execute(&mut *tx)
+            .await?;
+            sql::query("DELETE FROM vanished_messages WHERE vanished_at <= ?")
+                .bind(now - changes::TOMBSTONE_MEMORY_SECS)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1154,11 +1231,21 @@ impl ServerStore {
         with_pool!(self, pool, sql, {
             let mut tx = sql::begin(pool).await?;
             if mark_read {
-                sql::query("UPDATE messages SET read = TRUE WHERE message_id = ? AND recipient = ?")
-                    .bind(id.to_hex())
-                    .bind(address.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                let unread =
+                    sql::query("SELECT 1 FROM messages WHERE message_id = ? AND recipient = ? AND read = FALSE")
+                        .bind(id.to_hex())
+                        .bind(address.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if unread.is_some() {
+                    let modseq = next_modseq!(sql, tx, address);
+                    sql::query("UPDATE messages SET read = TRUE, modseq = ? WHERE message_id = ? AND recipient = ?")
+                        .bind(modseq)
+                        .bind(id.to_hex())
+                        .bind(address.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             let row = sql::query(
                 "SELECT envelope, read, extensions, message_type FROM messages WHERE message_id = ? AND recipient = ?",
@@ -1185,7 +1272,13 @@ impl ServerStore {
 
     /// Sets the read flag; `NotFound` for a message the account does not have.
     pub async fn set_read(&self, address: &Address, id: &Id32, read: bool) -> Result<Write, StoreError> {
-        update_message!(self, "UPDATE messages SET read = ? WHERE message_id = ? AND recipient = ?", read, address, id)
+        update_message!(
+            self,
+            "UPDATE messages SET read = ?, modseq = ? WHERE message_id = ? AND recipient = ?",
+            read,
+            address,
+            id
+        )
     }
 
     /// Replaces the envelope-level extensions data.
@@ -1198,36 +1291,30 @@ impl ServerStore {
         let text = data.map(|d| serde_json::to_string(d).expect("sealed data serialises"));
         update_message!(
             self,
-            "UPDATE messages SET extensions = ? WHERE message_id = ? AND recipient = ?",
+            "UPDATE messages SET extensions = ?, modseq = ? WHERE message_id = ? AND recipient = ?",
             text,
             address,
             id
         )
     }
 
-    /// Moves a message to a folder of its own type (`None` = root); `Conflict` when the folder is missing.
+    /// Moves a message to a folder of its own type (`None` = root); `Conflict` when the
+    /// folder is missing. The message leaves a tombstone in the folder it left.
     pub async fn move_message(
         &self,
         address: &Address,
         id: &Id32,
         folder: Option<&FolderName>,
+        now: i64,
     ) -> Result<Write, StoreError> {
         with_pool!(self, pool, sql, {
             let mut tx = sql::begin(pool).await?;
-            let Some(row) = sql::query("SELECT message_type FROM messages WHERE message_id = ? AND recipient = ?")
-                .bind(id.to_hex())
-                .bind(address.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
-                return Ok(Write::NotFound);
-            };
-            let message_type: String = row.try_get("message_type")?;
+            let Some(place) = place_of!(sql, tx, address, id) else { return Ok(Write::NotFound) };
             if let Some(folder) = folder {
                 let exists =
                     sql::query("SELECT 1 FROM folders WHERE address = ? AND message_type = ? AND folder_name = ?")
                         .bind(address.as_str())
-                        .bind(&message_type)
+                        .bind(&place.0)
                         .bind(folder.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -1235,8 +1322,22 @@ impl ServerStore {
                     return Ok(Write::Conflict);
                 }
             }
-            sql::query("UPDATE messages SET folder_name = ? WHERE message_id = ? AND recipient = ?")
+            if place.1.as_deref() == folder.map(FolderName::as_str) {
+                return Ok(Write::Done);
+            }
+            let modseq = next_modseq!(sql, tx, address);
+            tombstone!(sql, tx, address, place, id, modseq, now);
+            sql::query(
+                "DELETE FROM vanished_messages WHERE recipient = ? AND message_id = ? AND folder_name IS NOT DISTINCT FROM ?",
+            )
+            .bind(address.as_str())
+            .bind(id.to_hex())
+            .bind(folder.map(FolderName::as_str))
+            .execute(&mut *tx)
+            .await?;
+            sql::query("UPDATE messages SET folder_name = ?, modseq = ? WHERE message_id = ? AND recipient = ?")
                 .bind(folder.map(FolderName::as_str))
+                .bind(modseq)
                 .bind(id.to_hex())
                 .bind(address.as_str())
                 .execute(&mut *tx)
@@ -1246,15 +1347,20 @@ impl ServerStore {
         })
     }
 
-    /// Deletes a message for good (spec "No Trash on Deletion").
-    pub async fn delete_message(&self, address: &Address, id: &Id32) -> Result<Write, StoreError> {
+    /// Deletes a message for good (spec "No Trash on Deletion"), leaving a tombstone.
+    pub async fn delete_message(&self, address: &Address, id: &Id32, now: i64) -> Result<Write, StoreError> {
         with_pool!(self, pool, sql, {
-            let deleted = sql::query("DELETE FROM messages WHERE message_id = ? AND recipient = ?")
+            let mut tx = sql::begin(pool).await?;
+            let Some(place) = place_of!(sql, tx, address, id) else { return Ok(Write::NotFound) };
+            let modseq = next_modseq!(sql, tx, address);
+            tombstone!(sql, tx, address, place, id, modseq, now);
+            sql::query("DELETE FROM messages WHERE message_id = ? AND recipient = ?")
                 .bind(id.to_hex())
                 .bind(address.as_str())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-            Ok(if deleted.rows_affected() == 1 { Write::Done } else { Write::NotFound })
+            tx.commit().await?;
+            Ok(Write::Done)
         })
     }
 
@@ -1358,6 +1464,7 @@ impl ServerStore {
             }
             for sql in [
                 "UPDATE messages SET folder_name = ? WHERE recipient = ? AND message_type = ? AND folder_name = ?",
+                "UPDATE vanished_messages SET folder_name = ? WHERE recipient = ? AND message_type = ? AND folder_name = ?",
                 "UPDATE folders SET parent = ? WHERE address = ? AND message_type = ? AND parent = ?",
             ] {
                 sql::query(sql)

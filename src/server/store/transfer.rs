@@ -45,7 +45,17 @@ use Kind::{Bytes, Flag, Int, MaybeText, Text};
 /// Every table of the store, parents before children, with its columns (PostgreSQL's
 /// `rowid` identity columns are filled by the insertion order, which is the source's).
 const TABLES: &[(&str, &[(&str, Kind)])] = &[
-    ("accounts", &[("address", Text), ("password_check", MaybeText), ("initialized", Flag), ("created_at", Int)]),
+    (
+        "accounts",
+        &[
+            ("address", Text),
+            ("password_check", MaybeText),
+            ("initialized", Flag),
+            ("created_at", Int),
+            ("modseq", Int),
+            ("vanished_floor", Int),
+        ],
+    ),
     (
         "profile_records",
         &[("address", Text), ("seq", Int), ("data", Text), ("signed_hash", Text), ("public_key", Text)],
@@ -108,6 +118,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("size", Int),
             ("envelope", Text),
             ("extensions", MaybeText),
+            ("modseq", Int),
+        ],
+    ),
+    (
+        "vanished_messages",
+        &[
+            ("recipient", Text),
+            ("message_type", Text),
+            ("folder_name", MaybeText),
+            ("message_id", Text),
+            ("modseq", Int),
+            ("vanished_at", Int),
         ],
     ),
     ("list_entries", &[("address", Text), ("list", Text), ("hash", Text), ("entry", Text)]),

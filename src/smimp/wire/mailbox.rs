@@ -120,6 +120,42 @@ pub struct MessageList {
     pub messages: Vec<MessageSummary>,
 }
 
+/// Messages a page of [`ChangeList`] carries at most (docs/protocol.md §8.29).
+pub const CHANGES_PER_PAGE: usize = 1000;
+
+/// Extension `x-changes`: one message of a folder as it is after its last change,
+/// with the modseq of that change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageChange {
+    pub message_id: Id32,
+    pub modseq: u64,
+    pub read: bool,
+    /// The sealed envelope-level extensions data (§8.20), as the owner last set it.
+    pub extensions_data: Option<SealedData>,
+    pub received_at: Timestamp,
+    pub sender: Address,
+    pub size: u64,
+}
+
+/// Extension `GET {v}/x-changes/{message_type}[/{folder_name}]/{since}`: what changed
+/// in one folder after modseq `since`, oldest change first, at most
+/// [`CHANGES_PER_PAGE`] entries (changes and vanished ids together).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeList {
+    /// Ask from here next: the account's modseq, or the last change on this page
+    /// when `more` is set.
+    pub modseq: u64,
+    pub changes: Vec<MessageChange>,
+    /// Messages that left the folder (deleted or moved out) after `since`.
+    pub vanished: Vec<Id32>,
+    /// More changes follow: ask again from `modseq`.
+    pub more: bool,
+    /// `since` is older than the oldest departure the server still remembers: the
+    /// lists are empty, and the client lists the folder afresh and goes on from `modseq`.
+    #[serde(default)]
+    pub expired: bool,
+}
+
 /// `GET {v}/message/{message_id}/{update_read}` returns the stored envelope itself.
 pub type GetMessageResponse = StoredEnvelope;
 

@@ -11,12 +11,12 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Deleted, EnvelopePage, EphemeralKeys,
-    ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount,
-    ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList,
-    MessageSent, MoveMessageRequest, Moved, Position, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed,
-    SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated,
-    UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, ChangeList, Deleted, EnvelopePage,
+    EphemeralKeys, ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest,
+    KeyCount, ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse,
+    MessageList, MessageSent, MoveMessageRequest, Moved, Position, PowParamsResponse, ProfileLength, Quota, ReadStatus,
+    Removed, SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest,
+    Updated, UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
 };
 use crate::smimp::address::Address;
 use crate::smimp::crypto::Hash;
@@ -84,11 +84,13 @@ pub enum Api {
     Quota,
     /// Extension: a folder's envelopes by the page (docs/protocol.md §8.30).
     XEnvelopes,
+    /// Extension: the per-mailbox change sequence (docs/protocol.md §8.29).
+    XChanges,
 }
 
 impl Api {
     /// Every API, in the spec's order.
-    pub const ALL: [Api; 23] = [
+    pub const ALL: [Api; 24] = [
         Api::Version,
         Api::ServerInformation,
         Api::GetUser,
@@ -112,6 +114,7 @@ impl Api {
         Api::Blacklist,
         Api::Quota,
         Api::XEnvelopes,
+        Api::XChanges,
     ];
 
     /// The name as it appears in paths and in `server_information`.
@@ -140,6 +143,7 @@ impl Api {
             Api::Blacklist => "blacklist",
             Api::Quota => "quota",
             Api::XEnvelopes => "x-envelopes",
+            Api::XChanges => "x-changes",
         }
     }
 
@@ -162,6 +166,7 @@ impl Api {
                 | Api::Blacklist
                 | Api::Quota
                 | Api::XEnvelopes
+                | Api::XChanges
         )
     }
 }
@@ -365,6 +370,10 @@ pub mod table {
         ADD_BLACKLIST: Post "{v}/blacklist", Session, Blacklist, ListEntry => Added;
         REMOVE_BLACKLIST: Delete "{v}/blacklist/{hash}", Session, Blacklist, () => Removed;
         GET_QUOTA: Get "{v}/quota", Session, Quota, () => Quota;
+        // Extensions of this profile
+        LIST_ROOT_CHANGES: Get "{v}/x-changes/{message_type}/{since}", Session, XChanges, () => ChangeList, extension;
+        LIST_CHANGES: Get "{v}/x-changes/{message_type}/{folder_name}/{since}", Session, XChanges,
+            () => ChangeList, extension;
     }
 }
 
@@ -442,6 +451,8 @@ pub enum Route {
     RemoveListEntry { list: ListKind, hash: Hash },
     /// `GET {v}/quota` → [`Quota`].
     GetQuota,
+    /// Extension: `GET {v}/x-changes/{message_type}[/{folder_name}]/{since}` → [`ChangeList`].
+    ListChanges { message_type: MessageType, folder_name: Option<FolderName>, since: u64 },
 }
 
 /// A list of path parameter values, each shown as its path segment.
@@ -507,6 +518,12 @@ impl Route {
                 (list(kind, &t::REMOVE_WHITELIST, &t::REMOVE_BLACKLIST), values![hash])
             }
             Route::GetQuota => (&t::GET_QUOTA, values![]),
+            Route::ListChanges { message_type, folder_name: None, since } => {
+                (&t::LIST_ROOT_CHANGES, values![message_type, since])
+            }
+            Route::ListChanges { message_type, folder_name: Some(folder_name), since } => {
+                (&t::LIST_CHANGES, values![message_type, folder_name, since])
+            }
         }
     }
 
@@ -604,6 +621,8 @@ mod tests {
             Route::DeleteFolder { message_type: MessageType::Email, folder_name: work.clone() },
             Route::ListMessages { message_type: MessageType::Email, folder_name: None },
             Route::ListMessages { message_type: MessageType::Email, folder_name: Some(work.clone()) },
+            Route::ListChanges { message_type: MessageType::Email, folder_name: None, since: 7 },
+            Route::ListChanges { message_type: MessageType::Email, folder_name: Some(work.clone()), since: 0 },
             Route::GetMessage { message_id: id, update_read: true },
             Route::ListEnvelopes { message_type: MessageType::Email, folder_name: None, after: Position(0) },
             Route::ListEnvelopes { message_type: MessageType::Email, folder_name: Some(work), after: Position(7) },
