@@ -18,7 +18,7 @@ use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{table, FolderName, ListKind, Method, Route, RouteSpec, UserInfoKind};
 
 /// How many variants `Route` has; `variant` below must name each.
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 40;
 
 /// The variant's position. The match has no wildcard, so a new variant does not
 /// compile until it is listed here and in `every_route`.
@@ -56,6 +56,14 @@ fn variant(route: &Route) -> usize {
         Route::AddListEntry { .. } => 29,
         Route::RemoveListEntry { .. } => 30,
         Route::GetQuota => 31,
+        Route::DeviceChallenge { .. } => 32,
+        Route::DeviceRequest { .. } => 33,
+        Route::DeviceStatus { .. } => 34,
+        Route::DevicePending => 35,
+        Route::DeviceApprove { .. } => 36,
+        Route::DeviceDeny { .. } => 37,
+        Route::DevicePutShares => 38,
+        Route::DeviceGetShares { .. } => 39,
     }
 }
 
@@ -75,7 +83,7 @@ fn every_route() -> Vec<Route> {
         Route::DestroySession,
         Route::GetMessageKey,
         Route::GetPowParams { address: alice.clone(), message_type: MessageType::Email },
-        Route::SendMessage { address: alice },
+        Route::SendMessage { address: alice.clone() },
         Route::ListFolders { message_type: None },
         Route::ListFolders { message_type: Some(MessageType::Email) },
         Route::CreateFolder,
@@ -96,6 +104,14 @@ fn every_route() -> Vec<Route> {
         Route::SetEphemeralKeys,
         Route::UpdateProfile,
         Route::GetQuota,
+        Route::DeviceChallenge { address: alice.clone() },
+        Route::DeviceRequest { address: alice },
+        Route::DeviceStatus { request_id: id },
+        Route::DevicePending,
+        Route::DeviceApprove { request_id: id },
+        Route::DeviceDeny { request_id: id },
+        Route::DevicePutShares,
+        Route::DeviceGetShares { box_key: smimp_gateway::smimp::crypto::BoxPublicKey([2; 32]) },
     ];
     for list in [ListKind::Whitelist, ListKind::Blacklist] {
         routes.push(Route::ListEntries { list });

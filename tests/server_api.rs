@@ -148,7 +148,8 @@ async fn version_server_information_and_well_known_file() {
     let info: ServerInformation = ok(client.get(&url(&org, &Route::ServerInformation), None).await);
     let expected: Vec<String> = Api::ALL.iter().map(|api| api.as_str().to_string()).collect();
     assert_eq!(info.apis, expected);
-    assert_eq!(info.apis.len(), 22);
+    assert_eq!(info.apis.len(), 23);
+    assert!(info.implements(Api::XDevices), "the x-devices extension is advertised");
     for api in Api::ALL {
         assert!(info.implements(api), "{api} missing");
     }

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod context;
+pub mod devices;
 pub mod enroll;
 pub mod setup_client;
 pub mod status;

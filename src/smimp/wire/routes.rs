@@ -11,15 +11,17 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Deleted, EphemeralKeys, ExtensionsUpdate,
-    Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry,
-    ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent,
-    MoveMessageRequest, Moved, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, SendMessageRequest,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Decided, Deleted, DeviceChallenge,
+    DeviceRequest, DeviceRequested, DeviceShares, EphemeralKeys, ExtensionsUpdate, Folder, FolderList, FolderName,
+    GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry, ListKind, LoginChallenge,
+    LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent, MoveMessageRequest, Moved,
+    PendingRequests, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, RequestStatus, SendMessageRequest,
     ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated, UserHistory,
     UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
 };
 use crate::smimp::address::Address;
-use crate::smimp::crypto::Hash;
+use crate::smimp::crypto::{BoxPublicKey, Hash};
+use crate::smimp::device::Sealed;
 use crate::smimp::encoding::Id32;
 use crate::smimp::keys::SignedMessageKey;
 use crate::smimp::message::MessageType;
@@ -82,11 +84,13 @@ pub enum Api {
     Whitelist,
     Blacklist,
     Quota,
+    /// Extension (docs/protocol.md §12): device enrollment and key shares.
+    XDevices,
 }
 
 impl Api {
     /// Every API, in the spec's order.
-    pub const ALL: [Api; 22] = [
+    pub const ALL: [Api; 23] = [
         Api::Version,
         Api::ServerInformation,
         Api::GetUser,
@@ -109,6 +113,7 @@ impl Api {
         Api::Whitelist,
         Api::Blacklist,
         Api::Quota,
+        Api::XDevices,
     ];
 
     /// The name as it appears in paths and in `server_information`.
@@ -136,6 +141,7 @@ impl Api {
             Api::Whitelist => "whitelist",
             Api::Blacklist => "blacklist",
             Api::Quota => "quota",
+            Api::XDevices => "x-devices",
         }
     }
 
@@ -157,6 +163,7 @@ impl Api {
                 | Api::Whitelist
                 | Api::Blacklist
                 | Api::Quota
+                | Api::XDevices
         )
     }
 }
@@ -356,6 +363,17 @@ pub mod table {
         ADD_BLACKLIST: Post "{v}/blacklist", Session, Blacklist, ListEntry => Added;
         REMOVE_BLACKLIST: Delete "{v}/blacklist/{hash}", Session, Blacklist, () => Removed;
         GET_QUOTA: Get "{v}/quota", Session, Quota, () => Quota;
+        // Extension: devices (docs/protocol.md §12)
+        DEVICE_CHALLENGE: Get "{v}/x-devices/challenge/{address}", None, XDevices, () => DeviceChallenge, extension;
+        DEVICE_REQUEST: Post "{v}/x-devices/request/{address}", None, XDevices, DeviceRequest => DeviceRequested, extension;
+        DEVICE_STATUS: Get "{v}/x-devices/status/{request_id}", None, XDevices, () => RequestStatus, extension;
+        DEVICE_PENDING: Get "{v}/x-devices/pending", Session, XDevices, () => PendingRequests, extension;
+        DEVICE_APPROVE: Post "{v}/x-devices/approve/{request_id}", Session, XDevices,
+            Sealed [body_limit::KEYS] => Decided, extension;
+        DEVICE_DENY: Post "{v}/x-devices/deny/{request_id}", Session, XDevices, () => Decided, extension;
+        DEVICE_PUT_SHARES: Post "{v}/x-devices/shares", Session, XDevices,
+            DeviceShares [body_limit::KEYS] => Updated, extension;
+        DEVICE_GET_SHARES: Get "{v}/x-devices/shares/{box_key}", Session, XDevices, () => DeviceShares, extension;
     }
 }
 
@@ -431,6 +449,22 @@ pub enum Route {
     RemoveListEntry { list: ListKind, hash: Hash },
     /// `GET {v}/quota` → [`Quota`].
     GetQuota,
+    /// Extension: `GET {v}/x-devices/challenge/{address}` → [`DeviceChallenge`].
+    DeviceChallenge { address: Address },
+    /// Extension: `POST {v}/x-devices/request/{address}` [`DeviceRequest`] → [`DeviceRequested`].
+    DeviceRequest { address: Address },
+    /// Extension: `GET {v}/x-devices/status/{request_id}` → [`RequestStatus`].
+    DeviceStatus { request_id: Id32 },
+    /// Extension: `GET {v}/x-devices/pending` → [`PendingRequests`].
+    DevicePending,
+    /// Extension: `POST {v}/x-devices/approve/{request_id}` [`Sealed`] → [`Decided`].
+    DeviceApprove { request_id: Id32 },
+    /// Extension: `POST {v}/x-devices/deny/{request_id}` → [`Decided`].
+    DeviceDeny { request_id: Id32 },
+    /// Extension: `POST {v}/x-devices/shares` [`DeviceShares`] → [`Updated`].
+    DevicePutShares,
+    /// Extension: `GET {v}/x-devices/shares/{box_key}` → [`DeviceShares`].
+    DeviceGetShares { box_key: BoxPublicKey },
 }
 
 /// A list of path parameter values, each shown as its path segment.
@@ -490,6 +524,14 @@ impl Route {
                 (list(kind, &t::REMOVE_WHITELIST, &t::REMOVE_BLACKLIST), values![hash])
             }
             Route::GetQuota => (&t::GET_QUOTA, values![]),
+            Route::DeviceChallenge { address } => (&t::DEVICE_CHALLENGE, values![address]),
+            Route::DeviceRequest { address } => (&t::DEVICE_REQUEST, values![address]),
+            Route::DeviceStatus { request_id } => (&t::DEVICE_STATUS, values![request_id]),
+            Route::DevicePending => (&t::DEVICE_PENDING, values![]),
+            Route::DeviceApprove { request_id } => (&t::DEVICE_APPROVE, values![request_id]),
+            Route::DeviceDeny { request_id } => (&t::DEVICE_DENY, values![request_id]),
+            Route::DevicePutShares => (&t::DEVICE_PUT_SHARES, values![]),
+            Route::DeviceGetShares { box_key } => (&t::DEVICE_GET_SHARES, values![box_key]),
         }
     }
 
@@ -600,6 +642,14 @@ mod tests {
             Route::SetEphemeralKeys,
             Route::UpdateProfile,
             Route::GetQuota,
+            Route::DeviceChallenge { address: alice() },
+            Route::DeviceRequest { address: alice() },
+            Route::DeviceStatus { request_id: id },
+            Route::DevicePending,
+            Route::DeviceApprove { request_id: id },
+            Route::DeviceDeny { request_id: id },
+            Route::DevicePutShares,
+            Route::DeviceGetShares { box_key: BoxPublicKey([2; 32]) },
         ];
         for list in [ListKind::Whitelist, ListKind::Blacklist] {
             routes.push(Route::ListEntries { list });

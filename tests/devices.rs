@@ -1,0 +1,208 @@
+//! A second machine for one account (docs/devices.md): two gateways with separate
+//! data directories against a real reference server over real TLS. The witness flow
+//! end to end, mail to the account read on both machines, and a hostile server that
+//! swaps the new device's key, replays an old approval or withholds the approval.
+
+mod common;
+#[path = "hostile_server/harness.rs"]
+mod harness;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::Method;
+use common::*;
+use harness::{Answer, Hostile};
+use rand_core::OsRng;
+use smimp_gateway::gateway::context::{CommandError, Context};
+use smimp_gateway::gateway::devices::{self, DeviceCommandError};
+use smimp_gateway::keystore::Keystore;
+use smimp_gateway::smimp::address::Address;
+use smimp_gateway::smimp::crypto::BoxSecretKey;
+use smimp_gateway::smimp::device::DeviceError;
+use smimp_gateway::smimp::message::{Email, Payload};
+use smimp_gateway::smimp::wire::Route;
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// One machine: its directory (kept while the test runs) and its configuration.
+struct Machine {
+    _dir: TempDir,
+    config: PathBuf,
+}
+
+impl Machine {
+    fn new(name: &str, endpoint: &dyn Endpoint) -> Self {
+        let dir = TempDir::new(name);
+        let config = write_gateway_config(&dir, &[endpoint], "");
+        Self { _dir: dir, config }
+    }
+
+    async fn ctx(&self) -> Context {
+        Context::open(&self.config).await.unwrap()
+    }
+
+    async fn keystore(&self, email: &str) -> Keystore {
+        let ctx = self.ctx().await;
+        let address = Address::from_email(email).unwrap();
+        Keystore::load(&ctx.config.keystore_path(&address), &ctx.passphrase).unwrap()
+    }
+}
+
+/// Sends a plain email from a fresh account `bob` of `server` to `to`.
+async fn send_to(server: &TestServer, to: &Address, body: &str) {
+    let client = Client::new(&[server]);
+    let bob = create_account(&client, server, "bob", 1).await;
+    let email = Email {
+        to: vec![to.clone()],
+        cc: vec![],
+        subject: "for every device".into(),
+        thread_id: smimp_gateway::smimp::encoding::Id32::random(&mut OsRng),
+        reply_to_message_id: None,
+        date_sent: now(),
+        body: body.into(),
+        signature_text: None,
+        attachments: vec![],
+        extensions_data: None,
+        reply_to: None,
+        auto_reply_address: None,
+    };
+    let session = login(&client, server, &bob).await;
+    let payload = Payload::Email(Box::new(email)).to_bytes();
+    let (envelope, _, _) = prepare_message(&client, server, &session, &bob, to, &payload).await;
+    let sent =
+        client.post(&url(server, &Route::SendMessage { address: to.clone() }), Some(&session.id), &envelope).await;
+    assert_eq!(sent.0, 200, "{}", sent.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn witness_flow_enrolls_a_second_machine_that_reads_the_same_mail() {
+    let server = start_one(Options::default()).await;
+    let desktop = Machine::new("devices-desktop", &server);
+    let laptop = Machine::new("devices-laptop", &server);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+
+    let requested = devices::request(&laptop.ctx().await, &email, "laptop", None).await.unwrap();
+    let pending = devices::pending(&desktop.ctx().await, &email).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].request.name, "laptop");
+    assert_eq!(pending[0].code, requested.code, "both machines show the same witness code");
+    devices::approve(&desktop.ctx().await, &email, &pending[0].short_id, Some(requested.code.as_str())).await.unwrap();
+    assert!(devices::pending(&desktop.ctx().await, &email).await.unwrap().is_empty(), "answered requests are gone");
+
+    let enrolled =
+        devices::await_approval(&laptop.ctx().await, requested, Duration::from_secs(20), POLL).await.unwrap();
+    let (on_desktop, on_laptop) = (desktop.keystore(&email).await, laptop.keystore(&email).await);
+    assert_eq!(enrolled.master_key, on_desktop.master().public());
+    assert_eq!(on_laptop.master().public(), on_desktop.master().public());
+    assert_eq!(*on_laptop.storage_key().to_bytes(), *on_desktop.storage_key().to_bytes());
+    assert_eq!(on_laptop.message_keys().len(), on_desktop.message_keys().len());
+    assert_eq!(on_laptop.device().unwrap().name, "laptop");
+    let names: Vec<&str> = on_desktop.devices().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(on_laptop.devices(), on_desktop.devices(), "both machines know the same device list");
+    assert!(on_laptop.verify_local_password(&enrolled.account.password));
+
+    send_to(&server, &alice.address, "read me on both machines").await;
+    for machine in [&desktop, &laptop] {
+        let text = first_in_inbox(&machine.config).await;
+        assert!(text.contains("read me on both machines"), "{text}");
+    }
+    server.stop().await;
+}
+
+/// A request to join `email` from `machine` under `name`.
+async fn ask(machine: &Machine, email: &str, name: &str) -> devices::Requested {
+    devices::request(&machine.ctx().await, email, name, None).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_swaps_the_device_key_changes_the_witness_code() {
+    let server = start_one(Options::default()).await;
+    let hostile = Hostile::start(&server).await;
+    let desktop = Machine::new("devices-swap-desktop", &hostile);
+    let laptop = Machine::new("devices-swap-laptop", &hostile);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+    let requested = ask(&laptop, &email, "laptop").await;
+
+    // The server shows the enrolled machine its own box key in place of the laptop's.
+    let swapped = BoxSecretKey::generate(&mut OsRng).public().to_hex();
+    hostile.lie(Method::GET, "0.1/x-devices/pending", move |call| {
+        let swapped = swapped.clone();
+        async move {
+            let mut body = call.forward().await.value();
+            for request in body["requests"].as_array_mut().unwrap() {
+                request["device"]["box_key"] = swapped.clone().into();
+            }
+            Answer::json(200, &body)
+        }
+    });
+    let pending = devices::pending(&desktop.ctx().await, &email).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0].code, requested.code, "the swapped key shows another code");
+    let refused = devices::approve(&desktop.ctx().await, &email, &pending[0].short_id, Some(requested.code.as_str()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, CommandError::Device(DeviceCommandError::CodeMismatch { .. })),
+        "approving against the laptop's code is refused: {refused}"
+    );
+    assert!(refused.to_string().contains("swapped"), "{refused}");
+    // Nothing was approved: the laptop is still waiting.
+    let waited = devices::await_approval(&laptop.ctx().await, requested, Duration::from_millis(500), POLL).await;
+    assert!(matches!(waited, Err(CommandError::Device(DeviceCommandError::Withheld { .. }))), "{waited:?}");
+    drop(hostile);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_approval_is_refused_and_a_withheld_one_times_out() {
+    let server = start_one(Options::default()).await;
+    let hostile = Hostile::start(&server).await;
+    let desktop = Machine::new("devices-replay-desktop", &hostile);
+    let laptop = Machine::new("devices-replay-laptop", &hostile);
+    let tablet = Machine::new("devices-replay-tablet", &hostile);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+
+    // A first, honest enrollment leaves an approval the server could keep.
+    let first = ask(&laptop, &email, "laptop").await;
+    let first_id = first.request_id;
+    let short = devices::pending(&desktop.ctx().await, &email).await.unwrap()[0].short_id.clone();
+    devices::approve(&desktop.ctx().await, &email, &short, Some(first.code.as_str())).await.unwrap();
+    devices::await_approval(&laptop.ctx().await, first, Duration::from_secs(20), POLL).await.unwrap();
+    let client = Client::new(&[&server]);
+    let old = client.get(&url(&server, &Route::DeviceStatus { request_id: first_id }), None).await;
+    assert_eq!(old.0, 200, "{}", old.1);
+    let old = old.1;
+
+    // The tablet's request: the server withholds the answer, then replays the old one.
+    let second = ask(&tablet, &email, "tablet").await;
+    let status = Route::DeviceStatus { request_id: second.request_id };
+    hostile.lie_on(&status, |_| async { Answer::json(200, &serde_json::json!({ "state": "pending" })) });
+    let short = devices::pending(&desktop.ctx().await, &email).await.unwrap()[0].short_id.clone();
+    devices::approve(&desktop.ctx().await, &email, &short, Some(second.code.as_str())).await.unwrap();
+    let withheld = devices::await_approval(&tablet.ctx().await, second, Duration::from_millis(700), POLL).await;
+    let err = withheld.unwrap_err();
+    assert!(matches!(err, CommandError::Device(DeviceCommandError::Withheld { .. })), "{err}");
+    assert!(err.to_string().contains("no approval arrived"), "{err}");
+
+    let third = ask(&tablet, &email, "tablet-2").await;
+    hostile.lie_on(&Route::DeviceStatus { request_id: third.request_id }, move |_| {
+        let old = old.clone();
+        async move { Answer::json(200, &old) }
+    });
+    let replayed = devices::await_approval(&tablet.ctx().await, third, Duration::from_secs(5), POLL).await;
+    let err = replayed.unwrap_err();
+    assert!(
+        matches!(err, CommandError::Device(DeviceCommandError::BadApproval(DeviceError::BadSignature))),
+        "an approval for another request is refused: {err}"
+    );
+    let ctx = tablet.ctx().await;
+    assert!(!ctx.config.keystore_path(&alice.address).exists(), "nothing was written");
+    assert!(ctx.store.accounts().await.unwrap().is_empty());
+    drop(hostile);
+    server.stop().await;
+}
