@@ -279,20 +279,19 @@ pub fn share_hash(address: &Address, share_id: &Id32, recipient: &DevicePublic, 
         .hash()
 }
 
-/// Seals `plaintext` to `recipient` with a fresh ephemeral key, unsigned yet.
+/// Seals `plaintext` to `recipient` from `ephemeral`, unsigned yet.
 fn seal_unsigned(
     plaintext: &[u8],
     recipient: &BoxPublicKey,
+    ephemeral: &BoxSecretKey,
+    nonce: BoxNonce,
     master: &MasterKey,
     now: i64,
-    rng: &mut impl CryptoRngCore,
 ) -> Sealed {
-    let ephemeral = BoxSecretKey::generate(rng);
-    let nonce = BoxNonce::random(rng);
     Sealed {
         ephemeral_key: ephemeral.public(),
         nonce,
-        ciphertext: box_seal(plaintext, &nonce, recipient, &ephemeral),
+        ciphertext: box_seal(plaintext, &nonce, recipient, ephemeral),
         issued_at: now,
         master_key: master.public(),
         signature: Signature([0; 64]),
@@ -307,8 +306,20 @@ pub fn seal_approval(
     now: i64,
     rng: &mut impl CryptoRngCore,
 ) -> Sealed {
-    let plaintext = secrets.to_json();
-    let mut sealed = seal_unsigned(&plaintext, &context.device.box_key, master, now, rng);
+    let ephemeral = BoxSecretKey::generate(rng);
+    seal_approval_with(context, &secrets.to_json(), &ephemeral, BoxNonce::random(rng), master, now)
+}
+
+/// [`seal_approval`] with the plaintext, ephemeral key and nonce given (for vectors).
+pub fn seal_approval_with(
+    context: &RequestContext<'_>,
+    plaintext: &[u8],
+    ephemeral: &BoxSecretKey,
+    nonce: BoxNonce,
+    master: &MasterKey,
+    now: i64,
+) -> Sealed {
+    let mut sealed = seal_unsigned(plaintext, &context.device.box_key, ephemeral, nonce, master, now);
     sealed.signature = master.sign(&approval_hash(context, &sealed));
     sealed
 }
@@ -323,8 +334,9 @@ pub fn seal_share(
     now: i64,
     rng: &mut impl CryptoRngCore,
 ) -> Sealed {
+    let ephemeral = BoxSecretKey::generate(rng);
     let plaintext = secrets.to_json();
-    let mut sealed = seal_unsigned(&plaintext, &recipient.box_key, master, now, rng);
+    let mut sealed = seal_unsigned(&plaintext, &recipient.box_key, &ephemeral, BoxNonce::random(rng), master, now);
     sealed.signature = master.sign(&share_hash(address, share_id, recipient, &sealed));
     sealed
 }
