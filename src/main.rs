@@ -199,6 +199,12 @@ enum DeviceAction {
         #[arg(long)]
         code: Option<String>,
     },
+    /// On an enrolled machine: a one-time PIN (10 minutes) for `device request --pin`;
+    /// the running gateway (`run`) then approves the request by itself.
+    Pin {
+        #[command(flatten)]
+        account: EnrolledArgs,
+    },
     /// On an enrolled machine: deny a request.
     Deny {
         #[command(flatten)]
@@ -442,6 +448,17 @@ async fn device(action: DeviceAction) -> Result<()> {
             let address = devices::account_of(&ctx, account.address.as_deref()).await?;
             let view = devices::approve(&ctx, &address, &id, code.as_deref()).await?;
             println!("approved {:?} (code {}) for {address}", view.request.name, view.code);
+        }
+        DeviceAction::Pin { account } => {
+            use smimp_gateway::gateway::pins;
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let (pin, expires_at) = pins::issue(&ctx, &address, pins::PIN_LIFETIME).await?;
+            let until = smimp_gateway::smimp::timestamp::Timestamp::from_unix(expires_at).map(|t| t.to_wire());
+            println!("one-time PIN for {address}: {pin}");
+            println!("valid once, until {} UTC; on the new machine run", until.unwrap_or_default());
+            println!("  smimp-gateway device request --config CONFIG --address {address} --pin {pin}");
+            println!("while `smimp-gateway run` is running here: it approves the request by itself");
         }
         DeviceAction::Deny { account, id } => {
             let ctx = GatewayContext::open(&account.config).await?;

@@ -16,12 +16,13 @@ use harness::{Answer, Hostile};
 use rand_core::OsRng;
 use smimp_gateway::gateway::context::{CommandError, Context};
 use smimp_gateway::gateway::devices::{self, DeviceCommandError};
+use smimp_gateway::gateway::pins;
 use smimp_gateway::keystore::Keystore;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::crypto::BoxSecretKey;
 use smimp_gateway::smimp::device::DeviceError;
 use smimp_gateway::smimp::message::{Email, Payload};
-use smimp_gateway::smimp::wire::Route;
+use smimp_gateway::smimp::wire::{DenyReason, Route};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -204,5 +205,55 @@ async fn a_replayed_approval_is_refused_and_a_withheld_one_times_out() {
     assert!(!ctx.config.keystore_path(&alice.address).exists(), "nothing was written");
     assert!(ctx.store.accounts().await.unwrap().is_empty());
     drop(hostile);
+    server.stop().await;
+}
+
+/// Requests with `pin` from a fresh machine and waits for the running gateway's answer.
+async fn request_with_pin(
+    name: &str,
+    endpoint: &dyn Endpoint,
+    email: &str,
+    pin: &str,
+) -> (Machine, Result<devices::Enrolled, CommandError>) {
+    let machine = Machine::new(&format!("devices-pin-{name}"), endpoint);
+    let requested = devices::request(&machine.ctx().await, email, name, Some(pin)).await.unwrap();
+    let answer = devices::await_approval(&machine.ctx().await, requested, Duration::from_secs(20), POLL).await;
+    (machine, answer)
+}
+
+fn denied_for(result: &Result<devices::Enrolled, CommandError>, reason: DenyReason, words: &str) {
+    match result {
+        Err(CommandError::Device(DeviceCommandError::Denied(Some(found)))) => {
+            assert_eq!(*found, reason);
+            let text = result.as_ref().unwrap_err().to_string();
+            assert!(text.contains(words), "{text}");
+        }
+        other => panic!("expected a denial for {reason:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_time_pin_is_approved_by_the_running_gateway_once_and_refused_when_wrong_used_or_expired() {
+    let server = start_one(Options::default()).await;
+    let desktop = Machine::new("devices-pin-desktop", &server);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+    let running = start_gateway(&desktop.config).await;
+
+    let (pin, _) = pins::issue(&desktop.ctx().await, &email, pins::PIN_LIFETIME).await.unwrap();
+    let (laptop, enrolled) = request_with_pin("laptop", &server, &email, &pin).await;
+    let enrolled = enrolled.unwrap();
+    assert_eq!(enrolled.master_key, desktop.keystore(&email).await.master().public());
+    assert_eq!(laptop.keystore(&email).await.devices().len(), 2);
+
+    let (_, reused) = request_with_pin("tablet", &server, &email, &pin).await;
+    denied_for(&reused, DenyReason::UsedPin, "already used");
+    let (_, wrong) = request_with_pin("phone", &server, &email, "AAAA-BBBB-CCCC-DDDD").await;
+    denied_for(&wrong, DenyReason::WrongPin, "wrong");
+    let (short, _) = pins::issue(&desktop.ctx().await, &email, Duration::from_secs(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_, expired) = request_with_pin("watch", &server, &email, &short).await;
+    denied_for(&expired, DenyReason::ExpiredPin, "expired");
+    running.stop().await;
     server.stop().await;
 }

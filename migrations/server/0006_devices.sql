@@ -19,6 +19,7 @@ CREATE TABLE device_requests (
     pin_proof  TEXT,
     state      TEXT NOT NULL,
     approval   TEXT,
+    reason     TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );

@@ -10,8 +10,8 @@ use crate::smimp::crypto::BoxPublicKey;
 use crate::smimp::device::Sealed;
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::{
-    Api, Decided, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShare, DeviceShares, PendingRequest,
-    PendingRequests, RequestStatus, Route, Updated,
+    Api, Decided, Denial, DenyReason, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShare, DeviceShares,
+    PendingRequest, PendingRequests, RequestStatus, Route, Updated,
 };
 
 impl ServerClient {
@@ -49,9 +49,9 @@ impl SessionClient {
         Ok(())
     }
 
-    /// Denies a request.
-    pub async fn device_deny(&self, request_id: Id32) -> Result<(), ClientError> {
-        let _: Decided = self.call(&Route::DeviceDeny { request_id }, None::<&()>).await?;
+    /// Denies a request, saying why when the reason is a PIN.
+    pub async fn device_deny(&self, request_id: Id32, reason: Option<DenyReason>) -> Result<(), ClientError> {
+        let _: Decided = self.call(&Route::DeviceDeny { request_id }, Some(&Denial { reason })).await?;
         Ok(())
     }
 

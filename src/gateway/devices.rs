@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand_core::{OsRng, RngCore};
 
 use crate::backend::trust::{trusted_key, KeyTrustError};
-use crate::client::{ClientError, ServerClient};
+use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::clock::unix_now;
 use crate::gateway::context::{CommandError, Context};
 use crate::gateway::enroll::{owner, parse_address, Initialised};
@@ -24,7 +24,7 @@ use crate::smimp::device::{
 };
 use crate::smimp::encoding::Id32;
 use crate::smimp::pow::SolveControl;
-use crate::smimp::wire::{DeviceRequest, PendingRequest, RequestState};
+use crate::smimp::wire::{DenyReason, DeviceRequest, PendingRequest, RequestState};
 use crate::store::AccountRecord;
 
 /// Why a device command failed, in words that say what to do.
@@ -34,8 +34,8 @@ pub enum DeviceCommandError {
     Device(#[from] DeviceError),
     #[error("no approval arrived within {waited:?}: the request was neither approved nor denied. Approve it on an enrolled machine with `smimp-gateway device approve` (the server may also be holding the approval back), then request again")]
     Withheld { waited: Duration },
-    #[error("the request was denied on an enrolled device")]
-    Denied,
+    #[error("{}", denied(*.0))]
+    Denied(Option<DenyReason>),
     #[error("the request expired before it was approved: request again")]
     Expired,
     #[error("the approval was refused: {0}. Nothing was written; ask for a new approval")]
@@ -56,6 +56,15 @@ pub enum DeviceCommandError {
     NoAccount,
     #[error("the proof of work could not be computed: {0}")]
     Work(String),
+}
+
+fn denied(reason: Option<DenyReason>) -> &'static str {
+    match reason {
+        None => "the request was denied on an enrolled device",
+        Some(DenyReason::WrongPin) => "the request was refused: the PIN is wrong (check it, or get a new one with `smimp-gateway device pin` on an enrolled machine)",
+        Some(DenyReason::UsedPin) => "the request was refused: the PIN was already used (a PIN works once: get a new one with `smimp-gateway device pin`)",
+        Some(DenyReason::ExpiredPin) => "the request was refused: the PIN has expired (get a new one with `smimp-gateway device pin`)",
+    }
 }
 
 impl From<DeviceCommandError> for CommandError {
@@ -168,7 +177,7 @@ pub async fn await_approval(
             .map_err(|e| client_error(ctx, &requested.address, e))?;
         match (status.state, status.approval) {
             (RequestState::Approved, Some(approval)) => break approval,
-            (RequestState::Denied, _) => return Err(DeviceCommandError::Denied.into()),
+            (RequestState::Denied, _) => return Err(DeviceCommandError::Denied(status.reason).into()),
             (RequestState::Expired, _) => return Err(DeviceCommandError::Expired.into()),
             _ if started.elapsed() + poll > wait => return Err(DeviceCommandError::Withheld { waited: wait }.into()),
             _ => tokio::time::sleep(poll).await,
@@ -294,11 +303,36 @@ pub async fn approve(
             return Err(DeviceCommandError::CodeMismatch { id: pending.short_id, shown, typed }.into());
         }
     }
-    let request = &pending.request;
+    grant(&mut keystore, &owner, &pending.request, unix_now()).await.map_err(|e| match e {
+        GrantError::Refused(refused) => refused.into(),
+        GrantError::Client(e) => client_error(ctx, &address, e),
+    })?;
+    (ctx.save(&path))(&keystore)?;
+    let _ = owner.logout().await;
+    Ok(pending)
+}
+
+/// Why a grant failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("{0}")]
+    Refused(DeviceCommandError),
+    #[error("{0}")]
+    Client(#[from] ClientError),
+}
+
+/// Lists the request's device in `keystore` (this machine named on first use), seals
+/// the account's secrets to it, signs, and posts the approval. The caller saves the
+/// keystore afterwards (it holds the keystore's lock).
+pub async fn grant(
+    keystore: &mut Keystore,
+    owner: &SessionClient,
+    request: &PendingRequest,
+    now: i64,
+) -> Result<(), GrantError> {
     if keystore.devices().iter().any(|known| known.name == request.name) {
-        return Err(DeviceCommandError::NameTaken { name: request.name.clone() }.into());
+        return Err(GrantError::Refused(DeviceCommandError::NameTaken { name: request.name.clone() }));
     }
-    let now = unix_now();
     let by = keystore.ensure_device(&machine_name(), now).name.clone();
     keystore.add_device(DeviceEntry {
         name: request.name.clone(),
@@ -306,6 +340,7 @@ pub async fn approve(
         enrolled_at: now,
         enrolled_by: Some(by),
     });
+    let address = keystore.address().clone();
     let context = RequestContext {
         address: &address,
         request_id: &request.request_id,
@@ -314,10 +349,8 @@ pub async fn approve(
         server_nonce: &request.nonce,
     };
     let sealed = seal_approval(&context, &keystore.to_secrets(), keystore.master(), now, &mut OsRng);
-    owner.device_approve(request.request_id, &sealed).await.map_err(|e| client_error(ctx, &address, e))?;
-    (ctx.save(&path))(&keystore)?;
-    let _ = owner.logout().await;
-    Ok(pending)
+    owner.device_approve(request.request_id, &sealed).await?;
+    Ok(())
 }
 
 /// `device deny ID`.
@@ -328,7 +361,7 @@ pub async fn deny(ctx: &Context, address_text: &str, id: &str) -> Result<Pending
     let owner = owner(ctx, &address, &keystore).await?;
     let requests = owner.device_pending().await.map_err(|e| client_error(ctx, &address, e))?;
     let pending = view(&address, find(&address, requests, id)?);
-    owner.device_deny(pending.request.request_id).await.map_err(|e| client_error(ctx, &address, e))?;
+    owner.device_deny(pending.request.request_id, None).await.map_err(|e| client_error(ctx, &address, e))?;
     let _ = owner.logout().await;
     Ok(pending)
 }

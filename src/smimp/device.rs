@@ -210,7 +210,17 @@ pub fn normalise_pin(pin: &str) -> String {
 /// with a key) of the request hash, keyed by `H(T("SMIMP-v0.1/x-device-pin", PIN))`
 /// of the normalised PIN. The PIN itself never leaves the device.
 pub fn pin_proof(pin: &str, request_hash: &Hash) -> Hash {
-    let key = Transcript::new(Purpose::DevicePin).field(normalise_pin(pin)).hash();
+    pin_proof_with(&pin_key(pin), request_hash)
+}
+
+/// The key a PIN proof is made with: `H(T("SMIMP-v0.1/x-device-pin", PIN))`; what the
+/// issuing device keeps instead of the PIN.
+pub fn pin_key(pin: &str) -> Hash {
+    Transcript::new(Purpose::DevicePin).field(normalise_pin(pin)).hash()
+}
+
+/// [`pin_proof`] from the PIN's key.
+pub fn pin_proof_with(key: &Hash, request_hash: &Hash) -> Hash {
     let digest = blake2b_simd::Params::new().hash_length(32).key(key.as_bytes()).hash(request_hash.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_bytes());

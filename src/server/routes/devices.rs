@@ -25,8 +25,8 @@ use crate::smimp::device::{approval_hash, check_name, request_hash, request_pow,
 use crate::smimp::encoding::Id32;
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{
-    Decided, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShares, ErrorCode, PendingRequest, PendingRequests,
-    RequestState, RequestStatus, Updated, DEVICE_REQUEST_LIFETIME_SECS, MAX_PENDING_DEVICE_REQUESTS,
+    Decided, Denial, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShares, ErrorCode, PendingRequest,
+    PendingRequests, RequestState, RequestStatus, Updated, DEVICE_REQUEST_LIFETIME_SECS, MAX_PENDING_DEVICE_REQUESTS,
 };
 
 /// The most shares one call may store.
@@ -100,6 +100,7 @@ pub async fn request(
         pin_proof: request.pin_proof,
         state: RequestState::Pending,
         approval: None,
+        reason: None,
         created_at: now,
         expires_at: now + DEVICE_REQUEST_LIFETIME_SECS,
     };
@@ -125,7 +126,7 @@ pub async fn status(State(state): State<Arc<AppState>>, Path(id): Path<String>) 
         .device_request(&id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("there is no device request {id}")))?;
-    Ok(Json(RequestStatus { state: row.state, approval: row.approval }))
+    Ok(Json(RequestStatus { state: row.state, approval: row.approval, reason: row.reason }))
 }
 
 /// `GET x-devices/pending`: the account's live pending requests.
@@ -185,7 +186,7 @@ pub async fn approve(
             "the approval is not signed by the account's current master key for this request",
         ));
     }
-    match state.store.decide_device_request(owner, &id, RequestState::Approved, Some(&sealed), now).await? {
+    match state.store.decide_device_request(owner, &id, RequestState::Approved, Some(&sealed), None, now).await? {
         Write::Done => Ok(Json(Decided { state: RequestState::Approved })),
         _ => Err(no_pending(owner, &id)),
     }
@@ -196,10 +197,12 @@ pub async fn deny(
     State(state): State<Arc<AppState>>,
     OwnerSession(session): OwnerSession,
     Path(id): Path<String>,
+    Json(denial): Json<Denial>,
 ) -> ApiResult<Json<Decided>> {
     let id = request_id(&id)?;
     let owner = &session.address;
-    match state.store.decide_device_request(owner, &id, RequestState::Denied, None, state.clock.now()).await? {
+    let (now, reason) = (state.clock.now(), denial.reason);
+    match state.store.decide_device_request(owner, &id, RequestState::Denied, None, reason, now).await? {
         Write::Done => Ok(Json(Decided { state: RequestState::Denied })),
         _ => Err(no_pending(owner, &id)),
     }

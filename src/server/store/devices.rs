@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::smimp::device::{DevicePublic, Sealed};
-use crate::smimp::wire::{DeviceShare, RequestState};
+use crate::smimp::wire::{DenyReason, DeviceShare, RequestState};
 
 /// A device request as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,7 @@ pub struct DeviceRequestRow {
     pub pin_proof: Option<Hash>,
     pub state: RequestState,
     pub approval: Option<Sealed>,
+    pub reason: Option<DenyReason>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -26,7 +27,7 @@ const MAX_CHALLENGES: i64 = 16;
 /// The columns of a request, in `SELECT` order (a macro, so queries stay `&'static str`).
 macro_rules! request_columns {
     () => {
-        "request_id, address, name, sign_key, box_key, nonce, pin_proof, state, approval, created_at, expires_at"
+        "request_id, address, name, sign_key, box_key, nonce, pin_proof, state, approval, reason, created_at, expires_at"
     };
 }
 
@@ -48,6 +49,10 @@ fn request_from_row(row: &impl Columns) -> Result<DeviceRequestRow, StoreError> 
         pin_proof: row.maybe_text("pin_proof")?.map(|text| parse(&text, "PIN proof")).transpose()?,
         state: RequestState::parse(&state).ok_or_else(|| corrupt(format!("request state {state:?}")))?,
         approval,
+        reason: match row.maybe_text("reason")? {
+            Some(text) => Some(DenyReason::parse(&text).ok_or_else(|| corrupt(format!("deny reason {text:?}")))?),
+            None => None,
+        },
         created_at: row.int("created_at")?,
         expires_at: row.int("expires_at")?,
     })
@@ -207,16 +212,18 @@ impl ServerStore {
         request_id: &Id32,
         state: RequestState,
         approval: Option<&Sealed>,
+        reason: Option<DenyReason>,
         now: i64,
     ) -> Result<Write, StoreError> {
         let approval = approval.map(|sealed| serde_json::to_string(sealed).expect("a sealed approval serialises"));
         with_pool!(self, pool, sql, {
             let updated = sql::query(
-                "UPDATE device_requests SET state = ?, approval = ? WHERE request_id = ? AND address = ? \
+                "UPDATE device_requests SET state = ?, approval = ?, reason = ? WHERE request_id = ? AND address = ? \
                  AND state = 'pending' AND expires_at > ?",
             )
             .bind(state.as_str())
             .bind(approval)
+            .bind(reason.map(DenyReason::as_str))
             .bind(request_id.to_hex())
             .bind(address.as_str())
             .bind(now)

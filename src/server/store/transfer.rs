@@ -137,6 +137,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("pin_proof", MaybeText),
             ("state", Text),
             ("approval", MaybeText),
+            ("reason", MaybeText),
             ("created_at", Int),
             ("expires_at", Int),
         ],

@@ -78,12 +78,48 @@ impl RequestState {
     }
 }
 
+/// Why an enrolled device denied a request by itself (a PIN request it could judge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    WrongPin,
+    UsedPin,
+    ExpiredPin,
+}
+
+impl DenyReason {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::WrongPin => "wrong_pin",
+            DenyReason::UsedPin => "used_pin",
+            DenyReason::ExpiredPin => "expired_pin",
+        }
+    }
+
+    /// The reason of a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::WrongPin, Self::UsedPin, Self::ExpiredPin].into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// `POST {v}/x-devices/deny/{request_id}`: the optional reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Denial {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DenyReason>,
+}
+
 /// `GET {v}/x-devices/status/{request_id}`: the state and, once approved, the approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestStatus {
     pub state: RequestState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Sealed>,
+    /// Why it was denied, when the denying device said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DenyReason>,
 }
 
 /// One pending request as the account's devices see it.

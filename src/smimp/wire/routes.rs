@@ -11,7 +11,7 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Decided, Deleted, DeviceChallenge,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Decided, Deleted, Denial, DeviceChallenge,
     DeviceRequest, DeviceRequested, DeviceShares, EphemeralKeys, ExtensionsUpdate, Folder, FolderList, FolderName,
     GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry, ListKind, LoginChallenge,
     LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent, MoveMessageRequest, Moved,
@@ -370,7 +370,7 @@ pub mod table {
         DEVICE_PENDING: Get "{v}/x-devices/pending", Session, XDevices, () => PendingRequests, extension;
         DEVICE_APPROVE: Post "{v}/x-devices/approve/{request_id}", Session, XDevices,
             Sealed [body_limit::KEYS] => Decided, extension;
-        DEVICE_DENY: Post "{v}/x-devices/deny/{request_id}", Session, XDevices, () => Decided, extension;
+        DEVICE_DENY: Post "{v}/x-devices/deny/{request_id}", Session, XDevices, Denial => Decided, extension;
         DEVICE_PUT_SHARES: Post "{v}/x-devices/shares", Session, XDevices,
             DeviceShares [body_limit::KEYS] => Updated, extension;
         DEVICE_GET_SHARES: Get "{v}/x-devices/shares/{box_key}", Session, XDevices, () => DeviceShares, extension;
@@ -459,7 +459,7 @@ pub enum Route {
     DevicePending,
     /// Extension: `POST {v}/x-devices/approve/{request_id}` [`Sealed`] → [`Decided`].
     DeviceApprove { request_id: Id32 },
-    /// Extension: `POST {v}/x-devices/deny/{request_id}` → [`Decided`].
+    /// Extension: `POST {v}/x-devices/deny/{request_id}` [`Denial`] → [`Decided`].
     DeviceDeny { request_id: Id32 },
     /// Extension: `POST {v}/x-devices/shares` [`DeviceShares`] → [`Updated`].
     DevicePutShares,
