@@ -50,10 +50,14 @@ impl Machine {
     }
 }
 
-/// Sends a plain email from a fresh account `bob` of `server` to `to`.
-async fn send_to(server: &TestServer, to: &Address, body: &str) {
+/// A sending account `bob` on `server`.
+async fn bob(server: &TestServer) -> Account {
+    create_account(&Client::new(&[server]), server, "bob", 1).await
+}
+
+/// Sends a plain email from `bob` to `to`.
+async fn send_to(server: &TestServer, bob: &Account, to: &Address, body: &str) {
     let client = Client::new(&[server]);
-    let bob = create_account(&client, server, "bob", 1).await;
     let email = Email {
         to: vec![to.clone()],
         cc: vec![],
@@ -68,9 +72,9 @@ async fn send_to(server: &TestServer, to: &Address, body: &str) {
         reply_to: None,
         auto_reply_address: None,
     };
-    let session = login(&client, server, &bob).await;
+    let session = login(&client, server, bob).await;
     let payload = Payload::Email(Box::new(email)).to_bytes();
-    let (envelope, _, _) = prepare_message(&client, server, &session, &bob, to, &payload).await;
+    let (envelope, _, _) = prepare_message(&client, server, &session, bob, to, &payload).await;
     let sent =
         client.post(&url(server, &Route::SendMessage { address: to.clone() }), Some(&session.id), &envelope).await;
     assert_eq!(sent.0, 200, "{}", sent.1);
@@ -105,7 +109,7 @@ async fn witness_flow_enrolls_a_second_machine_that_reads_the_same_mail() {
     assert_eq!(on_laptop.devices(), on_desktop.devices(), "both machines know the same device list");
     assert!(on_laptop.verify_local_password(&enrolled.account.password));
 
-    send_to(&server, &alice.address, "read me on both machines").await;
+    send_to(&server, &bob(&server).await, &alice.address, "read me on both machines").await;
     for machine in [&desktop, &laptop] {
         let text = first_in_inbox(&machine.config).await;
         assert!(text.contains("read me on both machines"), "{text}");
@@ -255,5 +259,62 @@ async fn a_one_time_pin_is_approved_by_the_running_gateway_once_and_refused_when
     let (_, expired) = request_with_pin("watch", &server, &email, &short).await;
     denied_for(&expired, DenyReason::ExpiredPin, "expired");
     running.stop().await;
+    server.stop().await;
+}
+
+/// Every message of the INBOX of `config`'s account, as its mail client reads them.
+async fn inbox(config: &std::path::Path) -> Vec<String> {
+    let ctx = Context::open(config).await.unwrap();
+    let accounts = smimp_gateway::gateway::unlock_accounts(&ctx).await.unwrap();
+    let account = accounts.values().next().unwrap().clone();
+    let boxes =
+        smimp_gateway::backend::mailbox::Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts, 64 << 20);
+    let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
+    let mut texts = Vec::new();
+    for message in messages {
+        let bytes = boxes.message(&account, "INBOX", message.uid).await.unwrap();
+        texts.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn message_keys_topped_up_on_one_machine_open_mail_on_the_other() {
+    let server = start_one(Options::default()).await;
+    let desktop = Machine::new("devices-keys-desktop", &server);
+    let laptop = Machine::new("devices-keys-laptop", &server);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+    let requested = devices::request(&laptop.ctx().await, &email, "laptop", None).await.unwrap();
+    let short = devices::pending(&desktop.ctx().await, &email).await.unwrap()[0].short_id.clone();
+    devices::approve(&desktop.ctx().await, &email, &short, Some(requested.code.as_str())).await.unwrap();
+    devices::await_approval(&laptop.ctx().await, requested, Duration::from_secs(20), POLL).await.unwrap();
+
+    // Two messages use up the ephemeral keys both machines know; the desktop tops up.
+    let bob = bob(&server).await;
+    send_to(&server, &bob, &alice.address, "first, to a key both know").await;
+    send_to(&server, &bob, &alice.address, "second, to a key both know").await;
+    let known = laptop.keystore(&email).await.message_keys().len();
+    let added = smimp_gateway::gateway::enroll::replenish(&desktop.ctx().await, &email, now().unix()).await.unwrap();
+    assert!(added > 0);
+    send_to(&server, &bob, &alice.address, "third, to a key only the desktop made").await;
+
+    // The laptop's key upkeep picks the shared keys up before it reads the mail.
+    let ctx = laptop.ctx().await;
+    let path = ctx.config.keystore_path(&alice.address);
+    let picked = smimp_gateway::backend::devices::pick_up_shares(
+        &ctx.discovery,
+        &path,
+        &ctx.passphrase,
+        ctx.config.keystore.kdf(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(picked, added);
+    assert_eq!(laptop.keystore(&email).await.message_keys().len(), known + added);
+    let texts = inbox(&laptop.config).await;
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("third, to a key only the desktop made")), "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("does not hold")), "{texts:?}");
     server.stop().await;
 }
