@@ -114,6 +114,16 @@ async fn witness_flow_enrolls_a_second_machine_that_reads_the_same_mail() {
         let text = first_in_inbox(&machine.config).await;
         assert!(text.contains("read me on both machines"), "{text}");
     }
+
+    // A mail client's Sent copy stored through the desktop shows in the laptop's Sent.
+    let sent = b"From: <alice@example.org>\r\nTo: <bob@example.org>\r\nSubject: sent from the desktop\r\n\
+Message-ID: <sent.1@example.org>\r\n\r\nwritten on the desktop\r\n"
+        .to_vec();
+    let (boxes, account) = mailboxes(&desktop.config).await;
+    boxes.append(&account, "Sent", &Default::default(), None, sent).await.unwrap();
+    let on_laptop = messages(&laptop.config, "Sent").await;
+    assert_eq!(on_laptop.len(), 1, "{on_laptop:?}");
+    assert!(on_laptop[0].contains("written on the desktop"), "{}", on_laptop[0]);
     server.stop().await;
 }
 
@@ -262,17 +272,28 @@ async fn a_one_time_pin_is_approved_by_the_running_gateway_once_and_refused_when
     server.stop().await;
 }
 
-/// Every message of the INBOX of `config`'s account, as its mail client reads them.
-async fn inbox(config: &std::path::Path) -> Vec<String> {
+type Boxes = smimp_gateway::backend::mailbox::Mailboxes;
+
+/// The mailbox view of `config`'s (only) account.
+async fn mailboxes(config: &std::path::Path) -> (Boxes, std::sync::Arc<smimp_gateway::backend::account::Account>) {
     let ctx = Context::open(config).await.unwrap();
     let accounts = smimp_gateway::gateway::unlock_accounts(&ctx).await.unwrap();
     let account = accounts.values().next().unwrap().clone();
-    let boxes =
-        smimp_gateway::backend::mailbox::Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts, 64 << 20);
-    let (_, messages) = boxes.snapshot(&account, "INBOX", true).await.unwrap();
+    (Boxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts, 64 << 20), account)
+}
+
+/// Every message of the INBOX of `config`'s account, as its mail client reads them.
+async fn inbox(config: &std::path::Path) -> Vec<String> {
+    messages(config, "INBOX").await
+}
+
+/// Every message of one mailbox of `config`'s account.
+async fn messages(config: &std::path::Path, mailbox: &str) -> Vec<String> {
+    let (boxes, account) = mailboxes(config).await;
+    let (_, messages) = boxes.snapshot(&account, mailbox, true).await.unwrap();
     let mut texts = Vec::new();
     for message in messages {
-        let bytes = boxes.message(&account, "INBOX", message.uid).await.unwrap();
+        let bytes = boxes.message(&account, mailbox, message.uid).await.unwrap();
         texts.push(String::from_utf8_lossy(&bytes).into_owned());
     }
     texts
