@@ -205,6 +205,19 @@ enum DeviceAction {
         #[command(flatten)]
         account: EnrolledArgs,
     },
+    /// The account's devices: name, when and by which device enrolled, last seen.
+    List {
+        #[command(flatten)]
+        account: EnrolledArgs,
+    },
+    /// Revoke a lost or retired device: a new master key (recorded in the profile
+    /// history), new message keys, re-shared with the remaining devices only.
+    Revoke {
+        #[command(flatten)]
+        account: EnrolledArgs,
+        /// The device's name as `device list` shows it.
+        name: String,
+    },
     /// On an enrolled machine: deny a request.
     Deny {
         #[command(flatten)]
@@ -402,34 +415,7 @@ async fn keys(action: KeysAction) -> Result<()> {
 async fn device(action: DeviceAction) -> Result<()> {
     use smimp_gateway::gateway::devices;
     match action {
-        DeviceAction::Request { account, name, pin, wait } => {
-            let ctx = GatewayContext::open(&account.config).await?;
-            let name = name.unwrap_or_else(devices::machine_name);
-            let requested = devices::request(&ctx, &account.address, &name, pin.as_deref()).await?;
-            println!("asked to join {} as {name:?}", requested.address.to_email());
-            println!("witness code: {}", requested.code);
-            if pin.is_none() {
-                println!(
-                    "on an enrolled machine, run `smimp-gateway device pending`, check that the code is the same,"
-                );
-                println!("then `smimp-gateway device approve {}`", &requested.request_id.to_hex()[..12]);
-            }
-            println!("waiting up to {wait} s for the approval...");
-            let poll = std::time::Duration::from_secs(2);
-            let enrolled = devices::await_approval(&ctx, requested, std::time::Duration::from_secs(wait), poll).await?;
-            let done = &enrolled.account;
-            println!(
-                "approved: {} is set up on this machine (keystore {})",
-                done.address.to_email(),
-                done.keystore.display()
-            );
-            println!("the account's master key (trusted on first use): {}", enrolled.master_key);
-            println!(
-                "mail client login for this gateway:\n  username: {}\n  password: {}",
-                done.username, done.password
-            );
-            println!("start the gateway with `smimp-gateway run --config {}`", account.config.display());
-        }
+        DeviceAction::Request { account, name, pin, wait } => device_request(account, name, pin, wait).await?,
         DeviceAction::Pending { account } => {
             let ctx = GatewayContext::open(&account.config).await?;
             let address = devices::account_of(&ctx, account.address.as_deref()).await?;
@@ -460,6 +446,30 @@ async fn device(action: DeviceAction) -> Result<()> {
             println!("  smimp-gateway device request --config CONFIG --address {address} --pin {pin}");
             println!("while `smimp-gateway run` is running here: it approves the request by itself");
         }
+        DeviceAction::List { account } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let when = |at: i64| smimp_gateway::smimp::timestamp::Timestamp::from_unix(at).map(|t| t.to_wire());
+            for view in devices::list(&ctx, &address).await? {
+                let entry = &view.entry;
+                let by = entry.enrolled_by.as_deref().unwrap_or("(created the account)");
+                let seen = view.last_seen.and_then(when).unwrap_or_else(|| "never".into());
+                let here = if view.this_machine { " (this machine)" } else { "" };
+                let enrolled = when(entry.enrolled_at).unwrap_or_default();
+                println!("{:?}{here}\tenrolled {enrolled} by {by}\tlast seen {seen}", entry.name);
+            }
+        }
+        DeviceAction::Revoke { account, name } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let revoked = devices::revoke(&ctx, &address, &name).await?;
+            println!("revoked {:?} for {address}: new master key {}", revoked.name, revoked.new_master);
+            println!(
+                "the new keys were sealed to {} remaining device(s); restart their gateways once they have",
+                revoked.shared_with
+            );
+            println!("what the revoked device already had (old mail, old keys) stays readable to it");
+        }
         DeviceAction::Deny { account, id } => {
             let ctx = GatewayContext::open(&account.config).await?;
             let address = devices::account_of(&ctx, account.address.as_deref()).await?;
@@ -467,6 +477,29 @@ async fn device(action: DeviceAction) -> Result<()> {
             println!("denied {:?} (code {}) for {address}", view.request.name, view.code);
         }
     }
+    Ok(())
+}
+
+/// `device request`: asks, shows the code, waits for the approval.
+async fn device_request(account: AccountArgs, name: Option<String>, pin: Option<String>, wait: u64) -> Result<()> {
+    use smimp_gateway::gateway::devices;
+    let ctx = GatewayContext::open(&account.config).await?;
+    let name = name.unwrap_or_else(devices::machine_name);
+    let requested = devices::request(&ctx, &account.address, &name, pin.as_deref()).await?;
+    println!("asked to join {} as {name:?}", requested.address.to_email());
+    println!("witness code: {}", requested.code);
+    if pin.is_none() {
+        println!("on an enrolled machine, run `smimp-gateway device pending`, check that the code is the same,");
+        println!("then `smimp-gateway device approve {}`", &requested.request_id.to_hex()[..12]);
+    }
+    println!("waiting up to {wait} s for the approval...");
+    let poll = std::time::Duration::from_secs(2);
+    let enrolled = devices::await_approval(&ctx, requested, std::time::Duration::from_secs(wait), poll).await?;
+    let done = &enrolled.account;
+    println!("approved: {} is set up on this machine (keystore {})", done.address.to_email(), done.keystore.display());
+    println!("the account's master key (trusted on first use): {}", enrolled.master_key);
+    println!("mail client login for this gateway:\n  username: {}\n  password: {}", done.username, done.password);
+    println!("start the gateway with `smimp-gateway run --config {}`", account.config.display());
     Ok(())
 }
 

@@ -339,3 +339,91 @@ async fn message_keys_topped_up_on_one_machine_open_mail_on_the_other() {
     assert!(texts.iter().all(|t| !t.contains("does not hold")), "{texts:?}");
     server.stop().await;
 }
+
+/// Enrolls `machine` under `name` through the witness flow, approved on `by`.
+async fn enroll(machine: &Machine, by: &Machine, email: &str, name: &str) {
+    let requested = devices::request(&machine.ctx().await, email, name, None).await.unwrap();
+    let pending = devices::pending(&by.ctx().await, email).await.unwrap();
+    let short = pending.iter().find(|p| p.request.name == name).unwrap().short_id.clone();
+    devices::approve(&by.ctx().await, email, &short, Some(requested.code.as_str())).await.unwrap();
+    devices::await_approval(&machine.ctx().await, requested, Duration::from_secs(20), POLL).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_device_cannot_log_in_or_read_new_mail_while_the_others_carry_on() {
+    let server = start_one(Options::default()).await;
+    let desktop = Machine::new("devices-revoke-desktop", &server);
+    let laptop = Machine::new("devices-revoke-laptop", &server);
+    let lost = Machine::new("devices-revoke-lost", &server);
+    let alice = init_on_gateway(&desktop.config, &server, "alice").await;
+    let email = alice.address.to_email();
+    enroll(&laptop, &desktop, &email, "laptop").await;
+    enroll(&lost, &desktop, &email, "lost phone").await;
+    let listed = devices::list(&desktop.ctx().await, &email).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|v| v.entry.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let phone = listed.iter().find(|v| v.entry.name == "lost phone").unwrap();
+    assert_eq!(
+        phone.entry.enrolled_by.as_deref(),
+        listed.iter().find(|v| v.this_machine).map(|v| v.entry.name.as_str())
+    );
+    let old_master = desktop.keystore(&email).await.master().public();
+
+    let revoked = devices::revoke(&desktop.ctx().await, &email, "lost phone").await.unwrap();
+    assert_eq!(revoked.shared_with, 1, "only the laptop gets the new secrets");
+    assert_ne!(revoked.new_master, old_master);
+    let history = Client::new(&[&server])
+        .get(
+            &url(
+                &server,
+                &Route::GetUser {
+                    address: alice.address.clone(),
+                    kind: smimp_gateway::smimp::wire::UserInfoKind::History,
+                },
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(history.1["history"].as_array().unwrap().len(), 2, "the rotation is a record of the history");
+
+    // The laptop picks the new secrets up; the lost phone finds nothing for it.
+    let pick = |machine: &Machine| {
+        let config = machine.config.clone();
+        async move {
+            let ctx = Context::open(&config).await.unwrap();
+            let path = ctx.config.keystore_path(&Address::from_email("alice@example.org").unwrap());
+            smimp_gateway::backend::devices::pick_up_shares(
+                &ctx.discovery,
+                &path,
+                &ctx.passphrase,
+                ctx.config.keystore.kdf(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(pick(&laptop).await > 0);
+    assert_eq!(pick(&lost).await, 0);
+    assert_eq!(laptop.keystore(&email).await.master().public(), revoked.new_master);
+    assert_eq!(lost.keystore(&email).await.master().public(), old_master);
+
+    // The lost phone cannot log in any more: its master key is not the account's.
+    let refused = devices::pending(&lost.ctx().await, &email).await.unwrap_err();
+    assert!(refused.to_string().contains("never held"), "{refused}");
+    assert!(devices::pending(&laptop.ctx().await, &email).await.is_ok(), "the laptop logs in with the new key");
+
+    // New mail is sealed to keys made after the revocation: the laptop and the desktop
+    // read it, the lost phone holds none of those keys.
+    let bob = bob(&server).await;
+    send_to(&server, &bob, &alice.address, "after the revocation").await;
+    for machine in [&desktop, &laptop] {
+        let texts = inbox(&machine.config).await;
+        assert!(texts.iter().any(|t| t.contains("after the revocation")), "{texts:?}");
+    }
+    let on_laptop = laptop.keystore(&email).await;
+    let on_lost = lost.keystore(&email).await;
+    let new_keys: Vec<_> = on_laptop.message_keys().iter().filter(|k| k.retired_at().is_none()).collect();
+    assert!(!new_keys.is_empty());
+    assert!(new_keys.iter().all(|k| on_lost.secret_for(k.public()).is_none()), "the lost phone has no new key");
+    server.stop().await;
+}

@@ -18,7 +18,7 @@ use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{table, FolderName, ListKind, Method, Route, RouteSpec, UserInfoKind};
 
 /// How many variants `Route` has; `variant` below must name each.
-const VARIANTS: usize = 40;
+const VARIANTS: usize = 41;
 
 /// The variant's position. The match has no wildcard, so a new variant does not
 /// compile until it is listed here and in `every_route`.
@@ -64,6 +64,7 @@ fn variant(route: &Route) -> usize {
         Route::DeviceDeny { .. } => 37,
         Route::DevicePutShares => 38,
         Route::DeviceGetShares { .. } => 39,
+        Route::DeviceSeen => 40,
     }
 }
 
@@ -111,7 +112,11 @@ fn every_route() -> Vec<Route> {
         Route::DeviceApprove { request_id: id },
         Route::DeviceDeny { request_id: id },
         Route::DevicePutShares,
-        Route::DeviceGetShares { box_key: smimp_gateway::smimp::crypto::BoxPublicKey([2; 32]) },
+        Route::DeviceGetShares {
+            address: Address::parse("alice#example.org").unwrap(),
+            box_key: smimp_gateway::smimp::crypto::BoxPublicKey([2; 32]),
+        },
+        Route::DeviceSeen,
     ];
     for list in [ListKind::Whitelist, ListKind::Blacklist] {
         routes.push(Route::ListEntries { list });

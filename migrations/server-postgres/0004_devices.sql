@@ -32,3 +32,10 @@ CREATE TABLE device_shares (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX device_shares_box ON device_shares (address, box_key);
+-- When each device last fetched its shares (`device list`'s "last seen").
+CREATE TABLE device_seen (
+    address  TEXT NOT NULL REFERENCES accounts(address) ON DELETE CASCADE,
+    box_key  TEXT NOT NULL,
+    seen_at  BIGINT NOT NULL,
+    PRIMARY KEY (address, box_key)
+);

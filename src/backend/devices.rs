@@ -9,13 +9,14 @@ use std::path::Path;
 
 use rand_core::OsRng;
 
-use crate::client::account::{owner_session, AccountError};
+use crate::client::account::AccountError;
 use crate::client::{ClientError, ServerClient, SessionClient};
 use crate::discovery::Discovery;
 use crate::keystore::{KdfParams, Keystore, KeystoreError, KeystoreLock, Passphrase};
-use crate::smimp::crypto::BoxPublicKey;
+use crate::smimp::crypto::{BoxPublicKey, MasterKey, MasterPublicKey};
 use crate::smimp::device::{open_share, seal_share};
 use crate::smimp::encoding::Id32;
+use crate::smimp::profile::verify_history;
 use crate::smimp::wire::DeviceShare;
 
 /// The most shares sent in one call (the server's limit per call).
@@ -64,20 +65,24 @@ pub async fn share_keys(
     Ok(count)
 }
 
-/// Opens the shares left for this device and adds the keys the keystore lacks (a
-/// share signed by a master key the keystore does not hold is ignored): the number of
-/// keys added. The device list is taken from shares signed by the current master key.
-pub fn take_shares(keystore: &mut Keystore, shares: &[DeviceShare]) -> usize {
+/// Opens the shares left for this device and adds the keys the keystore lacks: the
+/// number of keys added. A share counts when signed by a master key the keystore holds,
+/// or by `rotated_to` — the account's current key, when its verified history leads to
+/// it from a key the keystore holds (a revocation on another device); such a share's
+/// master key is taken over. The device list is taken from shares by the newest signer.
+pub fn take_shares(keystore: &mut Keystore, shares: &[DeviceShare], rotated_to: Option<MasterPublicKey>) -> usize {
     let Some(own) = keystore.device() else { return 0 };
     let public = own.keys.public();
     let opened: Vec<_> = shares
         .iter()
         .filter(|share| share.recipient == public)
         .filter_map(|share| {
-            let signer = keystore.master_for(&share.sealed.master_key)?.public();
+            let signer = share.sealed.master_key;
+            if keystore.master_for(&signer).is_none() && Some(signer) != rotated_to {
+                return None;
+            }
             let address = keystore.address();
-            let secrets = open_share(address, &share.share_id, &public, &share.sealed, own.keys.box_key(), &signer);
-            match secrets {
+            match open_share(address, &share.share_id, &public, &share.sealed, own.keys.box_key(), &signer) {
                 Ok(secrets) => Some((signer, secrets)),
                 Err(err) => {
                     tracing::warn!(share = %share.share_id, error = %err, "a key share was refused");
@@ -86,19 +91,33 @@ pub fn take_shares(keystore: &mut Keystore, shares: &[DeviceShare]) -> usize {
             }
         })
         .collect();
-    let current = keystore.master().public();
     let mut added = 0;
     for (signer, secrets) in opened {
+        if Some(signer) == rotated_to
+            && MasterKey::from_seed(&secrets.master_seed().unwrap_or_default()).public() == signer
+        {
+            let _ = keystore.take_master(&secrets);
+        }
         added += keystore.add_shared_keys(&secrets).unwrap_or(0);
-        if signer == current && !secrets.devices.is_empty() {
+        if signer == keystore.master().public() && !secrets.devices.is_empty() {
             keystore.set_devices(secrets.devices.clone());
         }
     }
     added
 }
 
+/// The account's current master key when it is not one the keystore holds but its
+/// verified history leads to it from one the keystore holds.
+async fn rotated_to(server: &ServerClient, keystore: &Keystore) -> Result<Option<MasterPublicKey>, ShareError> {
+    let history = server.user_history(keystore.address()).await?;
+    let Ok(history) = verify_history(keystore.address(), &history.history) else { return Ok(None) };
+    let current = history.current_key();
+    let known = history.records().iter().any(|record| keystore.master_for(&record.data.public_key).is_some());
+    Ok((keystore.master_for(&current).is_none() && known).then_some(current))
+}
+
 /// Picks up this device's shares for the keystore at `path` (under its lock, saved when
-/// keys were added): the number of keys added.
+/// anything changed): the number of keys added.
 pub async fn pick_up_shares(
     discovery: &Discovery,
     path: &Path,
@@ -108,17 +127,21 @@ pub async fn pick_up_shares(
     let _lock = KeystoreLock::take(path)?;
     let mut keystore = Keystore::load(path, passphrase)?;
     let Some(own) = keystore.device() else { return Ok(0) };
-    if keystore.devices().len() < 2 {
-        return Ok(0);
-    }
     let box_key = own.keys.public().box_key;
     let address = keystore.address().clone();
     let server = ServerClient::connect(discovery, address.domain()).await?;
-    let owner = owner_session(server, &address, &keystore).await?;
-    let shares = owner.device_shares(box_key).await;
-    let _ = owner.logout().await;
-    let added = take_shares(&mut keystore, &shares?);
-    if added > 0 {
+    let shares = server.device_shares(&address, box_key).await?;
+    if shares.is_empty() {
+        return Ok(0);
+    }
+    let rotated = if shares.iter().any(|s| keystore.master_for(&s.sealed.master_key).is_none()) {
+        rotated_to(&server, &keystore).await?
+    } else {
+        None
+    };
+    let master = keystore.master().public();
+    let added = take_shares(&mut keystore, &shares, rotated);
+    if added > 0 || keystore.master().public() != master {
         keystore.save(path, passphrase, kdf)?;
     }
     Ok(added)

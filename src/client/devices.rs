@@ -10,8 +10,8 @@ use crate::smimp::crypto::BoxPublicKey;
 use crate::smimp::device::Sealed;
 use crate::smimp::encoding::Id32;
 use crate::smimp::wire::{
-    Api, Decided, Denial, DenyReason, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShare, DeviceShares,
-    PendingRequest, PendingRequests, RequestStatus, Route, Updated,
+    Api, Decided, Denial, DenyReason, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceSeen, DeviceShare,
+    DeviceShares, DevicesSeen, PendingRequest, PendingRequests, RequestStatus, Route, Updated,
 };
 
 impl ServerClient {
@@ -28,6 +28,17 @@ impl ServerClient {
         request: &DeviceRequest,
     ) -> Result<DeviceRequested, ClientError> {
         self.call(&Route::DeviceRequest { address: address.clone() }, None, Some(request)).await
+    }
+
+    /// The shares left for the device of `address` with `box_key`.
+    pub async fn device_shares(
+        &self,
+        address: &Address,
+        box_key: BoxPublicKey,
+    ) -> Result<Vec<DeviceShare>, ClientError> {
+        let route = Route::DeviceGetShares { address: address.clone(), box_key };
+        let list: DeviceShares = self.call(&route, None, None::<&()>).await?;
+        Ok(list.shares)
     }
 
     /// Where a request stands.
@@ -61,9 +72,9 @@ impl SessionClient {
         Ok(())
     }
 
-    /// The shares left for the device with `box_key`.
-    pub async fn device_shares(&self, box_key: BoxPublicKey) -> Result<Vec<DeviceShare>, ClientError> {
-        let list: DeviceShares = self.call(&Route::DeviceGetShares { box_key }, None::<&()>).await?;
-        Ok(list.shares)
+    /// When each device last checked in.
+    pub async fn devices_seen(&self) -> Result<Vec<DeviceSeen>, ClientError> {
+        let list: DevicesSeen = self.call(&Route::DeviceSeen, None::<&()>).await?;
+        Ok(list.devices)
     }
 }

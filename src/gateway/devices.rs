@@ -19,12 +19,12 @@ use crate::keystore::{create_parent_dir, Keystore, KeystoreLock, OwnDevice};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::MasterPublicKey;
 use crate::smimp::device::{
-    check_name, open_approval, pin_proof, request_hash, request_pow, seal_approval, witness, DeviceEntry, DeviceError,
-    DeviceKeys, RequestContext, WitnessCode,
+    check_name, open_approval, pin_proof, request_hash, request_pow, seal_approval, seal_share, witness, DeviceEntry,
+    DeviceError, DeviceKeys, RequestContext, WitnessCode,
 };
 use crate::smimp::encoding::Id32;
 use crate::smimp::pow::SolveControl;
-use crate::smimp::wire::{DenyReason, DeviceRequest, PendingRequest, RequestState};
+use crate::smimp::wire::{DenyReason, DeviceRequest, DeviceShare, PendingRequest, RequestState};
 use crate::store::AccountRecord;
 
 /// Why a device command failed, in words that say what to do.
@@ -54,6 +54,10 @@ pub enum DeviceCommandError {
     WhichAccount { accounts: String },
     #[error("this gateway serves no account yet: run `init` or `device request` first")]
     NoAccount,
+    #[error("this machine is {name:?}: revoke it from another enrolled machine")]
+    RevokeSelf { name: String },
+    #[error("{address} has no device named {name:?} (run `smimp-gateway device list`)")]
+    NoSuchDevice { name: String, address: String },
     #[error("the proof of work could not be computed: {0}")]
     Work(String),
 }
@@ -364,4 +368,91 @@ pub async fn deny(ctx: &Context, address_text: &str, id: &str) -> Result<Pending
     owner.device_deny(pending.request.request_id, None).await.map_err(|e| client_error(ctx, &address, e))?;
     let _ = owner.logout().await;
     Ok(pending)
+}
+
+/// One device as `device list` shows it.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub entry: DeviceEntry,
+    /// When it last fetched its key shares (unix seconds), as the server says.
+    pub last_seen: Option<i64>,
+    pub this_machine: bool,
+}
+
+/// `device list`: the account's devices, from this machine's keystore and the server.
+pub async fn list(ctx: &Context, address_text: &str) -> Result<Vec<DeviceView>, CommandError> {
+    let address = parse_address(address_text)?;
+    let path = ctx.keystore_of(&address).await?;
+    let keystore = Keystore::load(&path, &ctx.passphrase)?;
+    let owner = owner(ctx, &address, &keystore).await?;
+    let seen = owner.devices_seen().await.map_err(|e| client_error(ctx, &address, e))?;
+    let _ = owner.logout().await;
+    let own = keystore.device().map(|own| own.keys.public());
+    Ok(keystore
+        .devices()
+        .iter()
+        .map(|entry| DeviceView {
+            last_seen: seen.iter().find(|s| s.box_key == entry.keys.box_key).map(|s| s.seen_at.unix()),
+            this_machine: Some(entry.keys) == own,
+            entry: entry.clone(),
+        })
+        .collect())
+}
+
+/// What `device revoke` did.
+#[derive(Debug)]
+pub struct Revoked {
+    pub name: String,
+    pub new_master: MasterPublicKey,
+    /// The devices the new secrets were sealed to.
+    pub shared_with: usize,
+}
+
+/// `device revoke NAME`: takes the device off the list, rotates the master key (a
+/// signed profile record) and with it every message key on the server, and seals the
+/// new secrets to the remaining devices only.
+pub async fn revoke(ctx: &Context, address_text: &str, name: &str) -> Result<Revoked, CommandError> {
+    let (address, path, mut keystore, _lock) = ctx.open_account(address_text).await?;
+    let now = unix_now();
+    let own = keystore.ensure_device(&machine_name(), now).name.clone();
+    if own == name {
+        return Err(DeviceCommandError::RevokeSelf { name: name.to_string() }.into());
+    }
+    if keystore.remove_device(name).is_none() {
+        return Err(DeviceCommandError::NoSuchDevice { name: name.to_string(), address: address.to_email() }.into());
+    }
+    let owner = owner(ctx, &address, &keystore).await?;
+    let new_master = crate::smimp::crypto::MasterKey::generate(&mut OsRng);
+    crate::client::account::update_profile(&owner, &mut keystore, None, Some(new_master), now, ctx.save(&path))
+        .await
+        .map_err(CommandError::Account)?;
+    // A new session under the new key: the old one was signed by the key just replaced.
+    let owner = crate::gateway::enroll::owner(ctx, &address, &keystore).await?;
+    let shared_with = share_everything(&owner, &keystore, now).await.map_err(|e| client_error(ctx, &address, e))?;
+    (ctx.save(&path))(&keystore)?;
+    let _ = owner.logout().await;
+    Ok(Revoked { name: name.to_string(), new_master: keystore.master().public(), shared_with })
+}
+
+/// Seals all the account's secrets to every other listed device.
+async fn share_everything(owner: &SessionClient, keystore: &Keystore, now: i64) -> Result<usize, ClientError> {
+    let Some(own) = keystore.device() else { return Ok(0) };
+    let own = own.keys.public();
+    let secrets = keystore.to_secrets();
+    let shares: Vec<DeviceShare> = keystore
+        .devices()
+        .iter()
+        .filter(|device| device.keys != own)
+        .map(|device| {
+            let share_id = Id32::random(&mut OsRng);
+            let sealed =
+                seal_share(keystore.address(), &share_id, &device.keys, &secrets, keystore.master(), now, &mut OsRng);
+            DeviceShare { share_id, recipient: device.keys, sealed }
+        })
+        .collect();
+    let count = shares.len();
+    if count > 0 {
+        owner.device_put_shares(shares).await?;
+    }
+    Ok(count)
 }

@@ -121,6 +121,21 @@ impl Keystore {
         Ok(keystore)
     }
 
+    /// Takes over the master key a share carries (after a revocation elsewhere) when it
+    /// is not the current one; the current one joins the previous masters. Returns
+    /// whether it changed.
+    pub fn take_master(&mut self, secrets: &AccountSecrets) -> Result<bool, DeviceError> {
+        if secrets.master_seed.is_empty() {
+            return Ok(false);
+        }
+        let new = MasterKey::from_seed(&*secrets.master_seed()?);
+        if new.public() == self.master.public() {
+            return Ok(false);
+        }
+        self.rotate_master(new);
+        Ok(true)
+    }
+
     /// Adds the message keys of a share that this keystore lacks, keeping their
     /// times; a key known already keeps its entry, but a retirement the share knows
     /// of is taken over. Returns how many keys were new.

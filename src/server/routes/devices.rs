@@ -25,8 +25,9 @@ use crate::smimp::device::{approval_hash, check_name, request_hash, request_pow,
 use crate::smimp::encoding::Id32;
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{
-    Decided, Denial, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShares, ErrorCode, PendingRequest,
-    PendingRequests, RequestState, RequestStatus, Updated, DEVICE_REQUEST_LIFETIME_SECS, MAX_PENDING_DEVICE_REQUESTS,
+    Decided, Denial, DeviceChallenge, DeviceRequest, DeviceRequested, DeviceSeen, DeviceShares, DevicesSeen, ErrorCode,
+    PendingRequest, PendingRequests, RequestState, RequestStatus, Updated, DEVICE_REQUEST_LIFETIME_SECS,
+    MAX_PENDING_DEVICE_REQUESTS,
 };
 
 /// The most shares one call may store.
@@ -236,15 +237,33 @@ pub async fn put_shares(
     Ok(Json(Updated { updated: true }))
 }
 
-/// `GET x-devices/shares/{box_key}`: the shares left for one device.
+/// `GET x-devices/shares/{address}/{box_key}`: the shares left for one device. Public
+/// (a device whose master key was rotated away cannot log in until it has its share),
+/// limited like logins; a share is ciphertext only its device opens.
 pub async fn get_shares(
     State(state): State<Arc<AppState>>,
-    OwnerSession(session): OwnerSession,
-    Path(box_key): Path<String>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path((user, box_key)): Path<(String, String)>,
 ) -> ApiResult<Json<DeviceShares>> {
+    limit(&state, ip).await?;
+    let user = account(&state, &user).await?;
     let box_key: BoxPublicKey = box_key
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, format!("{box_key:?} is not a box key (64 hex digits)")))?;
-    let shares = state.store.device_shares(&session.address, &box_key).await?;
+    let shares = state.store.device_shares(&user, &box_key).await?;
+    state.store.touch_device(&user, &box_key, state.clock.now()).await?;
     Ok(Json(DeviceShares { shares }))
+}
+
+/// `GET x-devices/seen`: when each device of the account last fetched its shares.
+pub async fn seen(
+    State(state): State<Arc<AppState>>,
+    OwnerSession(session): OwnerSession,
+) -> ApiResult<Json<DevicesSeen>> {
+    let seen = state.store.devices_seen(&session.address).await?;
+    let devices = seen
+        .into_iter()
+        .map(|(box_key, at)| Ok(DeviceSeen { box_key, seen_at: timestamp(at)? }))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(DevicesSeen { devices }))
 }

@@ -93,6 +93,7 @@ fn served() -> Vec<Served> {
         serve(&t::DEVICE_DENY, devices::deny),
         serve(&t::DEVICE_PUT_SHARES, devices::put_shares),
         serve(&t::DEVICE_GET_SHARES, devices::get_shares),
+        serve(&t::DEVICE_SEEN, devices::seen),
     ]
 }
 

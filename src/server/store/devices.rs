@@ -260,6 +260,33 @@ impl ServerStore {
         })
     }
 
+    /// Records that the device with `box_key` checked in now.
+    pub async fn touch_device(&self, address: &Address, box_key: &BoxPublicKey, now: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool, sql, {
+            sql::query(
+                "INSERT INTO device_seen (address, box_key, seen_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (address, box_key) DO UPDATE SET seen_at = excluded.seen_at",
+            )
+            .bind(address.as_str())
+            .bind(box_key.to_hex())
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// When each device of `address` last checked in.
+    pub async fn devices_seen(&self, address: &Address) -> Result<Vec<(BoxPublicKey, i64)>, StoreError> {
+        with_pool!(self, pool, sql, {
+            let rows = sql::query("SELECT box_key, seen_at FROM device_seen WHERE address = ? ORDER BY box_key")
+                .bind(address.as_str())
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|r| Ok((parse(&r.text("box_key")?, "device box key")?, r.int("seen_at")?))).collect()
+        })
+    }
+
     /// The shares left for one device of `address`, oldest first.
     pub async fn device_shares(
         &self,

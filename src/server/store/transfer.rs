@@ -142,6 +142,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("expires_at", Int),
         ],
     ),
+    ("device_seen", &[("address", Text), ("box_key", Text), ("seen_at", Int)]),
     (
         "device_shares",
         &[("share_id", Text), ("address", Text), ("box_key", Text), ("share", Text), ("created_at", Int)],

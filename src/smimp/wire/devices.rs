@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::smimp::crypto::{Hash, Signature};
+use crate::smimp::crypto::{BoxPublicKey, Hash, Signature};
 use crate::smimp::device::{DevicePublic, Sealed};
 use crate::smimp::encoding::Id32;
 use crate::smimp::pow::PowSolution;
@@ -145,6 +145,19 @@ pub struct PendingRequests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decided {
     pub state: RequestState,
+}
+
+/// When one device last checked in for its shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSeen {
+    pub box_key: BoxPublicKey,
+    pub seen_at: Timestamp,
+}
+
+/// `GET {v}/x-devices/seen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesSeen {
+    pub devices: Vec<DeviceSeen>,
 }
 
 /// One sealed share of message keys for one device.

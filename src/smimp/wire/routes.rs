@@ -12,12 +12,12 @@ use std::fmt;
 
 use super::{
     AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, Decided, Deleted, Denial, DeviceChallenge,
-    DeviceRequest, DeviceRequested, DeviceShares, EphemeralKeys, ExtensionsUpdate, Folder, FolderList, FolderName,
-    GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry, ListKind, LoginChallenge,
-    LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent, MoveMessageRequest, Moved,
-    PendingRequests, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, RequestStatus, SendMessageRequest,
-    ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated, UserHistory,
-    UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
+    DeviceRequest, DeviceRequested, DeviceShares, DevicesSeen, EphemeralKeys, ExtensionsUpdate, Folder, FolderList,
+    FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount, ListEntries, ListEntry, ListKind,
+    LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList, MessageSent, MoveMessageRequest,
+    Moved, PendingRequests, PowParamsResponse, ProfileLength, Quota, ReadStatus, Removed, RequestStatus,
+    SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest, Updated,
+    UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
 };
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxPublicKey, Hash};
@@ -373,7 +373,8 @@ pub mod table {
         DEVICE_DENY: Post "{v}/x-devices/deny/{request_id}", Session, XDevices, Denial => Decided, extension;
         DEVICE_PUT_SHARES: Post "{v}/x-devices/shares", Session, XDevices,
             DeviceShares [body_limit::KEYS] => Updated, extension;
-        DEVICE_GET_SHARES: Get "{v}/x-devices/shares/{box_key}", Session, XDevices, () => DeviceShares, extension;
+        DEVICE_GET_SHARES: Get "{v}/x-devices/shares/{address}/{box_key}", None, XDevices, () => DeviceShares, extension;
+        DEVICE_SEEN: Get "{v}/x-devices/seen", Session, XDevices, () => DevicesSeen, extension;
     }
 }
 
@@ -463,8 +464,10 @@ pub enum Route {
     DeviceDeny { request_id: Id32 },
     /// Extension: `POST {v}/x-devices/shares` [`DeviceShares`] → [`Updated`].
     DevicePutShares,
-    /// Extension: `GET {v}/x-devices/shares/{box_key}` → [`DeviceShares`].
-    DeviceGetShares { box_key: BoxPublicKey },
+    /// Extension: `GET {v}/x-devices/shares/{address}/{box_key}` → [`DeviceShares`].
+    DeviceGetShares { address: Address, box_key: BoxPublicKey },
+    /// Extension: `GET {v}/x-devices/seen` → [`DevicesSeen`].
+    DeviceSeen,
 }
 
 /// A list of path parameter values, each shown as its path segment.
@@ -531,7 +534,8 @@ impl Route {
             Route::DeviceApprove { request_id } => (&t::DEVICE_APPROVE, values![request_id]),
             Route::DeviceDeny { request_id } => (&t::DEVICE_DENY, values![request_id]),
             Route::DevicePutShares => (&t::DEVICE_PUT_SHARES, values![]),
-            Route::DeviceGetShares { box_key } => (&t::DEVICE_GET_SHARES, values![box_key]),
+            Route::DeviceGetShares { address, box_key } => (&t::DEVICE_GET_SHARES, values![address, box_key]),
+            Route::DeviceSeen => (&t::DEVICE_SEEN, values![]),
         }
     }
 
@@ -649,7 +653,8 @@ mod tests {
             Route::DeviceApprove { request_id: id },
             Route::DeviceDeny { request_id: id },
             Route::DevicePutShares,
-            Route::DeviceGetShares { box_key: BoxPublicKey([2; 32]) },
+            Route::DeviceGetShares { address: alice(), box_key: BoxPublicKey([2; 32]) },
+            Route::DeviceSeen,
         ];
         for list in [ListKind::Whitelist, ListKind::Blacklist] {
             routes.push(Route::ListEntries { list });
