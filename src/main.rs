@@ -106,6 +106,12 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// A second machine for an account (docs/devices.md): request on the new machine,
+    /// approve on an enrolled one.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
     /// Manage an account's public profile.
     Profile {
         #[command(subcommand)]
@@ -146,6 +152,78 @@ enum KeysAction {
     Replenish {
         #[command(flatten)]
         account: AccountArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct EnrolledArgs {
+    /// The gateway's configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// The account, as alice@example.org [default: the gateway's only account].
+    #[arg(long)]
+    address: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DeviceAction {
+    /// On the new machine: ask to join the account, show the witness code to compare
+    /// on an enrolled machine, wait for the approval and write this machine's keystore.
+    Request {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// This machine's name in the account's device list [default: the host name].
+        #[arg(long)]
+        name: Option<String>,
+        /// A one-time PIN from `device pin` on an enrolled machine, whose running
+        /// gateway then approves the request by itself.
+        #[arg(long)]
+        pin: Option<String>,
+        /// How long to wait for the approval, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
+    /// On an enrolled machine: the requests waiting for an answer, with their codes.
+    Pending {
+        #[command(flatten)]
+        account: EnrolledArgs,
+    },
+    /// On an enrolled machine: approve a request (after comparing its code with the
+    /// one the new machine shows).
+    Approve {
+        #[command(flatten)]
+        account: EnrolledArgs,
+        /// The request's id as `device pending` shows it (any unique start).
+        id: String,
+        /// The code the new machine shows; the approval is refused unless it matches.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// On an enrolled machine: a one-time PIN (10 minutes) for `device request --pin`;
+    /// the running gateway (`run`) then approves the request by itself.
+    Pin {
+        #[command(flatten)]
+        account: EnrolledArgs,
+    },
+    /// The account's devices: name, when and by which device enrolled, last seen.
+    List {
+        #[command(flatten)]
+        account: EnrolledArgs,
+    },
+    /// Revoke a lost or retired device: a new master key (recorded in the profile
+    /// history), new message keys, re-shared with the remaining devices only.
+    Revoke {
+        #[command(flatten)]
+        account: EnrolledArgs,
+        /// The device's name as `device list` shows it.
+        name: String,
+    },
+    /// On an enrolled machine: deny a request.
+    Deny {
+        #[command(flatten)]
+        account: EnrolledArgs,
+        /// The request's id as `device pending` shows it.
+        id: String,
     },
 }
 
@@ -220,6 +298,7 @@ fn main() -> Result<()> {
         Command::Run { config } => block_on(run(config)),
         Command::ExportCa { config } => export_ca(&config),
         Command::Keys { action } => block_on(keys(action)),
+        Command::Device { action } => block_on(device(action)),
         Command::Profile { action: ProfileAction::Update { account, name, website, profiles } } => {
             block_on(async move {
                 let ctx = GatewayContext::open(&account.config).await?;
@@ -330,6 +409,97 @@ async fn keys(action: KeysAction) -> Result<()> {
             println!("added {added} ephemeral keys for {}", account.address);
         }
     }
+    Ok(())
+}
+
+async fn device(action: DeviceAction) -> Result<()> {
+    use smimp_gateway::gateway::devices;
+    match action {
+        DeviceAction::Request { account, name, pin, wait } => device_request(account, name, pin, wait).await?,
+        DeviceAction::Pending { account } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let pending = devices::pending(&ctx, &address).await?;
+            if pending.is_empty() {
+                println!("no device requests are pending for {address}");
+            }
+            for view in pending {
+                let at = view.request.created_at.to_wire();
+                let pin = if view.request.pin_proof.is_some() { "\t(with a PIN)" } else { "" };
+                println!("{}\t{}\t{:?}\t{at}{pin}", view.short_id, view.code, view.request.name);
+            }
+        }
+        DeviceAction::Approve { account, id, code } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let view = devices::approve(&ctx, &address, &id, code.as_deref()).await?;
+            println!("approved {:?} (code {}) for {address}", view.request.name, view.code);
+        }
+        DeviceAction::Pin { account } => {
+            use smimp_gateway::gateway::pins;
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let (pin, expires_at) = pins::issue(&ctx, &address, pins::PIN_LIFETIME).await?;
+            let until = smimp_gateway::smimp::timestamp::Timestamp::from_unix(expires_at).map(|t| t.to_wire());
+            println!("one-time PIN for {address}: {pin}");
+            println!("valid once, until {} UTC; on the new machine run", until.unwrap_or_default());
+            println!("  smimp-gateway device request --config CONFIG --address {address} --pin {pin}");
+            println!("while `smimp-gateway run` is running here: it approves the request by itself");
+        }
+        DeviceAction::List { account } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let when = |at: i64| smimp_gateway::smimp::timestamp::Timestamp::from_unix(at).map(|t| t.to_wire());
+            for view in devices::list(&ctx, &address).await? {
+                let entry = &view.entry;
+                let by = entry.enrolled_by.as_deref().unwrap_or("(created the account)");
+                let seen = view.last_seen.and_then(when).unwrap_or_else(|| "never".into());
+                let here = if view.this_machine { " (this machine)" } else { "" };
+                let enrolled = when(entry.enrolled_at).unwrap_or_default();
+                println!("{:?}{here}\tenrolled {enrolled} by {by}\tlast seen {seen}", entry.name);
+            }
+        }
+        DeviceAction::Revoke { account, name } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let revoked = devices::revoke(&ctx, &address, &name).await?;
+            println!("revoked {:?} for {address}: new master key {}", revoked.name, revoked.new_master);
+            println!(
+                "the new keys were sealed to {} remaining device(s); restart their gateways once they have",
+                revoked.shared_with
+            );
+            println!("what the revoked device already had (old mail, old keys) stays readable to it");
+        }
+        DeviceAction::Deny { account, id } => {
+            let ctx = GatewayContext::open(&account.config).await?;
+            let address = devices::account_of(&ctx, account.address.as_deref()).await?;
+            let view = devices::deny(&ctx, &address, &id).await?;
+            println!("denied {:?} (code {}) for {address}", view.request.name, view.code);
+        }
+    }
+    Ok(())
+}
+
+/// `device request`: asks, shows the code, waits for the approval.
+async fn device_request(account: AccountArgs, name: Option<String>, pin: Option<String>, wait: u64) -> Result<()> {
+    use smimp_gateway::gateway::devices;
+    let ctx = GatewayContext::open(&account.config).await?;
+    let name = name.unwrap_or_else(devices::machine_name);
+    let requested = devices::request(&ctx, &account.address, &name, pin.as_deref()).await?;
+    println!("asked to join {} as {name:?}", requested.address.to_email());
+    println!("witness code: {}", requested.code);
+    if pin.is_none() {
+        println!("on an enrolled machine, run `smimp-gateway device pending`, check that the code is the same,");
+        println!("then `smimp-gateway device approve {}`", &requested.request_id.to_hex()[..12]);
+    }
+    println!("waiting up to {wait} s for the approval...");
+    let poll = std::time::Duration::from_secs(2);
+    let enrolled = devices::await_approval(&ctx, requested, std::time::Duration::from_secs(wait), poll).await?;
+    let done = &enrolled.account;
+    println!("approved: {} is set up on this machine (keystore {})", done.address.to_email(), done.keystore.display());
+    println!("the account's master key (trusted on first use): {}", enrolled.master_key);
+    println!("mail client login for this gateway:\n  username: {}\n  password: {}", done.username, done.password);
+    println!("start the gateway with `smimp-gateway run --config {}`", account.config.display());
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use smimp_gateway::smimp::message::MessageType;
 use smimp_gateway::smimp::wire::{table, FolderName, ListKind, Method, Position, Route, RouteSpec, UserInfoKind};
 
 /// How many variants `Route` has; `variant` below must name each.
-const VARIANTS: usize = 34;
+const VARIANTS: usize = 43;
 
 /// The variant's position. The match has no wildcard, so a new variant does not
 /// compile until it is listed here and in `every_route`.
@@ -58,6 +58,15 @@ fn variant(route: &Route) -> usize {
         Route::GetQuota => 31,
         Route::ListEnvelopes { .. } => 32,
         Route::ListChanges { .. } => 33,
+        Route::DeviceChallenge { .. } => 34,
+        Route::DeviceRequest { .. } => 35,
+        Route::DeviceStatus { .. } => 36,
+        Route::DevicePending => 37,
+        Route::DeviceApprove { .. } => 38,
+        Route::DeviceDeny { .. } => 39,
+        Route::DevicePutShares => 40,
+        Route::DeviceGetShares { .. } => 41,
+        Route::DeviceSeen => 42,
     }
 }
 
@@ -77,7 +86,7 @@ fn every_route() -> Vec<Route> {
         Route::DestroySession,
         Route::GetMessageKey,
         Route::GetPowParams { address: alice.clone(), message_type: MessageType::Email },
-        Route::SendMessage { address: alice },
+        Route::SendMessage { address: alice.clone() },
         Route::ListFolders { message_type: None },
         Route::ListFolders { message_type: Some(MessageType::Email) },
         Route::CreateFolder,
@@ -102,6 +111,18 @@ fn every_route() -> Vec<Route> {
         Route::SetEphemeralKeys,
         Route::UpdateProfile,
         Route::GetQuota,
+        Route::DeviceChallenge { address: alice.clone() },
+        Route::DeviceRequest { address: alice },
+        Route::DeviceStatus { request_id: id },
+        Route::DevicePending,
+        Route::DeviceApprove { request_id: id },
+        Route::DeviceDeny { request_id: id },
+        Route::DevicePutShares,
+        Route::DeviceGetShares {
+            address: Address::parse("alice#example.org").unwrap(),
+            box_key: smimp_gateway::smimp::crypto::BoxPublicKey([2; 32]),
+        },
+        Route::DeviceSeen,
     ];
     for list in [ListKind::Whitelist, ListKind::Blacklist] {
         routes.push(Route::ListEntries { list });

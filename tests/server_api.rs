@@ -148,8 +148,9 @@ async fn version_server_information_and_well_known_file() {
     let info: ServerInformation = ok(client.get(&url(&org, &Route::ServerInformation), None).await);
     let expected: Vec<String> = Api::ALL.iter().map(|api| api.as_str().to_string()).collect();
     assert_eq!(info.apis, expected);
-    assert_eq!(info.apis.len(), 24, "the 22 of the spec, x-envelopes and x-changes");
+    assert_eq!(info.apis.len(), 25, "the 22 of the spec, x-envelopes, x-changes and x-devices");
     assert!(info.apis.iter().any(|api| api == "x-envelopes"), "the extension is advertised");
+    assert!(info.implements(Api::XDevices), "the x-devices extension is advertised");
     for api in Api::ALL {
         assert!(info.implements(api), "{api} missing");
     }

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::account::Account;
+use crate::backend::devices;
 use crate::client::account::{self, AccountError};
 use crate::client::ServerClient;
 use crate::clock::unix_now;
 use crate::discovery::Discovery;
 use crate::keystore::{KdfParams, Keystore, KeystoreError, KeystoreLock, Passphrase};
 use crate::listen::Shutdown;
+use crate::smimp::crypto::BoxPublicKey;
 use crate::smimp::wire::{EphemeralKeys, Route};
 
 /// How the supply is kept (the gateway's `[keys]` and `[keystore]` settings).
@@ -66,7 +68,14 @@ pub async fn replenish(
     let server = ServerClient::connect(discovery, address.domain()).await?;
     let owner = account::owner_session(server, &address, &keystore).await?;
     let save = |keystore: &Keystore| keystore.save(path, passphrase, supply.kdf);
+    let before: Vec<BoxPublicKey> = keystore.message_keys().iter().map(|key| *key.public()).collect();
     let added = account::replenish_ephemeral_keys(&owner, &mut keystore, supply.ephemeral_target, now, save).await;
+    // The account's other devices get the new keys, so mail sealed to them opens there too.
+    let new: Vec<BoxPublicKey> =
+        keystore.message_keys().iter().map(|key| *key.public()).filter(|key| !before.contains(key)).collect();
+    if let Err(err) = devices::share_keys(&owner, &keystore, &new, now).await {
+        tracing::warn!(account = %address, error = %err, "new message keys could not be shared with the other devices");
+    }
     let _ = owner.logout().await;
     Ok(added?)
 }
@@ -90,6 +99,20 @@ pub async fn top_up(
     supply: &KeySupply,
     now: i64,
 ) -> Result<usize, UpkeepError> {
+    // Keys another device topped up first, so mail sealed to them opens here (only an
+    // account on several devices has any: a single machine never opens its keystore for it).
+    let shared = account.keystore().devices().len() > 1;
+    if let (true, Some((path, passphrase))) = (shared, account.keystore_file()) {
+        match devices::pick_up_shares(discovery, path, passphrase, supply.kdf).await {
+            Ok(0) => {}
+            Ok(_) => {
+                account.reload();
+            }
+            Err(err) => {
+                tracing::warn!(account = %account.sender.address, error = %err, "key shares could not be picked up")
+            }
+        }
+    }
     if unissued(discovery, account).await? >= low_water(supply.ephemeral_target) {
         return Ok(0);
     }

@@ -4,6 +4,7 @@
 //! work and sealing.
 
 pub mod account;
+pub mod devices;
 pub mod hot_cache;
 pub mod imap_store;
 pub mod inbound;

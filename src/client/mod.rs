@@ -8,6 +8,7 @@
 
 pub mod account;
 mod api;
+mod devices;
 pub mod error;
 pub mod server;
 pub mod session;

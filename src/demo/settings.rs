@@ -123,6 +123,18 @@ pub struct Settings {
     pub state_file: PathBuf,
 }
 
+/// The two commands that enroll a second machine into `address` (docs/devices.md).
+fn second_machine(address: &str, config: &std::path::Path) -> String {
+    format!(
+        "A second machine for {address} (docs/devices.md): on it, with a gateway configuration\n\
+         that trusts this server's CA, ask to join and note the code it shows:\n\
+         \x20 smimp-gateway device request --config OTHER/gateway.toml --address {address}\n\
+         then here, check the code in `smimp-gateway device pending --config {config}` and approve:\n\
+         \x20 smimp-gateway device approve --config {config} --address {address} ID --code CODE\n",
+        config = config.display()
+    )
+}
+
 pub(super) fn endpoint_text(name: &str, endpoint: &Endpoint, missing: &str) -> String {
     let mut parts = Vec::new();
     if let Some(port) = endpoint.port {
@@ -175,6 +187,9 @@ impl Settings {
             self.state_file.display(),
             self.gateway_config.display()
         );
+        if let Some(first) = self.accounts.first() {
+            out += &second_machine(&first.address, &self.gateway_config);
+        }
         out
     }
 }
@@ -182,6 +197,15 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_second_machine_commands_name_the_account_and_the_configuration() {
+        let text = second_machine("alice@example.test", std::path::Path::new("/d/gateway.toml"));
+        assert!(text.contains("smimp-gateway device request --config OTHER/gateway.toml --address alice@example.test"));
+        assert!(
+            text.contains("  smimp-gateway device approve --config /d/gateway.toml --address alice@example.test ID")
+        );
+    }
 
     #[test]
     fn missing_imap_is_said_in_the_text_and_null_in_json() {

@@ -49,6 +49,8 @@ pub enum CommandError {
     Interrupted { address: String, keystore: String, reason: String },
     #[error("{config}: {reason}")]
     Relay { reason: String, config: String },
+    #[error(transparent)]
+    Device(crate::gateway::devices::DeviceCommandError),
 }
 
 /// Everything an account command needs.

@@ -18,13 +18,13 @@ use crate::smimp::wire::ErrorCode;
 use crate::store::AccountRecord;
 
 impl Context {
-    fn save(&self, path: &Path) -> impl Fn(&Keystore) -> Result<(), KeystoreError> + '_ {
+    pub(crate) fn save(&self, path: &Path) -> impl Fn(&Keystore) -> Result<(), KeystoreError> + '_ {
         let path = path.to_path_buf();
         move |keystore: &Keystore| keystore.save(&path, &self.passphrase, self.config.keystore.kdf())
     }
 
     /// The keystore file of an account registered on this gateway.
-    async fn keystore_of(&self, address: &Address) -> Result<PathBuf, CommandError> {
+    pub(crate) async fn keystore_of(&self, address: &Address) -> Result<PathBuf, CommandError> {
         let accounts = self.store.accounts().await?;
         let record = accounts.iter().find(|a| &a.address == address).ok_or_else(|| CommandError::NotHere {
             address: address.to_email(),
@@ -44,7 +44,10 @@ impl Context {
         }
     }
 
-    async fn open_account(&self, text: &str) -> Result<(Address, PathBuf, Keystore, KeystoreLock), CommandError> {
+    pub(crate) async fn open_account(
+        &self,
+        text: &str,
+    ) -> Result<(Address, PathBuf, Keystore, KeystoreLock), CommandError> {
         let address = parse_address(text)?;
         let path = self.keystore_of(&address).await?;
         let lock = KeystoreLock::take(&path)?;
@@ -55,7 +58,7 @@ impl Context {
     }
 }
 
-fn parse_address(text: &str) -> Result<Address, CommandError> {
+pub(crate) fn parse_address(text: &str) -> Result<Address, CommandError> {
     Address::from_email(text).or_else(|_| Address::parse(text)).map_err(|e| CommandError::Address(text.into(), e))
 }
 
@@ -140,7 +143,11 @@ pub enum Rotate {
 
 /// A session at the account's server, logged in with whichever of the keystore's master
 /// keys the server currently names (an interrupted rotation leaves the older one there).
-async fn owner(ctx: &Context, address: &Address, keystore: &Keystore) -> Result<SessionClient, CommandError> {
+pub(crate) async fn owner(
+    ctx: &Context,
+    address: &Address,
+    keystore: &Keystore,
+) -> Result<SessionClient, CommandError> {
     let server = ctx.server(address.domain()).await?;
     account::owner_session(server, address, keystore).await.map_err(|err| match err {
         AccountError::Client(e) => ctx.explain(address.domain(), e),

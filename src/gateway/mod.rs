@@ -10,7 +10,9 @@
 
 pub mod config;
 pub mod context;
+pub mod devices;
 pub mod enroll;
+pub mod pins;
 pub mod setup_client;
 pub mod status;
 
@@ -184,6 +186,14 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
     let upkept: Vec<Arc<Account>> = gateway.accounts.values().cloned().collect();
     tasks.push(tokio::spawn(delivery_loop(gateway, Duration::from_secs(30), shutdown.clone())));
     let supply = ctx.key_supply();
+    let pins = crate::gateway::pins::PinSettings { data_dir: ctx.config.gateway.data_dir.clone(), kdf: supply.kdf };
+    let pinned = upkept.clone();
+    tasks.push(tokio::spawn(crate::gateway::pins::pin_approval_loop(
+        ctx.discovery.clone(),
+        pinned,
+        pins,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(key_upkeep_loop(ctx.discovery.clone(), upkept, supply, shutdown)));
     Ok(Running { addresses, ca_file: certs.ca_file, ca_fingerprint, accounts: account_names, tasks })
 }

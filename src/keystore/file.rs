@@ -29,9 +29,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::passphrase::Passphrase;
-use super::{Keystore, KeystoreError, KeystoreParts, MessageKeyParts};
+use super::{Keystore, KeystoreError, KeystoreParts, MessageKeyParts, OwnDeviceParts};
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{blake2b_256, BoxNonce, SecretBoxKey};
+use crate::smimp::device::DeviceEntry;
 use crate::smimp::encoding::{base64_decode, base64_encode, hex_to_array};
 use crate::smimp::keys::KeyKind;
 
@@ -160,6 +161,19 @@ struct SecretDocument {
     message_keys: Vec<MessageKeyDocument>,
     storage_key: String,
     local_password: Option<String>,
+    /// This machine as a device of the account (absent in keystores made before devices).
+    #[serde(default)]
+    device: Option<DeviceDocument>,
+    #[serde(default)]
+    devices: Vec<DeviceEntry>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize)]
+#[serde(deny_unknown_fields)]
+struct DeviceDocument {
+    name: String,
+    sign_seed: String,
+    box_secret: String,
 }
 
 #[derive(Serialize, Deserialize, Zeroize)]
@@ -271,6 +285,12 @@ impl Keystore {
                 .collect(),
             storage_key: hex::encode(parts.storage_key.as_slice()),
             local_password: parts.local_password.as_deref().cloned(),
+            device: parts.device.as_ref().map(|own| DeviceDocument {
+                name: own.name.clone(),
+                sign_seed: hex::encode(own.sign_seed.as_slice()),
+                box_secret: hex::encode(own.box_secret.as_slice()),
+            }),
+            devices: parts.devices.clone(),
         }
     }
 }
@@ -356,6 +376,15 @@ fn parts_of(path: &Path, document: &SecretDocument) -> Result<KeystoreParts, Key
             .collect::<Result<_, KeystoreError>>()?,
         storage_key: secret("the storage key", &document.storage_key)?,
         local_password: document.local_password.as_ref().map(|text| Zeroizing::new(text.clone())),
+        device: match &document.device {
+            Some(own) => Some(OwnDeviceParts {
+                name: own.name.clone(),
+                sign_seed: secret("the device signing key", &own.sign_seed)?,
+                box_secret: secret("the device box key", &own.box_secret)?,
+            }),
+            None => None,
+        },
+        devices: document.devices.clone(),
     })
 }
 

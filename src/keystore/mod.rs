@@ -18,11 +18,13 @@
 //! Argon2id), so async callers run them on a blocking thread. Time is a parameter
 //! (unix seconds) so tests pin it.
 
+mod devices;
 mod error;
 mod file;
 mod lock;
 mod passphrase;
 
+pub use devices::OwnDevice;
 pub use error::KeystoreError;
 pub use file::{KdfParams, FORMAT_NAME, FORMAT_VERSION};
 pub use lock::{create_parent_dir, KeystoreLock};
@@ -34,6 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::smimp::address::Address;
 use crate::smimp::crypto::{BoxPublicKey, BoxSecretKey, MasterKey, MasterPublicKey, SecretBoxKey};
+use crate::smimp::device::DeviceEntry;
 use crate::smimp::keys::KeyKind;
 
 /// One message key pair the account has published (or is about to), with its life.
@@ -88,6 +91,11 @@ pub struct Keystore {
     storage_key: SecretBoxKey,
     /// Argon2id PHC string of the local SMTP/IMAP password; `None` until one is set.
     local_password: Option<String>,
+    /// This machine as a device of the account (docs/devices.md); `None` until a
+    /// device command first needs it.
+    device: Option<OwnDevice>,
+    /// Every device of the account, this one included (public data).
+    devices: Vec<DeviceEntry>,
 }
 
 impl Keystore {
@@ -100,6 +108,8 @@ impl Keystore {
             message_keys: Vec::new(),
             storage_key,
             local_password: None,
+            device: None,
+            devices: Vec::new(),
         }
     }
 
@@ -271,6 +281,15 @@ pub(crate) struct KeystoreParts {
     pub message_keys: Vec<MessageKeyParts>,
     pub storage_key: Zeroizing<[u8; 32]>,
     pub local_password: Option<Zeroizing<String>>,
+    pub device: Option<OwnDeviceParts>,
+    pub devices: Vec<DeviceEntry>,
+}
+
+/// This device's name and key pair as stored.
+pub(crate) struct OwnDeviceParts {
+    pub name: String,
+    pub sign_seed: Zeroizing<[u8; 32]>,
+    pub box_secret: Zeroizing<[u8; 32]>,
 }
 
 pub(crate) struct MessageKeyParts {
@@ -298,6 +317,8 @@ impl Keystore {
                 .collect(),
             storage_key: self.storage_key.to_bytes(),
             local_password: self.local_password.clone().map(Zeroizing::new),
+            device: self.device.as_ref().map(OwnDevice::to_parts),
+            devices: self.devices.clone(),
         }
     }
 
@@ -323,6 +344,8 @@ impl Keystore {
             message_keys,
             storage_key: SecretBoxKey::from_bytes(*parts.storage_key),
             local_password: parts.local_password.as_deref().cloned(),
+            device: parts.device.as_ref().map(OwnDevice::from_parts),
+            devices: parts.devices.clone(),
         }
     }
 }

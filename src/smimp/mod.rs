@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod crypto;
+pub mod device;
 pub mod encoding;
 pub mod envelope;
 pub mod keys;

@@ -17,6 +17,11 @@ pub enum Purpose {
     Avatar,
     ListEntry,
     InitPassword,
+    DeviceRequest,
+    DeviceWitness,
+    DeviceApproval,
+    DeviceShare,
+    DevicePin,
 }
 
 impl Purpose {
@@ -33,6 +38,11 @@ impl Purpose {
             Purpose::Avatar => "SMIMP-v0.1/avatar",
             Purpose::ListEntry => "SMIMP-v0.1/list-entry",
             Purpose::InitPassword => "SMIMP-v0.1/init-password",
+            Purpose::DeviceRequest => "SMIMP-v0.1/x-device-request",
+            Purpose::DeviceWitness => "SMIMP-v0.1/x-device-witness",
+            Purpose::DeviceApproval => "SMIMP-v0.1/x-device-approval",
+            Purpose::DeviceShare => "SMIMP-v0.1/x-device-share",
+            Purpose::DevicePin => "SMIMP-v0.1/x-device-pin",
         }
     }
 }
@@ -111,6 +121,11 @@ mod tests {
             Purpose::Avatar,
             Purpose::ListEntry,
             Purpose::InitPassword,
+            Purpose::DeviceRequest,
+            Purpose::DeviceWitness,
+            Purpose::DeviceApproval,
+            Purpose::DeviceShare,
+            Purpose::DevicePin,
         ];
         let labels: std::collections::HashSet<_> = all.iter().map(|p| p.label()).collect();
         assert_eq!(labels.len(), all.len());

@@ -15,6 +15,10 @@ use crate::smimp::crypto::{
     blake2b_256, box_open, box_seal, BoxNonce, BoxPublicKey, BoxSecretKey, Hash, MasterKey, MasterPublicKey,
     SecretBoxKey, Signature,
 };
+use crate::smimp::device::{
+    approval_hash, open_approval, pin_proof, request_hash, seal_approval_with, witness, DeviceKeys, DevicePublic,
+    RequestContext, Sealed,
+};
 use crate::smimp::encoding::{hex_bytes, Id32};
 use crate::smimp::envelope::{
     login_token_hash, Ciphertext, HashContext, ReceivedVia, SentEnvelope, ServerFields, StoredEnvelope,
@@ -44,6 +48,31 @@ pub struct VectorDocument {
     pub message_keys: Vec<MessageKeyVector>,
     pub pow: PowVector,
     pub envelope: EnvelopeVector,
+    pub device_approval: DeviceVector,
+}
+
+/// Device enrollment (docs/protocol.md §12): the request hash, the witness code, a
+/// PIN proof and an approval sealed to the device's box key and signed by the master key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceVector {
+    pub address: Address,
+    pub name: String,
+    pub sign_seed: Id32,
+    pub box_secret: Id32,
+    pub device: DevicePublic,
+    pub server_nonce: Id32,
+    pub request_hash: Hash,
+    pub witness: String,
+    pub pin: String,
+    pub pin_proof: Hash,
+    pub request_id: Id32,
+    pub master_seed: Id32,
+    pub ephemeral_secret: Id32,
+    /// The sealed secrets document (JSON text).
+    pub plaintext: String,
+    pub approval_hash: Hash,
+    pub approval: Sealed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,7 +282,43 @@ pub fn check_document(doc: &VectorDocument) -> CheckReport {
     }
     check_pow(&mut r, &doc.pow);
     check_envelope(&mut r, &doc.envelope);
+    check_device(&mut r, &doc.device_approval);
     r
+}
+
+fn check_device(r: &mut CheckReport, v: &DeviceVector) {
+    let keys = DeviceKeys::from_parts(&v.sign_seed.0, v.box_secret.0);
+    r.check(|| "device: public keys".into(), keys.public() == v.device);
+    let hash = request_hash(&v.address, &v.name, &v.device, &v.server_nonce);
+    r.check(|| "device: request hash".into(), hash == v.request_hash);
+    r.check(
+        || "device: witness code".into(),
+        witness(&v.address, &v.name, &v.device, &v.server_nonce).as_str() == v.witness,
+    );
+    r.check(|| "device: PIN proof".into(), pin_proof(&v.pin, &hash) == v.pin_proof);
+    let context = RequestContext {
+        address: &v.address,
+        request_id: &v.request_id,
+        name: &v.name,
+        device: &v.device,
+        server_nonce: &v.server_nonce,
+    };
+    r.check(|| "device: approval hash".into(), approval_hash(&context, &v.approval) == v.approval_hash);
+    let master = MasterKey::from_seed(&v.master_seed.0);
+    let opened = open_approval(&context, &v.approval, keys.box_key(), &master.public());
+    r.check(|| format!("device: the approval opens and verifies ({:?})", opened.as_ref().err()), opened.is_ok());
+    let plain = box_open(&v.approval.ciphertext, &v.approval.nonce, &v.approval.ephemeral_key, keys.box_key());
+    r.check(|| "device: the sealed plaintext".into(), plain.ok().as_deref() == Some(v.plaintext.as_bytes()));
+    let ephemeral = BoxSecretKey::from_bytes(v.ephemeral_secret.0);
+    let resealed = seal_approval_with(
+        &context,
+        v.plaintext.as_bytes(),
+        &ephemeral,
+        v.approval.nonce,
+        &master,
+        v.approval.issued_at,
+    );
+    r.check(|| "device: resealing gives an identical approval".into(), resealed == v.approval);
 }
 
 fn check_history(r: &mut CheckReport, v: &ProfileHistoryVector) {
@@ -371,6 +436,60 @@ fn at(text: &str) -> Timestamp {
     Timestamp::parse(text).expect("fixed timestamps are valid")
 }
 
+fn rust_device() -> DeviceVector {
+    let address = Address::parse("frank#example.net").expect("fixed address");
+    let name = "frank's laptop".to_string();
+    let (sign_seed, box_secret) = (material("device sign seed"), material("device box secret"));
+    let device = DeviceKeys::from_parts(&sign_seed, box_secret).public();
+    let server_nonce = Id32(material("device server nonce"));
+    let request_id = Id32(material("device request id"));
+    let hash = request_hash(&address, &name, &device, &server_nonce);
+    let pin = "ABCD-EFGH-JKLM-NPQR".to_string();
+    let master_seed = material("device master seed");
+    let master = MasterKey::from_seed(&master_seed);
+    let plaintext = format!(
+        r#"{{"master_seed":"{}","previous_master_seeds":[],"message_keys":[{{"secret":"{}","kind":"nonephemeral","created_at":1,"retired_at":null}}],"storage_key":"{}","devices":[]}}"#,
+        hex::encode(master_seed),
+        hex::encode(material("device message key")),
+        hex::encode(material("device storage key"))
+    );
+    let ephemeral_secret = material("device ephemeral secret");
+    let context = RequestContext {
+        address: &address,
+        request_id: &request_id,
+        name: &name,
+        device: &device,
+        server_nonce: &server_nonce,
+    };
+    let ephemeral = BoxSecretKey::from_bytes(ephemeral_secret);
+    let approval = seal_approval_with(
+        &context,
+        plaintext.as_bytes(),
+        &ephemeral,
+        nonce("device box nonce"),
+        &master,
+        1_796_000_000,
+    );
+    DeviceVector {
+        witness: witness(&address, &name, &device, &server_nonce).to_string(),
+        pin_proof: pin_proof(&pin, &hash),
+        approval_hash: approval_hash(&context, &approval),
+        address,
+        name,
+        sign_seed: Id32(sign_seed),
+        box_secret: Id32(box_secret),
+        device,
+        server_nonce,
+        request_hash: hash,
+        pin,
+        request_id,
+        master_seed: Id32(master_seed),
+        ephemeral_secret: Id32(ephemeral_secret),
+        plaintext,
+        approval,
+    }
+}
+
 /// Builds the Rust side of the vectors: same schema, independent material.
 pub fn generate_rust_document() -> VectorDocument {
     let seeds: Vec<[u8; 32]> = (0..4).map(|i| material(&format!("seed {i}"))).collect();
@@ -388,6 +507,7 @@ pub fn generate_rust_document() -> VectorDocument {
         message_keys: rust_message_keys(),
         pow: rust_pow(),
         envelope: rust_envelope(),
+        device_approval: rust_device(),
     }
 }
 

@@ -197,6 +197,10 @@ L_AVATAR = "SMIMP-v0.1/avatar"
 L_LIST_ENTRY = "SMIMP-v0.1/list-entry"
 L_INIT_PASSWORD = "SMIMP-v0.1/init-password"
 L_POW = "SMIMP-v0.1/pow"
+L_DEVICE_REQUEST = "SMIMP-v0.1/x-device-request"
+L_DEVICE_WITNESS = "SMIMP-v0.1/x-device-witness"
+L_DEVICE_APPROVAL = "SMIMP-v0.1/x-device-approval"
+L_DEVICE_PIN = "SMIMP-v0.1/x-device-pin"
 
 ALGORITHM = "curve25519xsalsa20poly1305"
 
@@ -512,6 +516,63 @@ def gen_envelope():
     }
 
 
+# Devices (docs/protocol.md section 12, extension x-devices).
+def device_request_hash(address, name, sign_key, box_key, server_nonce):
+    return th(L_DEVICE_REQUEST, address.encode("utf-8"), name.encode("utf-8"), sign_key, box_key, server_nonce)
+
+
+def device_witness(address, name, sign_key, box_key, server_nonce):
+    digest = th(L_DEVICE_WITNESS, address.encode("utf-8"), name.encode("utf-8"), sign_key, box_key, server_nonce)
+    text = base64.b32encode(digest[:10]).decode("ascii")
+    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
+def device_pin_proof(pin, request_hash):
+    key = th(L_DEVICE_PIN, pin.replace("-", "").replace(" ", "").upper().encode("utf-8"))
+    return B.crypto_generichash_blake2b_salt_personal(request_hash, digest_size=32, key=key)
+
+
+def device_approval_hash(address, request_id, name, sign_key, box_key, server_nonce, sealed):
+    return th(L_DEVICE_APPROVAL, address.encode("utf-8"), request_id, name.encode("utf-8"), sign_key, box_key,
+              server_nonce, bytes.fromhex(sealed["ephemeral_key"]), bytes.fromhex(sealed["nonce"]),
+              H(base64.b64decode(sealed["ciphertext"])), sealed["issued_at"].to_bytes(8, "big"),
+              bytes.fromhex(sealed["master_key"]))
+
+
+def gen_device():
+    address, name = "dana#example.org", "dana's laptop"
+    sign_seed = material("device sign seed", 32)
+    box_secret = material("device box secret", 32)
+    sign_key, box_key = public_of(sign_seed), scalarmult_base(box_secret)
+    server_nonce = material("device server nonce", 32)
+    request_id = material("device request id", 32)
+    rhash = device_request_hash(address, name, sign_key, box_key, server_nonce)
+    pin = "WXYZ-2345-ABCD-6789"
+    master_seed = material("device master seed", 32)
+    master_pk, master_sk = keypair(master_seed)
+    plaintext = compact({
+        "master_seed": master_seed.hex(), "previous_master_seeds": [],
+        "message_keys": [{"secret": material("device message key", 32).hex(), "kind": "ephemeral",
+                          "created_at": 1796000000, "retired_at": None}],
+        "storage_key": material("device storage key", 32).hex(),
+        "devices": [{"name": name, "keys": {"sign_key": sign_key.hex(), "box_key": box_key.hex()},
+                     "enrolled_at": 1796000000, "enrolled_by": "desk"}]})
+    ephemeral_secret = material("device ephemeral secret", 32)
+    box_nonce = material("device box nonce", 24)
+    ciphertext = box(plaintext.encode("utf-8"), box_nonce, box_key, ephemeral_secret)
+    sealed = {"ephemeral_key": scalarmult_base(ephemeral_secret).hex(), "nonce": box_nonce.hex(),
+              "ciphertext": base64.b64encode(ciphertext).decode("ascii"), "issued_at": 1796000000,
+              "master_key": master_pk.hex()}
+    ahash = device_approval_hash(address, request_id, name, sign_key, box_key, server_nonce, sealed)
+    sealed["signature"] = sign(master_sk, ahash).hex()
+    return {"address": address, "name": name, "sign_seed": sign_seed.hex(), "box_secret": box_secret.hex(),
+            "device": {"sign_key": sign_key.hex(), "box_key": box_key.hex()}, "server_nonce": server_nonce.hex(),
+            "request_hash": rhash.hex(), "witness": device_witness(address, name, sign_key, box_key, server_nonce),
+            "pin": pin, "pin_proof": device_pin_proof(pin, rhash).hex(), "request_id": request_id.hex(),
+            "master_seed": master_seed.hex(), "ephemeral_secret": ephemeral_secret.hex(), "plaintext": plaintext,
+            "approval_hash": ahash.hex(), "approval": sealed}
+
+
 def generate():
     return {
         "generator": GENERATOR,
@@ -526,6 +587,7 @@ def generate():
         "message_keys": gen_message_keys(),
         "pow": gen_pow(),
         "envelope": gen_envelope(),
+        "device_approval": gen_device(),
     }
 
 
@@ -875,6 +937,39 @@ def v_envelope(c, env):
             isinstance(email, dict) and set(email) == email_fields)
 
 
+def v_device(c, d):
+    where = "device_approval"
+    sign_seed, box_secret = unhex(d["sign_seed"], 32, "sign_seed"), unhex(d["box_secret"], 32, "box_secret")
+    sign_key, box_key = public_of(sign_seed), scalarmult_base(box_secret)
+    c.check(where, "device keys are the seeds' public halves",
+            d["device"] == {"sign_key": sign_key.hex(), "box_key": box_key.hex()})
+    server_nonce, request_id = unhex(d["server_nonce"], 32), unhex(d["request_id"], 32)
+    rhash = device_request_hash(d["address"], d["name"], sign_key, box_key, server_nonce)
+    c.check(where, "request hash", rhash.hex() == d["request_hash"])
+    c.check(where, "witness code", device_witness(d["address"], d["name"], sign_key, box_key, server_nonce)
+            == d["witness"])
+    c.check(where, "PIN proof (keyed generichash)", device_pin_proof(d["pin"], rhash).hex() == d["pin_proof"])
+    sealed = d["approval"]
+    ahash = device_approval_hash(d["address"], request_id, d["name"], sign_key, box_key, server_nonce, sealed)
+    c.check(where, "approval hash", ahash.hex() == d["approval_hash"])
+    master_pk, master_sk = keypair(unhex(d["master_seed"], 32))
+    c.check(where, "approval signed by the master key", sealed["master_key"] == master_pk.hex()
+            and verify(master_pk, ahash, unhex(sealed["signature"], 64)))
+    c.check(where, "signature equals libsodium's", sign(master_sk, ahash).hex() == sealed["signature"])
+    ciphertext = unbase64(sealed["ciphertext"], "approval.ciphertext")
+    nonce, eph_pk = unhex(sealed["nonce"], 24), unhex(sealed["ephemeral_key"], 32)
+    try:
+        plain = box_open(ciphertext, nonce, eph_pk, box_secret)
+    except CryptoError:
+        plain = None
+    c.check(where, "crypto_box_open with the device key gives the plaintext", plain == d["plaintext"].encode("utf-8"))
+    eph_secret = unhex(d["ephemeral_secret"], 32)
+    c.check(where, "ephemeral key and crypto_box output match libsodium's",
+            scalarmult_base(eph_secret) == eph_pk and box(plain or b"", nonce, box_key, eph_secret) == ciphertext)
+    secrets = json.loads(d["plaintext"])
+    c.check(where, "the sealed master seed is the signer's", keypair(unhex(secrets["master_seed"], 32))[0] == master_pk)
+
+
 def verify_doc(c, source, doc):
     c.run_section(source, "keypairs", lambda c: each(c, "keypairs", doc["keypairs"], v_keypair))
     c.run_section(source, "signatures", lambda c: each(c, "signatures", doc["signatures"], v_signature))
@@ -886,6 +981,7 @@ def verify_doc(c, source, doc):
     c.run_section(source, "message_keys", lambda c: each(c, "message_keys", doc["message_keys"], v_message_key))
     c.run_section(source, "pow", lambda c: v_pow(c, doc["pow"]))
     c.run_section(source, "envelope", lambda c: v_envelope(c, doc["envelope"]))
+    c.run_section(source, "device_approval", lambda c: v_device(c, doc["device_approval"]))
 
 
 # ---------------------------------------------------------------------------

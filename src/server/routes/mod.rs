@@ -20,6 +20,7 @@ use crate::smimp::message::MessageType;
 use crate::smimp::wire::{table, Auth, ErrorCode, FolderName, Method, RouteSpec};
 
 pub(crate) mod account;
+mod devices;
 mod mailbox;
 mod public;
 mod sending;
@@ -88,6 +89,15 @@ fn served() -> Vec<Served> {
         serve(&t::GET_QUOTA, account::quota),
         serve(&t::LIST_ROOT_CHANGES, mailbox::root_changes),
         serve(&t::LIST_CHANGES, mailbox::changes),
+        serve(&t::DEVICE_CHALLENGE, devices::challenge),
+        serve(&t::DEVICE_REQUEST, devices::request),
+        serve(&t::DEVICE_STATUS, devices::status),
+        serve(&t::DEVICE_PENDING, devices::pending),
+        serve(&t::DEVICE_APPROVE, devices::approve),
+        serve(&t::DEVICE_DENY, devices::deny),
+        serve(&t::DEVICE_PUT_SHARES, devices::put_shares),
+        serve(&t::DEVICE_GET_SHARES, devices::get_shares),
+        serve(&t::DEVICE_SEEN, devices::seen),
     ]
 }
 

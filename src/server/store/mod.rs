@@ -1665,3 +1665,5 @@ fn account_from_row(r: &impl Columns) -> Result<AccountRow, StoreError> {
         password_check: check.map(|c| parse(&c, "password check")).transpose()?,
     })
 }
+mod devices;
+pub use devices::DeviceRequestRow;

@@ -146,6 +146,29 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("rate_events", &[("kind", Text), ("rate_key", Text), ("at", Int)]),
+    ("device_challenges", &[("nonce", Text), ("address", Text), ("zero_bits", Int), ("expires_at", Int)]),
+    (
+        "device_requests",
+        &[
+            ("request_id", Text),
+            ("address", Text),
+            ("name", Text),
+            ("sign_key", Text),
+            ("box_key", Text),
+            ("nonce", Text),
+            ("pin_proof", MaybeText),
+            ("state", Text),
+            ("approval", MaybeText),
+            ("reason", MaybeText),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    ),
+    ("device_seen", &[("address", Text), ("box_key", Text), ("seen_at", Int)]),
+    (
+        "device_shares",
+        &[("share_id", Text), ("address", Text), ("box_key", Text), ("share", Text), ("created_at", Int)],
+    ),
 ];
 
 /// Rows read per query.

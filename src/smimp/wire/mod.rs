@@ -13,6 +13,7 @@
 //! older client can read a newer server.
 
 mod account;
+mod devices;
 mod errors;
 mod mailbox;
 mod public;
@@ -23,6 +24,7 @@ mod session;
 mod tests;
 
 pub use account::*;
+pub use devices::*;
 pub use errors::*;
 pub use mailbox::*;
 pub use public::*;

@@ -11,15 +11,18 @@
 use std::fmt;
 
 use super::{
-    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, ChangeList, Deleted, EnvelopePage,
-    EphemeralKeys, ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest,
-    KeyCount, ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse,
-    MessageList, MessageSent, MoveMessageRequest, Moved, Position, PowParamsResponse, ProfileLength, Quota, ReadStatus,
-    Removed, SendMessageRequest, ServerInformation, SessionCreated, SessionEnded, SetReadRequest, UpdateFolderRequest,
-    Updated, UserHistory, UserInfoKind, UserMostRecent, UserPublicKey, VersionList, VERSION,
+    AccountInitialized, Added, AvatarInfo, AvatarStored, AvatarUpload, ChangeList, Decided, Deleted, Denial,
+    DeviceChallenge, DeviceRequest, DeviceRequested, DeviceShares, DevicesSeen, EnvelopePage, EphemeralKeys,
+    ExtensionsUpdate, Folder, FolderList, FolderName, GetMessageResponse, InitializeAccountRequest, KeyCount,
+    ListEntries, ListEntry, ListKind, LoginChallenge, LoginRequest, MessageKeyRequest, MessageKeyResponse, MessageList,
+    MessageSent, MoveMessageRequest, Moved, PendingRequests, Position, PowParamsResponse, ProfileLength, Quota,
+    ReadStatus, Removed, RequestStatus, SendMessageRequest, ServerInformation, SessionCreated, SessionEnded,
+    SetReadRequest, UpdateFolderRequest, Updated, UserHistory, UserInfoKind, UserMostRecent, UserPublicKey,
+    VersionList, VERSION,
 };
 use crate::smimp::address::Address;
-use crate::smimp::crypto::Hash;
+use crate::smimp::crypto::{BoxPublicKey, Hash};
+use crate::smimp::device::Sealed;
 use crate::smimp::encoding::Id32;
 use crate::smimp::keys::SignedMessageKey;
 use crate::smimp::message::MessageType;
@@ -86,11 +89,13 @@ pub enum Api {
     XEnvelopes,
     /// Extension: the per-mailbox change sequence (docs/protocol.md §8.29).
     XChanges,
+    /// Extension (docs/protocol.md §12): device enrollment and key shares.
+    XDevices,
 }
 
 impl Api {
     /// Every API, in the spec's order.
-    pub const ALL: [Api; 24] = [
+    pub const ALL: [Api; 25] = [
         Api::Version,
         Api::ServerInformation,
         Api::GetUser,
@@ -115,6 +120,7 @@ impl Api {
         Api::Quota,
         Api::XEnvelopes,
         Api::XChanges,
+        Api::XDevices,
     ];
 
     /// The name as it appears in paths and in `server_information`.
@@ -144,6 +150,7 @@ impl Api {
             Api::Quota => "quota",
             Api::XEnvelopes => "x-envelopes",
             Api::XChanges => "x-changes",
+            Api::XDevices => "x-devices",
         }
     }
 
@@ -167,6 +174,7 @@ impl Api {
                 | Api::Quota
                 | Api::XEnvelopes
                 | Api::XChanges
+                | Api::XDevices
         )
     }
 }
@@ -374,6 +382,18 @@ pub mod table {
         LIST_ROOT_CHANGES: Get "{v}/x-changes/{message_type}/{since}", Session, XChanges, () => ChangeList, extension;
         LIST_CHANGES: Get "{v}/x-changes/{message_type}/{folder_name}/{since}", Session, XChanges,
             () => ChangeList, extension;
+        // Extension: devices (docs/protocol.md §12)
+        DEVICE_CHALLENGE: Get "{v}/x-devices/challenge/{address}", None, XDevices, () => DeviceChallenge, extension;
+        DEVICE_REQUEST: Post "{v}/x-devices/request/{address}", None, XDevices, DeviceRequest => DeviceRequested, extension;
+        DEVICE_STATUS: Get "{v}/x-devices/status/{request_id}", None, XDevices, () => RequestStatus, extension;
+        DEVICE_PENDING: Get "{v}/x-devices/pending", Session, XDevices, () => PendingRequests, extension;
+        DEVICE_APPROVE: Post "{v}/x-devices/approve/{request_id}", Session, XDevices,
+            Sealed [body_limit::KEYS] => Decided, extension;
+        DEVICE_DENY: Post "{v}/x-devices/deny/{request_id}", Session, XDevices, Denial => Decided, extension;
+        DEVICE_PUT_SHARES: Post "{v}/x-devices/shares", Session, XDevices,
+            DeviceShares [body_limit::KEYS] => Updated, extension;
+        DEVICE_GET_SHARES: Get "{v}/x-devices/shares/{address}/{box_key}", None, XDevices, () => DeviceShares, extension;
+        DEVICE_SEEN: Get "{v}/x-devices/seen", Session, XDevices, () => DevicesSeen, extension;
     }
 }
 
@@ -453,6 +473,24 @@ pub enum Route {
     GetQuota,
     /// Extension: `GET {v}/x-changes/{message_type}[/{folder_name}]/{since}` → [`ChangeList`].
     ListChanges { message_type: MessageType, folder_name: Option<FolderName>, since: u64 },
+    /// Extension: `GET {v}/x-devices/challenge/{address}` → [`DeviceChallenge`].
+    DeviceChallenge { address: Address },
+    /// Extension: `POST {v}/x-devices/request/{address}` [`DeviceRequest`] → [`DeviceRequested`].
+    DeviceRequest { address: Address },
+    /// Extension: `GET {v}/x-devices/status/{request_id}` → [`RequestStatus`].
+    DeviceStatus { request_id: Id32 },
+    /// Extension: `GET {v}/x-devices/pending` → [`PendingRequests`].
+    DevicePending,
+    /// Extension: `POST {v}/x-devices/approve/{request_id}` [`Sealed`] → [`Decided`].
+    DeviceApprove { request_id: Id32 },
+    /// Extension: `POST {v}/x-devices/deny/{request_id}` [`Denial`] → [`Decided`].
+    DeviceDeny { request_id: Id32 },
+    /// Extension: `POST {v}/x-devices/shares` [`DeviceShares`] → [`Updated`].
+    DevicePutShares,
+    /// Extension: `GET {v}/x-devices/shares/{address}/{box_key}` → [`DeviceShares`].
+    DeviceGetShares { address: Address, box_key: BoxPublicKey },
+    /// Extension: `GET {v}/x-devices/seen` → [`DevicesSeen`].
+    DeviceSeen,
 }
 
 /// A list of path parameter values, each shown as its path segment.
@@ -524,6 +562,15 @@ impl Route {
             Route::ListChanges { message_type, folder_name: Some(folder_name), since } => {
                 (&t::LIST_CHANGES, values![message_type, folder_name, since])
             }
+            Route::DeviceChallenge { address } => (&t::DEVICE_CHALLENGE, values![address]),
+            Route::DeviceRequest { address } => (&t::DEVICE_REQUEST, values![address]),
+            Route::DeviceStatus { request_id } => (&t::DEVICE_STATUS, values![request_id]),
+            Route::DevicePending => (&t::DEVICE_PENDING, values![]),
+            Route::DeviceApprove { request_id } => (&t::DEVICE_APPROVE, values![request_id]),
+            Route::DeviceDeny { request_id } => (&t::DEVICE_DENY, values![request_id]),
+            Route::DevicePutShares => (&t::DEVICE_PUT_SHARES, values![]),
+            Route::DeviceGetShares { address, box_key } => (&t::DEVICE_GET_SHARES, values![address, box_key]),
+            Route::DeviceSeen => (&t::DEVICE_SEEN, values![]),
         }
     }
 
@@ -638,6 +685,15 @@ mod tests {
             Route::SetEphemeralKeys,
             Route::UpdateProfile,
             Route::GetQuota,
+            Route::DeviceChallenge { address: alice() },
+            Route::DeviceRequest { address: alice() },
+            Route::DeviceStatus { request_id: id },
+            Route::DevicePending,
+            Route::DeviceApprove { request_id: id },
+            Route::DeviceDeny { request_id: id },
+            Route::DevicePutShares,
+            Route::DeviceGetShares { address: alice(), box_key: BoxPublicKey([2; 32]) },
+            Route::DeviceSeen,
         ];
         for list in [ListKind::Whitelist, ListKind::Blacklist] {
             routes.push(Route::ListEntries { list });
