@@ -519,13 +519,15 @@ pub fn write_gateway_config(dir: &TempDir, servers: &[&dyn Endpoint], extra: &st
     std::fs::write(dir.0.join("passphrase.txt"), "passphrase\n").unwrap();
     let cas: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.ca_file().display())).collect();
     let resolve: String = servers.iter().map(|s| format!("\"{}\" = \"{}\"\n", s.domain(), s.addr())).collect();
-    // Parallel tests must not share the default IMAP ports.
+    // Parallel tests must not share the default IMAP and SMTP ports.
     let imap =
         if extra.contains("[imap]") { "" } else { "[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n" };
+    let smtp =
+        if extra.contains("[smtp]") { "" } else { "[smtp]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n" };
     let keys = if extra.contains("[keys]") { "" } else { "[keys]\nephemeral_target = 2\n" };
     let text = format!(
         "[gateway]\ndata_dir = \"data\"\n[keystore]\npassphrase_file = \"passphrase.txt\"\nkdf_memory_kib = 8\nkdf_passes = 1\n\
-         {keys}[discovery]\ntrusted_ca_files = [{}]\ntimeout = \"5s\"\n[discovery.resolve]\n{resolve}{extra}\n{imap}",
+         {keys}[discovery]\ntrusted_ca_files = [{}]\ntimeout = \"5s\"\n[discovery.resolve]\n{resolve}{extra}\n{imap}{smtp}",
         cas.join(", ")
     );
     let path = dir.0.join("gateway.toml");
