@@ -158,7 +158,8 @@ pub async fn start(ctx: Context, listeners: Listeners, shutdown: Shutdown) -> Re
     let account_names: Vec<String> = accounts.values().map(|a| a.username.clone()).collect();
     let mailboxes = Arc::new(
         Mailboxes::new(ctx.store.clone(), ctx.discovery.clone(), accounts.clone(), ctx.config.imap.cache_max_bytes)
-            .with_hot_cache_bytes(ctx.config.imap.hot_cache_bytes),
+            .with_hot_cache_bytes(ctx.config.imap.hot_cache_bytes)
+            .with_keystore_kdf(ctx.config.keystore.kdf()),
     );
     let gateway = Arc::new(submission_backend(&ctx, accounts)?);
     let Listeners { smtp, smtp_tls, imap, imap_tls } = listeners;

@@ -228,6 +228,34 @@ impl GatewayStore {
         Ok(Some((row.try_get("nonce")?, row.try_get("sealed")?)))
     }
 
+    /// Many cached messages in one query: (message id, nonce, sealed bytes) of those
+    /// the table holds. Their `last_used` is left as it is (a read of one message
+    /// refreshes it).
+    pub async fn cached_messages(
+        &self,
+        account: &Address,
+        ids: &[Id32],
+    ) -> Result<Vec<(Id32, String, Vec<u8>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT message_id, nonce, sealed FROM message_cache WHERE account = ",
+        );
+        query.push_bind(account.as_str()).push(" AND message_id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_hex());
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((super::rows::parsed_column(row, "message_id")?, row.try_get("nonce")?, row.try_get("sealed")?))
+            })
+            .collect()
+    }
+
     /// Keeps sealed rendered messages, (message id, nonce, sealed bytes) each, in one
     /// transaction; returns the bytes added.
     pub async fn cache_messages(

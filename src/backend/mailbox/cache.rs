@@ -19,6 +19,9 @@ use crate::smimp::encoding::Id32;
 use crate::smimp::wire::ErrorCode;
 use crate::store::Uid;
 
+/// Messages read from the sealed table together (see [`Mailboxes::read_ahead`]).
+const READ_AHEAD: u32 = 64;
+
 impl Mailboxes {
     /// The rendered message with `uid`: from the caches, or fetched, verified and
     /// rendered again when they no longer hold it.
@@ -30,6 +33,9 @@ impl Mailboxes {
                 self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?.message_id
             }
         };
+        if self.hot.get(&account.sender.address, &message_id).is_none() {
+            self.read_ahead(account, name, uid, message_id).await;
+        }
         // Another session (here or on another device) may have expunged it since this
         // session's view was taken: the server no longer has it, and that is "gone".
         self.rendered(account, &message_id).await.map_err(|err| match err {
@@ -38,6 +44,26 @@ impl Mailboxes {
             }
             other => other,
         })
+    }
+
+    /// Brings `uid` and the messages after it that memory lacks from the sealed table
+    /// into memory in one query: clients read a mailbox in UID order, and one query for
+    /// [`READ_AHEAD`] rows costs little more than one for a single row. Best effort: a
+    /// failure here leaves each message to be read alone.
+    async fn read_ahead(&self, account: &Account, name: &str, uid: Uid, first: Id32) {
+        let address = &account.sender.address;
+        let following = (1..=2 * READ_AHEAD).filter_map(|step| {
+            let next = Uid::new(uid.get().checked_add(step)?);
+            self.index.lookup(address, name, next).filter(|id| self.hot.get(address, id).is_none())
+        });
+        let ids: Vec<Id32> = std::iter::once(first).chain(following).take(READ_AHEAD as usize).collect();
+        let Ok(rows) = self.store.cached_messages(address, &ids).await else { return };
+        for (id, nonce, sealed) in rows {
+            let opened = nonce.parse::<BoxNonce>().ok().and_then(|n| account.sender.storage_key.open(&n, &sealed).ok());
+            if let Some(bytes) = opened {
+                self.hot.put(address, &id, bytes.into());
+            }
+        }
     }
 
     pub(super) async fn rendered(&self, account: &Account, message_id: &Id32) -> Result<Arc<[u8]>, MailboxError> {

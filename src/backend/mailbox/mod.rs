@@ -23,6 +23,7 @@ use crate::backend::uid_index::UidIndex;
 use crate::client::{ClientError, SessionClient};
 use crate::discovery::Discovery;
 use crate::imap::RecentClaims;
+use crate::keystore::KdfParams;
 use crate::smimp::address::Address;
 use crate::smimp::wire::FolderNameError;
 use crate::store::{GatewayStore, StoreError, Uid};
@@ -117,6 +118,8 @@ pub struct Mailboxes {
     /// UID → message id per mailbox, from the last snapshot.
     index: UidIndex,
     states: std::sync::Mutex<HashMap<Address, Arc<AccountState>>>,
+    /// How keystores are written when a sync picks up keys another device shared.
+    keystore_kdf: Option<KdfParams>,
 }
 
 impl Mailboxes {
@@ -136,7 +139,15 @@ impl Mailboxes {
             hot: HotCache::new(DEFAULT_HOT_CACHE_BYTES),
             index: UidIndex::default(),
             states: std::sync::Mutex::new(HashMap::new()),
+            keystore_kdf: None,
         }
+    }
+
+    /// Lets a sync pick up message keys the account's other devices shared, writing
+    /// the keystore with `kdf` (`[keystore]`), when mail arrives sealed to one.
+    pub fn with_keystore_kdf(mut self, kdf: KdfParams) -> Self {
+        self.keystore_kdf = Some(kdf);
+        self
     }
 
     /// Holds at most `bytes` of decrypted mail in memory (`[imap] hot_cache_bytes`).

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::{MailboxError, Mailboxes};
 use crate::backend::account::Account;
+use crate::backend::devices;
 use crate::backend::inbound::{
     complete_from_thread_map, open_and_render_all, own_trust, thread_entry, thread_question, Rendered, SenderKeys,
     SenderTrust,
@@ -193,8 +194,10 @@ impl Mailboxes {
                     }
                 };
                 if !reloaded && account.keystore().secret_for(&envelope.sent.message_public_key).is_none() {
-                    // A key `keys replenish` added while the gateway runs: read the keystore again, once.
+                    // A key another device shared, or `keys replenish` added while the
+                    // gateway runs: pick up shares and read the keystore again, once.
                     reloaded = true;
+                    self.pick_up_shares(account).await;
                     account.reload();
                 }
                 verified.push((envelope, verdict));
@@ -202,6 +205,18 @@ impl Mailboxes {
             if out.send(verified).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// The message keys the account's other devices shared with this one, written to
+    /// its keystore (an account on one device has none, and its keystore stays closed).
+    async fn pick_up_shares(&self, account: &Account) {
+        let (Some(kdf), Some((path, passphrase))) = (self.keystore_kdf, account.keystore_file()) else { return };
+        if account.keystore().devices().len() < 2 {
+            return;
+        }
+        if let Err(err) = devices::pick_up_shares(&self.discovery, path, passphrase, kdf).await {
+            tracing::warn!(account = %account.sender.address, error = %err, "keys shared by other devices could not be picked up");
         }
     }
 
