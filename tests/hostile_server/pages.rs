@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::Method;
-use rand_core::OsRng;
 use serde_json::Value;
 use smimp_gateway::backend::account::Account as GatewayAccount;
 use smimp_gateway::backend::mailbox::Mailboxes;
@@ -17,11 +16,11 @@ use smimp_gateway::gateway::context::Context;
 use smimp_gateway::gateway::unlock_accounts;
 use smimp_gateway::smimp::address::Address;
 use smimp_gateway::smimp::encoding::Id32;
-use smimp_gateway::smimp::message::{Email, Payload};
 use smimp_gateway::smimp::wire::{MessageSent, Route};
 
 use crate::common::*;
 use crate::harness::{fronted_pair, Answer, Hostile};
+use crate::trust::payload;
 
 /// One of bob's gateways, with nothing synced yet.
 struct Device {
@@ -49,29 +48,12 @@ impl Device {
     }
 }
 
-/// The email payload of a message with `subject`.
-fn payload(to: &Address, subject: &str) -> Vec<u8> {
-    Payload::Email(Box::new(Email {
-        to: vec![to.clone()],
-        cc: vec![],
-        subject: subject.into(),
-        thread_id: Id32::random(&mut OsRng),
-        reply_to_message_id: None,
-        date_sent: now(),
-        body: format!("the text of {subject}\n"),
-        signature_text: None,
-        attachments: vec![],
-        extensions_data: None,
-        reply_to: None,
-        auto_reply_address: None,
-    }))
-    .to_bytes()
-}
-
 /// Alice (on `org`) sends bob (on `net`) a message; its id.
 async fn send(client: &Client, net: &TestServer, alice: &Account, bob: &Address, subject: &str) -> Id32 {
     let session = login(client, net, alice).await;
-    let (envelope, _, _) = prepare_message(client, net, &session, alice, bob, &payload(bob, subject)).await;
+    let (envelope, _, _) =
+        prepare_message(client, net, &session, alice, bob, &payload(bob, subject, &format!("the text of {subject}")))
+            .await;
     let sent: MessageSent =
         ok(client.post(&url(net, &Route::SendMessage { address: bob.clone() }), Some(&session.id), &envelope).await);
     sent.message_id

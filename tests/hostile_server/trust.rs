@@ -73,7 +73,7 @@ impl Recipient {
 }
 
 /// The email payload of a message with `subject` and `body`.
-fn payload(to: &Address, subject: &str, body: &str) -> Vec<u8> {
+pub(crate) fn payload(to: &Address, subject: &str, body: &str) -> Vec<u8> {
     Payload::Email(Box::new(Email {
         to: vec![to.clone()],
         cc: vec![],
