@@ -33,9 +33,10 @@ impl Mailboxes {
                 self.store.mailbox_message(row.id, uid).await?.ok_or(MailboxError::NoMessage(uid))?.message_id
             }
         };
-        if self.hot.get(&account.sender.address, &message_id).is_none() {
-            self.read_ahead(account, name, uid, message_id).await;
+        if let Some(bytes) = self.hot.get(&account.sender.address, &message_id) {
+            return Ok(bytes);
         }
+        self.read_ahead(account, name, uid, message_id).await;
         // Another session (here or on another device) may have expunged it since this
         // session's view was taken: the server no longer has it, and that is "gone".
         self.rendered(account, &message_id).await.map_err(|err| match err {

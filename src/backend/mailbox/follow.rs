@@ -59,7 +59,7 @@ impl Mailboxes {
     }
 
     /// Known messages the listing no longer holds leave the view.
-    async fn drop_unlisted(
+    pub(super) async fn drop_unlisted(
         &self,
         account: &Account,
         row: &MailboxRow,

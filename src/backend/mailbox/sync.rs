@@ -36,7 +36,7 @@ use crate::smimp::envelope::StoredEnvelope;
 use crate::smimp::message::MessageType;
 use crate::smimp::timestamp::Timestamp;
 use crate::smimp::wire::{Api, ErrorCode, MessageSummary, Position};
-use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, SyncedChunk, Uid};
+use crate::store::{Flag, Flags, MailboxRow, MessageRow, NewMessage, SyncedChunk};
 
 /// Envelopes verified, rendered and recorded together: one batch signature check, one
 /// database transaction. With [`CHUNKS_IN_FLIGHT`] it bounds what a sync holds.
@@ -119,14 +119,8 @@ impl Mailboxes {
         known: &[MessageRow],
         listed: &[MessageSummary],
     ) -> Result<bool, MailboxError> {
+        let mut changed = self.drop_unlisted(account, row, known, listed).await?;
         let on_server: HashMap<&Id32, &MessageSummary> = listed.iter().map(|m| (&m.message_id, m)).collect();
-        let mut changed = false;
-        let gone: Vec<Uid> = known.iter().filter(|m| !on_server.contains_key(&m.message_id)).map(|m| m.uid).collect();
-        if !gone.is_empty() {
-            self.store.remove_mailbox_messages(row.id, &gone).await?;
-            self.index.forget_uids(&account.sender.address, &row.name, &gone);
-            changed = true;
-        }
         for message in known {
             let Some(summary) = on_server.get(&message.message_id) else { continue };
             if summary.read != message.flags.contains(&Flag::Seen) {
